@@ -1,0 +1,499 @@
+//! Streaming reader for CICFlowMeter-style flow CSVs.
+//!
+//! The reader works on bytes (`csv::ByteRecord`), resolves columns once per
+//! file through [`columns::ColumnMap`], parses only the fields profiling
+//! needs, and hands each flow to a callback. Nothing is kept per row, so
+//! memory depends on what the callback keeps, not on the file size.
+//!
+//! The traps of the real CIC-IDS2017 files are handled here: `Infinity` and
+//! `NaN` in numeric fields, labels with non-UTF-8 bytes (passed on as bytes),
+//! rows whose every field is empty (skipped and counted), and rows with an
+//! unparsable IP, port or number (skipped, counted, and the first few
+//! reported with file, line, column and value).
+
+pub mod columns;
+pub mod timestamp;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use columns::{ColumnMap, Field};
+
+/// One flow, with the fields profiling uses. Optional fields are `None`
+/// when the file has no such column or the cell is empty.
+#[derive(Debug, Clone)]
+pub struct Flow<'a> {
+    pub src_ip: IpAddr,
+    pub src_port: Option<u16>,
+    pub dst_ip: IpAddr,
+    pub dst_port: u16,
+    pub protocol: Option<u8>,
+    /// Seconds since the epoch, as written in the file (see [`timestamp`]).
+    pub timestamp: Option<f64>,
+    /// Microseconds; `None` when missing, non-finite or negative.
+    pub duration_us: Option<f64>,
+    pub fwd_packets: Option<f64>,
+    pub bwd_packets: Option<f64>,
+    pub fwd_bytes: Option<f64>,
+    pub bwd_bytes: Option<f64>,
+    /// The raw label bytes, trimmed; may hold non-UTF-8 bytes.
+    pub label: Option<&'a [u8]>,
+}
+
+/// Why a row was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SkipReason {
+    /// Every field empty (288,602 such rows in the Thursday-morning file).
+    EmptyRow,
+    /// Fewer fields than the columns latmove needs.
+    ShortRow,
+    BadSourceIp,
+    BadDestinationIp,
+    BadPort,
+    BadNumber,
+}
+
+impl SkipReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipReason::EmptyRow => "empty rows",
+            SkipReason::ShortRow => "rows with too few fields",
+            SkipReason::BadSourceIp => "unparsable source IP",
+            SkipReason::BadDestinationIp => "unparsable destination IP",
+            SkipReason::BadPort => "unparsable port",
+            SkipReason::BadNumber => "unparsable number",
+        }
+    }
+}
+
+/// One skipped row, reported with where it was and what was wrong.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RowProblem {
+    pub file: String,
+    pub line: u64,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: column '{}': {}: {:?}",
+            self.file, self.line, self.column, self.reason, self.value
+        )
+    }
+}
+
+/// How many problem rows are kept with full detail.
+pub const MAX_PROBLEMS_KEPT: usize = 10;
+
+/// What one read saw.
+#[derive(Debug, Clone, Default)]
+pub struct ReadStats {
+    /// Files read, in order.
+    pub files: Vec<PathBuf>,
+    /// Data rows seen (header lines excluded), including skipped ones.
+    pub rows: u64,
+    /// Rows turned into flows.
+    pub flows: u64,
+    pub skipped: BTreeMap<SkipReason, u64>,
+    /// The first [`MAX_PROBLEMS_KEPT`] skipped rows (empty rows excluded).
+    pub problems: Vec<RowProblem>,
+    /// Numeric cells holding `Infinity`/`NaN` (kept, never fed to the model).
+    pub non_finite_values: u64,
+    /// Flows with a negative duration (kept; duration treated as missing).
+    pub negative_durations: u64,
+    /// Timestamps present but in no known shape (row kept, time unknown).
+    pub bad_timestamps: u64,
+    /// Whether any file had a label column.
+    pub has_labels: bool,
+}
+
+impl ReadStats {
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    fn skip(&mut self, reason: SkipReason, problem: Option<RowProblem>) {
+        *self.skipped.entry(reason).or_default() += 1;
+        if let Some(p) = problem {
+            if self.problems.len() < MAX_PROBLEMS_KEPT {
+                self.problems.push(p);
+            }
+        }
+    }
+}
+
+/// Errors that stop a read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// A path given on the command line does not exist or holds no CSV.
+    NoInput { path: PathBuf },
+    /// A file lacks the columns a host profile needs.
+    MissingColumns {
+        file: PathBuf,
+        missing: Vec<&'static str>,
+        /// The file looks like the MachineLearningCVE variant (no IPs).
+        machine_learning_cve: bool,
+    },
+    Io { path: PathBuf, source: io::Error },
+    Csv { path: PathBuf, source: csv::Error },
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::NoInput { path } => write!(
+                f,
+                "{}: no such file, or a directory without .csv / .csv.gz files",
+                path.display()
+            ),
+            ReadError::MissingColumns {
+                file,
+                missing,
+                machine_learning_cve,
+            } => {
+                write!(
+                    f,
+                    "{}: missing column(s) {}: latmove profiles hosts and needs \
+                     source and destination IPs",
+                    file.display(),
+                    missing
+                        .iter()
+                        .map(|m| format!("'{m}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )?;
+                if *machine_learning_cve {
+                    write!(
+                        f,
+                        ". This looks like the MachineLearningCVE variant \
+                         (MachineLearningCSV.zip), which has no IP columns; \
+                         use the TrafficLabelling files (GeneratedLabelledFlows.zip), \
+                         which have them"
+                    )?;
+                } else {
+                    write!(
+                        f,
+                        ". The CIC-IDS2017 TrafficLabelling files \
+                         (GeneratedLabelledFlows.zip) have them"
+                    )?;
+                }
+                Ok(())
+            }
+            ReadError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            ReadError::Csv { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Expands command-line paths: files as given, directories searched
+/// recursively for `.csv` and `.csv.gz` files (sorted by path).
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            collect_csvs(p, &mut found).map_err(|source| ReadError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            if found.is_empty() {
+                return Err(ReadError::NoInput { path: p.clone() });
+            }
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(ReadError::NoInput { path: p.clone() });
+        }
+    }
+    Ok(out)
+}
+
+fn collect_csvs(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_csvs(&path, out)?;
+        } else {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+                out.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens a file, transparently gunzipping it when it starts with the gzip
+/// magic bytes (whatever its name).
+pub fn open_maybe_gz(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
+    let magic = {
+        use std::io::BufRead;
+        let buf = file.fill_buf()?;
+        buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
+    };
+    if magic {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(file),
+        )))
+    } else {
+        Ok(Box::new(file))
+    }
+}
+
+/// Reads every file in `paths` (already expanded), calling `sink` for each
+/// flow. Stops only on I/O errors and files without the required columns.
+pub fn read_flows<F: FnMut(&Flow<'_>)>(paths: &[PathBuf], mut sink: F) -> Result<ReadStats, ReadError> {
+    let mut stats = ReadStats::default();
+    for path in paths {
+        let reader = open_maybe_gz(path).map_err(|source| ReadError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        read_one(path, reader, &mut stats, &mut sink)?;
+        stats.files.push(path.clone());
+    }
+    Ok(stats)
+}
+
+/// Reads one CSV stream (`path` is used in messages only).
+pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
+    path: &Path,
+    reader: R,
+    stats: &mut ReadStats,
+    sink: &mut F,
+) -> Result<(), ReadError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(reader);
+    let csv_err = |source: csv::Error| match source.kind() {
+        csv::ErrorKind::Io(_) => ReadError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::other(source.to_string()),
+        },
+        _ => ReadError::Csv {
+            path: path.to_path_buf(),
+            source,
+        },
+    };
+    let header = rdr.byte_headers().map_err(csv_err)?.clone();
+    let map = ColumnMap::from_header(header.iter());
+    let missing = map.missing_required();
+    if !missing.is_empty() {
+        return Err(ReadError::MissingColumns {
+            file: path.to_path_buf(),
+            missing: missing.iter().map(|f| f.display_name()).collect(),
+            machine_learning_cve: map.get(Field::DstPort).is_some() && map.get(Field::Label).is_some(),
+        });
+    }
+    let label_col = map.get(Field::Label);
+    stats.has_labels |= label_col.is_some();
+    let needed = Field::ALL
+        .iter()
+        .filter_map(|f| map.get(*f))
+        .max()
+        .unwrap_or(0);
+    let name = path.display().to_string();
+    let column_name = |i: usize| String::from_utf8_lossy(header.get(i).unwrap_or(b"?")).trim().to_string();
+
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_err(e)),
+        }
+        stats.rows += 1;
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+            stats.skip(SkipReason::EmptyRow, None);
+            continue;
+        }
+        if rec.len() <= needed {
+            stats.skip(
+                SkipReason::ShortRow,
+                Some(RowProblem {
+                    file: name.clone(),
+                    line,
+                    column: column_name(needed),
+                    value: String::new(),
+                    reason: format!("row has {} fields, header has {}", rec.len(), map.width),
+                }),
+            );
+            continue;
+        }
+        match parse_row(&rec, &map, stats) {
+            Ok(flow) => {
+                stats.flows += 1;
+                sink(&flow);
+            }
+            Err((reason, col)) => {
+                let value = String::from_utf8_lossy(rec.get(col).unwrap_or(b"")).into_owned();
+                stats.skip(
+                    reason,
+                    Some(RowProblem {
+                        file: name.clone(),
+                        line,
+                        column: column_name(col),
+                        value,
+                        reason: reason.describe().to_string(),
+                    }),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+type RowError = (SkipReason, usize);
+
+fn parse_row<'r>(rec: &'r csv::ByteRecord, map: &ColumnMap, stats: &mut ReadStats) -> Result<Flow<'r>, RowError> {
+    let cell = |f: Field| map.get(f).map(|i| (i, trim(rec.get(i).unwrap_or(b""))));
+    let ip = |f: Field, reason: SkipReason| -> Result<IpAddr, RowError> {
+        let (i, v) = cell(f).expect("required column");
+        parse_ip(v).ok_or((reason, i))
+    };
+    let src_ip = ip(Field::SrcIp, SkipReason::BadSourceIp)?;
+    let dst_ip = ip(Field::DstIp, SkipReason::BadDestinationIp)?;
+    let (i, v) = cell(Field::DstPort).expect("required column");
+    let dst_port = parse_port(v).ok_or((SkipReason::BadPort, i))?;
+    let src_port = match cell(Field::SrcPort) {
+        Some((_, v)) if v.is_empty() => None,
+        Some((i, v)) => Some(parse_port(v).ok_or((SkipReason::BadPort, i))?),
+        None => None,
+    };
+    let mut number = |f: Field| -> Result<Option<f64>, RowError> {
+        match cell(f) {
+            None => Ok(None),
+            Some((i, v)) => match parse_number(v) {
+                Ok(Some(x)) if !x.is_finite() => {
+                    stats.non_finite_values += 1;
+                    Ok(None)
+                }
+                Ok(x) => Ok(x),
+                Err(()) => Err((SkipReason::BadNumber, i)),
+            },
+        }
+    };
+    let protocol = number(Field::Protocol)?;
+    let mut duration_us = number(Field::Duration)?;
+    let fwd_packets = number(Field::FwdPackets)?;
+    let bwd_packets = number(Field::BwdPackets)?;
+    let fwd_bytes = number(Field::FwdBytes)?;
+    let bwd_bytes = number(Field::BwdBytes)?;
+    if let Some(d) = duration_us {
+        if d < 0.0 {
+            stats.negative_durations += 1;
+            duration_us = None;
+        }
+    }
+    let timestamp = match cell(Field::Timestamp) {
+        Some((_, v)) if !v.is_empty() => {
+            let t = timestamp::parse_timestamp(v);
+            if t.is_none() {
+                stats.bad_timestamps += 1;
+            }
+            t
+        }
+        _ => None,
+    };
+    Ok(Flow {
+        src_ip,
+        src_port,
+        dst_ip,
+        dst_port,
+        protocol: protocol.filter(|p| (0.0..=255.0).contains(p)).map(|p| p as u8),
+        timestamp,
+        duration_us,
+        fwd_packets,
+        bwd_packets,
+        fwd_bytes,
+        bwd_bytes,
+        label: cell(Field::Label).map(|(_, v)| v).filter(|v| !v.is_empty()),
+    })
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// Parses an IPv4 or IPv6 address from bytes.
+pub fn parse_ip(v: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Parses a port: an integer 0..=65535 (a float with no fraction, such as
+/// `80.0`, is accepted too).
+pub fn parse_port(v: &[u8]) -> Option<u16> {
+    if v.is_empty() {
+        return None;
+    }
+    if v.iter().all(u8::is_ascii_digit) && v.len() <= 5 {
+        let mut n: u32 = 0;
+        for b in v {
+            n = n * 10 + u32::from(b - b'0');
+        }
+        return u16::try_from(n).ok();
+    }
+    let x: f64 = std::str::from_utf8(v).ok()?.parse().ok()?;
+    (x.fract() == 0.0 && (0.0..=65535.0).contains(&x)).then_some(x as u16)
+}
+
+/// Parses a numeric cell: `Ok(None)` for an empty cell, `Ok(Some(inf/NaN))`
+/// for `Infinity`/`NaN` spellings, `Err` for anything else unparsable.
+pub fn parse_number(v: &[u8]) -> Result<Option<f64>, ()> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let s = std::str::from_utf8(v).map_err(|_| ())?;
+    match s.parse::<f64>() {
+        Ok(x) => Ok(Some(x)),
+        Err(_) => match s.to_ascii_lowercase().as_str() {
+            "infinity" | "+infinity" | "inf" => Ok(Some(f64::INFINITY)),
+            "-infinity" | "-inf" => Ok(Some(f64::NEG_INFINITY)),
+            "nan" | "-nan" => Ok(Some(f64::NAN)),
+            _ => Err(()),
+        },
+    }
+}
+
+/// True for a label meaning benign traffic (`BENIGN`, any case).
+pub fn is_benign_label(label: &[u8]) -> bool {
+    label.trim_ascii().eq_ignore_ascii_case(b"benign")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number(b""), Ok(None));
+        assert_eq!(parse_number(b"12.5"), Ok(Some(12.5)));
+        assert!(parse_number(b"Infinity").unwrap().unwrap().is_infinite());
+        assert!(parse_number(b"NaN").unwrap().unwrap().is_nan());
+        assert!(parse_number(b"abc").is_err());
+        assert_eq!(parse_port(b"443"), Some(443));
+        assert_eq!(parse_port(b"80.0"), Some(80));
+        assert_eq!(parse_port(b"70000"), None);
+        assert_eq!(parse_port(b"x"), None);
+    }
+}

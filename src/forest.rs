@@ -1,0 +1,449 @@
+//! Isolation Forest (Liu, Ting, Zhou, ICDM 2008), hand-written with
+//! scikit-learn's semantics.
+//!
+//! * `n_trees` trees (default 100), each grown on a subsample of
+//!   `psi = min(max_samples, n)` rows drawn without replacement.
+//! * Depth limit `ceil(log2(psi))`.
+//! * At each node: a random feature among those not constant in the node,
+//!   and a split value drawn uniformly in `[min, max)` of that feature in the
+//!   node; rows `<= split` go left. A node becomes a leaf at the depth limit,
+//!   when it holds one row, or when every feature is constant in it.
+//! * Path length `h(x) = depth + c(leaf size)`, with the average path length
+//!   of an unsuccessful BST search `c(n) = 2 (ln(n-1) + γ) - 2 (n-1)/n`,
+//!   `c(2) = 1`, `c(n <= 1) = 0`.
+//! * Score `s(x) = 2^(-E[h(x)] / c(psi))`, in (0, 1); higher is more
+//!   anomalous.
+//! * Threshold: with a contamination fraction `c`, the `(1 - c)` quantile
+//!   (linear interpolation) of the training scores; `auto` uses 0.5.
+//!   A host is flagged when its score is strictly above the threshold.
+//!
+//! Randomness: tree `t` draws from ChaCha8 seeded with `seed` on stream `t`,
+//! through latmove's own integer and float conversions, so results depend on
+//! the seed alone: not on the thread count nor on `rand`'s version.
+//! Trees are stored as flat node arrays.
+
+use std::fmt;
+
+use ndarray::{Array2, ArrayView1, ArrayView2};
+use rand::RngCore;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Euler-Mascheroni constant.
+const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
+
+/// `c(n)`: average path length of an unsuccessful search in a binary search
+/// tree of `n` nodes; normalises path lengths.
+pub fn average_path_length(n: usize) -> f64 {
+    match n {
+        0 | 1 => 0.0,
+        2 => 1.0,
+        _ => {
+            let n = n as f64;
+            2.0 * ((n - 1.0).ln() + EULER_GAMMA) - 2.0 * (n - 1.0) / n
+        }
+    }
+}
+
+/// Where the decision threshold sits.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Contamination {
+    /// Flag scores above 0.5 (the paper's rule of thumb).
+    Auto,
+    /// Flag scores above this quantile's complement of the training scores.
+    Fraction(f64),
+}
+
+impl fmt::Display for Contamination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Contamination::Auto => f.write_str("auto"),
+            Contamination::Fraction(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Contamination {
+    type Err = ForestError;
+    fn from_str(s: &str) -> Result<Self, ForestError> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(Contamination::Auto);
+        }
+        let c: f64 = s
+            .parse()
+            .map_err(|_| ForestError::BadContamination(s.to_string()))?;
+        let c = Contamination::Fraction(c);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+impl Contamination {
+    fn validate(&self) -> Result<(), ForestError> {
+        match *self {
+            Contamination::Fraction(c) if !(c > 0.0 && c <= 0.5) => {
+                Err(ForestError::BadContamination(c.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Invalid parameters or data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForestError {
+    /// `n_trees` was zero.
+    ZeroTrees,
+    /// `max_samples` was zero.
+    ZeroSamples,
+    /// Contamination must be `auto` or a number in (0, 0.5].
+    BadContamination(String),
+    /// At least two training rows are needed to grow a tree.
+    TooFewTrainingRows(usize),
+    /// The training matrix has no columns.
+    NoFeatures,
+    /// A value was NaN or infinite.
+    NonFinite { row: usize, column: usize },
+    /// Rows to score have a different number of features than the model.
+    FeatureCountMismatch { expected: usize, got: usize },
+}
+
+impl fmt::Display for ForestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForestError::ZeroTrees => write!(f, "--trees must be at least 1"),
+            ForestError::ZeroSamples => write!(f, "--max-samples must be at least 1"),
+            ForestError::BadContamination(v) => write!(
+                f,
+                "--contamination must be 'auto' or a number in (0, 0.5], got '{v}'"
+            ),
+            ForestError::TooFewTrainingRows(n) => write!(
+                f,
+                "the Isolation Forest needs at least 2 training hosts, got {n}"
+            ),
+            ForestError::NoFeatures => write!(f, "the feature table has no columns"),
+            ForestError::NonFinite { row, column } => {
+                write!(f, "non-finite value at row {row}, feature {column}")
+            }
+            ForestError::FeatureCountMismatch { expected, got } => write!(
+                f,
+                "model has {expected} features but the data has {got}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ForestError {}
+
+/// Forest parameters (validated by [`IsolationForestParams::fit`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IsolationForestParams {
+    pub n_trees: usize,
+    pub max_samples: usize,
+    pub contamination: Contamination,
+    pub seed: u64,
+}
+
+impl Default for IsolationForestParams {
+    fn default() -> Self {
+        IsolationForestParams {
+            n_trees: 100,
+            max_samples: 256,
+            contamination: Contamination::Fraction(0.01),
+            seed: 42,
+        }
+    }
+}
+
+impl IsolationForestParams {
+    /// Checks the parameters without data.
+    pub fn validate(&self) -> Result<(), ForestError> {
+        if self.n_trees == 0 {
+            return Err(ForestError::ZeroTrees);
+        }
+        if self.max_samples == 0 {
+            return Err(ForestError::ZeroSamples);
+        }
+        self.contamination.validate()
+    }
+
+    /// Grows the forest on `x` (rows = training samples).
+    pub fn fit(&self, x: ArrayView2<'_, f64>) -> Result<IsolationForest, ForestError> {
+        self.validate()?;
+        let (n, d) = x.dim();
+        if d == 0 {
+            return Err(ForestError::NoFeatures);
+        }
+        if n < 2 {
+            return Err(ForestError::TooFewTrainingRows(n));
+        }
+        check_finite(x)?;
+        let psi = self.max_samples.min(n);
+        let depth_limit = (psi as f64).log2().ceil() as usize;
+        let trees = (0..self.n_trees)
+            .map(|t| {
+                let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+                rng.set_stream(t as u64);
+                let sample = sample_without_replacement(&mut rng, n, psi);
+                Tree::grow(x, sample, depth_limit, &mut rng)
+            })
+            .collect();
+        let mut forest = IsolationForest {
+            trees,
+            psi,
+            n_features: d,
+            threshold: 0.5,
+        };
+        if let Contamination::Fraction(c) = self.contamination {
+            let scores = forest.score(x)?;
+            forest.threshold = quantile(&scores, 1.0 - c);
+        }
+        Ok(forest)
+    }
+}
+
+fn check_finite(x: ArrayView2<'_, f64>) -> Result<(), ForestError> {
+    for ((row, column), v) in x.indexed_iter() {
+        if !v.is_finite() {
+            return Err(ForestError::NonFinite { row, column });
+        }
+    }
+    Ok(())
+}
+
+/// Uniform integer in `0..n` (n > 0) by Lemire's multiply-and-reject method.
+fn uniform_index(rng: &mut ChaCha8Rng, n: usize) -> usize {
+    let n = n as u64;
+    let threshold = n.wrapping_neg() % n;
+    loop {
+        let m = u128::from(rng.next_u64()) * u128::from(n);
+        if (m as u64) >= threshold {
+            return (m >> 64) as usize;
+        }
+    }
+}
+
+/// Uniform float in `[0, 1)` with 53 random bits.
+fn uniform_unit(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// `k` distinct indices out of `0..n`, by a partial Fisher-Yates shuffle.
+fn sample_without_replacement(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in 0..k {
+        let j = i + uniform_index(rng, n - i);
+        idx.swap(i, j);
+    }
+    idx.truncate(k);
+    idx
+}
+
+/// `q`-quantile with linear interpolation (numpy's default).
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// A node of a flat tree.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Node {
+    Split {
+        feature: u32,
+        value: f64,
+        left: u32,
+        right: u32,
+    },
+    Leaf {
+        depth: u32,
+        size: u32,
+    },
+}
+
+/// One isolation tree, nodes in a flat vector (root at 0).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    fn grow(x: ArrayView2<'_, f64>, mut rows: Vec<usize>, depth_limit: usize, rng: &mut ChaCha8Rng) -> Tree {
+        let mut tree = Tree { nodes: Vec::new() };
+        // Depth-first with an explicit stack: (node index, row range, depth).
+        tree.nodes.push(Node::Leaf { depth: 0, size: 0 });
+        let len = rows.len();
+        let mut stack = vec![(0usize, 0usize, len, 0usize)];
+        let d = x.ncols();
+        let mut candidates: Vec<(usize, f64, f64)> = Vec::with_capacity(d);
+        while let Some((node, start, end, depth)) = stack.pop() {
+            let size = end - start;
+            let leaf = Node::Leaf {
+                depth: depth as u32,
+                size: size as u32,
+            };
+            if depth >= depth_limit || size <= 1 {
+                tree.nodes[node] = leaf;
+                continue;
+            }
+            candidates.clear();
+            for f in 0..d {
+                let mut lo = f64::INFINITY;
+                let mut hi = f64::NEG_INFINITY;
+                for &r in &rows[start..end] {
+                    let v = x[[r, f]];
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+                if hi > lo {
+                    candidates.push((f, lo, hi));
+                }
+            }
+            if candidates.is_empty() {
+                tree.nodes[node] = leaf;
+                continue;
+            }
+            let (feature, lo, hi) = candidates[uniform_index(rng, candidates.len())];
+            let mut value = lo + uniform_unit(rng) * (hi - lo);
+            if value >= hi {
+                value = lo;
+            }
+            // Partition rows[start..end] so rows <= value come first.
+            let part = &mut rows[start..end];
+            let mut i = 0;
+            for j in 0..part.len() {
+                if x[[part[j], feature]] <= value {
+                    part.swap(i, j);
+                    i += 1;
+                }
+            }
+            let mid = start + i;
+            let left = tree.nodes.len();
+            tree.nodes.push(leaf);
+            tree.nodes.push(leaf);
+            tree.nodes[node] = Node::Split {
+                feature: feature as u32,
+                value,
+                left: left as u32,
+                right: (left + 1) as u32,
+            };
+            stack.push((left + 1, mid, end, depth + 1));
+            stack.push((left, start, mid, depth + 1));
+        }
+        tree
+    }
+
+    /// `h(x)`: depth of the leaf `x` falls into plus `c(leaf size)`.
+    pub fn path_length(&self, x: ArrayView1<'_, f64>) -> f64 {
+        let mut i = 0usize;
+        loop {
+            match self.nodes[i] {
+                Node::Split {
+                    feature,
+                    value,
+                    left,
+                    right,
+                } => {
+                    i = if x[feature as usize] <= value {
+                        left as usize
+                    } else {
+                        right as usize
+                    };
+                }
+                Node::Leaf { depth, size } => {
+                    return depth as f64 + average_path_length(size as usize);
+                }
+            }
+        }
+    }
+
+    /// The splits `x` passes through on its way to a leaf: (feature, depth).
+    pub fn path(&self, x: ArrayView1<'_, f64>) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut i = 0usize;
+        while let Node::Split {
+            feature,
+            value,
+            left,
+            right,
+        } = self.nodes[i]
+        {
+            out.push((feature as usize, out.len()));
+            i = if x[feature as usize] <= value {
+                left as usize
+            } else {
+                right as usize
+            };
+        }
+        out
+    }
+}
+
+/// A fitted forest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IsolationForest {
+    pub trees: Vec<Tree>,
+    /// The subsample size each tree was grown on.
+    pub psi: usize,
+    pub n_features: usize,
+    /// Scores strictly above this are flagged.
+    pub threshold: f64,
+}
+
+impl IsolationForest {
+    /// Mean path length `E[h(x)]` over the trees.
+    pub fn mean_path_length(&self, x: ArrayView1<'_, f64>) -> f64 {
+        let total: f64 = self.trees.iter().map(|t| t.path_length(x)).sum();
+        total / self.trees.len() as f64
+    }
+
+    /// Anomaly score of every row, in (0, 1].
+    pub fn score(&self, x: ArrayView2<'_, f64>) -> Result<Vec<f64>, ForestError> {
+        if x.ncols() != self.n_features {
+            return Err(ForestError::FeatureCountMismatch {
+                expected: self.n_features,
+                got: x.ncols(),
+            });
+        }
+        check_finite(x)?;
+        let c = average_path_length(self.psi);
+        Ok(x.rows()
+            .into_iter()
+            .map(|row| 2f64.powf(-self.mean_path_length(row) / c))
+            .collect())
+    }
+
+    /// For one row: per feature, how often (share of trees) and how early
+    /// it was used to cut the row off. Returns, per feature, the sum over
+    /// trees of `1 / (1 + depth)` for every split on that feature along the
+    /// row's path, divided by the number of trees: a larger value means the
+    /// feature isolated the row sooner and more often.
+    pub fn feature_contributions(&self, x: ArrayView1<'_, f64>) -> Vec<f64> {
+        let mut out = vec![0.0; self.n_features];
+        for t in &self.trees {
+            for (f, depth) in t.path(x) {
+                out[f] += 1.0 / (1.0 + depth as f64);
+            }
+        }
+        let n = self.trees.len() as f64;
+        out.iter_mut().for_each(|v| *v /= n);
+        out
+    }
+}
+
+/// Convenience: fit on `train` and score `all`.
+pub fn fit_and_score(
+    params: &IsolationForestParams,
+    train: &Array2<f64>,
+    all: &Array2<f64>,
+) -> Result<(IsolationForest, Vec<f64>), ForestError> {
+    let forest = params.fit(train.view())?;
+    let scores = forest.score(all.view())?;
+    Ok((forest, scores))
+}

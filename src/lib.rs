@@ -1,0 +1,18 @@
+//! latmove: finds hosts that move laterally (scanners, service sweeps,
+//! sudden fan-out) in network flow records.
+//!
+//! The pipeline: [`flows`] streams flow CSVs, [`profile`] builds one
+//! behaviour profile per source host, [`features`] turns profiles into a
+//! feature table, [`forest`] (a hand-written Isolation Forest) learns benign
+//! hosts and scores every host, [`metrics`] measures the result against the
+//! labels, and [`report`] and [`charts`] write what an analyst reads.
+
+pub mod charts;
+pub mod detect;
+pub mod features;
+pub mod flows;
+pub mod forest;
+pub mod metrics;
+pub mod profile;
+pub mod report;
+pub mod synth;

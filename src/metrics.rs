@@ -1,0 +1,143 @@
+//! Host-level evaluation against labels.
+//!
+//! * Confusion counts from the flag decisions.
+//! * ROC-AUC from the scores, as the Mann-Whitney probability that a random
+//!   attack host outscores a random benign host (ties count one half).
+//! * Average precision as scikit-learn computes it:
+//!   `AP = sum_n (R_n - R_(n-1)) P_n` over the distinct score thresholds,
+//!   highest first.
+
+use serde::Serialize;
+
+/// Evaluation of one run. Ratios are `None` when undefined (0/0).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    pub hosts: usize,
+    pub attack_hosts: usize,
+    pub benign_hosts: usize,
+    pub flagged_hosts: usize,
+    pub tp: usize,
+    pub fp: usize,
+    pub fn_: usize,
+    pub tn: usize,
+    pub recall: Option<f64>,
+    pub precision: Option<f64>,
+    pub false_positive_rate: Option<f64>,
+    pub roc_auc: Option<f64>,
+    pub average_precision: Option<f64>,
+}
+
+fn ratio(a: usize, b: usize) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+/// Computes metrics from per-host (is_attack, flagged, score).
+pub fn evaluate(truth: &[bool], flagged: &[bool], scores: &[f64]) -> Metrics {
+    assert!(truth.len() == flagged.len() && truth.len() == scores.len());
+    let (mut tp, mut fp, mut fn_, mut tn) = (0, 0, 0, 0);
+    for (&t, &f) in truth.iter().zip(flagged) {
+        match (t, f) {
+            (true, true) => tp += 1,
+            (false, true) => fp += 1,
+            (true, false) => fn_ += 1,
+            (false, false) => tn += 1,
+        }
+    }
+    Metrics {
+        hosts: truth.len(),
+        attack_hosts: tp + fn_,
+        benign_hosts: fp + tn,
+        flagged_hosts: tp + fp,
+        tp,
+        fp,
+        fn_,
+        tn,
+        recall: ratio(tp, tp + fn_),
+        precision: ratio(tp, tp + fp),
+        false_positive_rate: ratio(fp, fp + tn),
+        roc_auc: roc_auc(truth, scores),
+        average_precision: average_precision(truth, scores),
+    }
+}
+
+/// Area under the ROC curve; `None` without both classes.
+pub fn roc_auc(truth: &[bool], scores: &[f64]) -> Option<f64> {
+    let pos = truth.iter().filter(|t| **t).count();
+    let neg = truth.len() - pos;
+    if pos == 0 || neg == 0 {
+        return None;
+    }
+    // Rank-sum with average ranks for ties.
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut rank_sum_pos = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            if truth[k] {
+                rank_sum_pos += avg_rank;
+            }
+        }
+        i = j + 1;
+    }
+    let u = rank_sum_pos - (pos * (pos + 1)) as f64 / 2.0;
+    Some(u / (pos as f64 * neg as f64))
+}
+
+/// Average precision (scikit-learn's definition); `None` without attacks.
+pub fn average_precision(truth: &[bool], scores: &[f64]) -> Option<f64> {
+    let pos = truth.iter().filter(|t| **t).count();
+    if pos == 0 {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut ap = 0.0;
+    let mut prev_recall = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            if truth[k] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+        }
+        let recall = tp as f64 / pos as f64;
+        let precision = tp as f64 / (tp + fp) as f64;
+        ap += (recall - prev_recall) * precision;
+        prev_recall = recall;
+        i = j + 1;
+    }
+    Some(ap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_values() {
+        // Values checked against scikit-learn 1.5:
+        // roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) = 0.75
+        // average_precision_score(same) = 0.8333...
+        let t = [false, false, true, true];
+        let s = [0.1, 0.4, 0.35, 0.8];
+        assert!((roc_auc(&t, &s).unwrap() - 0.75).abs() < 1e-12);
+        assert!((average_precision(&t, &s).unwrap() - 0.833_333_333_333_333_4).abs() < 1e-12);
+        let m = evaluate(&t, &[false, true, false, true], &s);
+        assert_eq!((m.tp, m.fp, m.fn_, m.tn), (1, 1, 1, 1));
+        assert_eq!(m.recall, Some(0.5));
+        assert_eq!(m.false_positive_rate, Some(0.5));
+    }
+}

@@ -1,0 +1,356 @@
+//! What a run hands the analyst: the stdout summary, the CSV and JSON
+//! files, all written whole (temporary file in the same directory, then
+//! rename), so a reader never sees half a file.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::detect::{Detection, HostResult};
+use crate::flows::timestamp::format_timestamp;
+use crate::metrics::Metrics;
+
+/// Writes `bytes` to `path` atomically: a temporary sibling, then rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_sibling(path);
+    let result = (|| -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", path.display()))
+}
+
+/// A hidden temporary name beside `path` that keeps its extension (the
+/// chart backend picks the image format from it).
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{}.{}.partial.{}", name, std::process::id(), extension_of(&name)))
+}
+
+fn extension_of(name: &str) -> &str {
+    name.rsplit_once('.').map_or("tmp", |(_, e)| e)
+}
+
+fn label_text(h: &HostResult) -> &'static str {
+    match h.is_attack {
+        Some(true) => "attack",
+        Some(false) => "benign",
+        None => "unlabelled",
+    }
+}
+
+fn time_text(t: Option<f64>) -> String {
+    t.map(format_timestamp).unwrap_or_default()
+}
+
+/// Formats a feature value compactly (integers without decimals).
+pub fn fmt_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The features that set a host apart, strongest first: (feature index,
+/// contribution). Only features the host sits above the benign median on,
+/// or far below it, are kept.
+pub fn top_reasons(h: &HostResult) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..h.contributions.len()).collect();
+    idx.sort_by(|&a, &b| h.contributions[b].total_cmp(&h.contributions[a]).then(a.cmp(&b)));
+    idx.into_iter().filter(|&j| h.robust_z[j].abs() >= 3.0).collect()
+}
+
+/// One line on why a host stands out, e.g.
+/// `unique_dst_ports 1010 (+842 robust units vs benign median 12); ...`.
+pub fn explain(d: &Detection, h: &HostResult) -> String {
+    let reasons = top_reasons(h);
+    if reasons.is_empty() {
+        return "no single feature is far from the benign hosts; the combination is unusual".to_string();
+    }
+    reasons
+        .iter()
+        .take(3)
+        .map(|&j| {
+            format!(
+                "{} {} ({:+.0} robust units from the benign median)",
+                d.feature_names[j],
+                fmt_value(h.features[j]),
+                h.robust_z[j]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The human-readable summary printed on stdout.
+pub fn summary(d: &Detection, top: usize) -> String {
+    let mut s = String::new();
+    let st = &d.stats;
+    let _ = writeln!(s, "latmove {}: host-level lateral-movement detection", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(s, "\nInput");
+    for f in &st.files {
+        let _ = writeln!(s, "  {}", f.display());
+    }
+    let _ = writeln!(s, "  rows read          {:>12}", st.rows);
+    let _ = writeln!(s, "  flows used         {:>12}", st.flows);
+    if st.skipped.is_empty() {
+        let _ = writeln!(s, "  rows skipped       {:>12}", 0);
+    }
+    for (reason, n) in &st.skipped {
+        let _ = writeln!(s, "  skipped: {:<22} {:>6}", reason.describe(), n);
+    }
+    if st.non_finite_values > 0 {
+        let _ = writeln!(
+            s,
+            "  Infinity/NaN cells kept as missing values: {}",
+            st.non_finite_values
+        );
+    }
+    if st.negative_durations > 0 {
+        let _ = writeln!(s, "  negative durations ignored: {}", st.negative_durations);
+    }
+    if st.bad_timestamps > 0 {
+        let _ = writeln!(s, "  unrecognised timestamps (rows kept): {}", st.bad_timestamps);
+    }
+    for p in &st.problems {
+        let _ = writeln!(s, "  e.g. {p}");
+    }
+    let skipped_problems = st.skipped_total() - st.skipped.get(&crate::flows::SkipReason::EmptyRow).copied().unwrap_or(0);
+    if skipped_problems as usize > st.problems.len() {
+        let _ = writeln!(
+            s,
+            "  ({} more skipped rows not shown)",
+            skipped_problems as usize - st.problems.len()
+        );
+    }
+
+    let flagged: Vec<&HostResult> = d.flagged().collect();
+    let _ = writeln!(s, "\nModel");
+    let _ = writeln!(
+        s,
+        "  Isolation Forest: {} trees, subsample {}, seed {}, contamination {}",
+        d.params.n_trees, d.forest.psi, d.params.seed, d.params.contamination
+    );
+    let _ = writeln!(
+        s,
+        "  features: {}",
+        d.feature_names.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "  trained on {} {}; threshold score {:.4}",
+        d.training_hosts, d.training_set, d.threshold
+    );
+
+    let _ = writeln!(s, "\nHosts");
+    let _ = writeln!(s, "  source hosts       {:>8}", d.hosts.len());
+    if let Some(m) = &d.metrics {
+        let _ = writeln!(s, "  attack hosts       {:>8}", m.attack_hosts);
+    }
+    let _ = writeln!(s, "  flagged hosts      {:>8}", flagged.len());
+    match &d.metrics {
+        Some(m) => s.push_str(&metrics_block(m)),
+        None => {
+            let _ = writeln!(s, "\nNo Label column: hosts are ranked, but no metrics can be computed.");
+        }
+    }
+
+    let _ = writeln!(s, "\nTop flagged hosts (of {})", flagged.len());
+    if flagged.is_empty() {
+        let _ = writeln!(s, "  none");
+    }
+    let names = &d.feature_names;
+    let _ = write!(s, "  {:>4}  {:<16} {:>6}  {:<10}", "rank", "host", "score", "label");
+    for n in names {
+        let _ = write!(s, " {:>16}", n);
+    }
+    s.push('\n');
+    for h in flagged.iter().take(top) {
+        let _ = write!(s, "  {:>4}  {:<16} {:>6.3}  {:<10}", h.rank, h.ip.to_string(), h.score, label_text(h));
+        for v in &h.features {
+            let _ = write!(s, " {:>16}", fmt_value(*v));
+        }
+        s.push('\n');
+        let _ = writeln!(s, "        why: {}", explain(d, h));
+        if !h.attack_labels.is_empty() {
+            let _ = writeln!(s, "        labels: {}", h.attack_labels.join(", "));
+        }
+    }
+    if flagged.len() > top {
+        let _ = writeln!(s, "  ... {} more in flagged_hosts.csv", flagged.len() - top);
+    }
+    if let Some(m) = &d.metrics {
+        let missed: Vec<&HostResult> = d
+            .hosts
+            .iter()
+            .filter(|h| h.is_attack == Some(true) && !h.flagged)
+            .collect();
+        if m.fn_ > 0 {
+            let _ = writeln!(s, "\nMissed attack hosts ({})", m.fn_);
+            for h in missed.iter().take(top) {
+                let _ = writeln!(
+                    s,
+                    "  {:>4}  {:<16} {:>6.3}  {}",
+                    h.rank,
+                    h.ip.to_string(),
+                    h.score,
+                    h.attack_labels.join(", ")
+                );
+            }
+        }
+    }
+    s
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("n/a".to_string(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or("n/a".to_string(), |v| format!("{v:.4}"))
+}
+
+fn metrics_block(m: &Metrics) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\nEvaluation against the labels (host is attack if any of its flows is not BENIGN)");
+    let _ = writeln!(s, "                     flagged   not flagged");
+    let _ = writeln!(s, "  attack hosts     {:>9}   {:>11}", m.tp, m.fn_);
+    let _ = writeln!(s, "  benign hosts     {:>9}   {:>11}", m.fp, m.tn);
+    let _ = writeln!(s, "  TP {}  FP {}  FN {}  TN {}", m.tp, m.fp, m.fn_, m.tn);
+    let _ = writeln!(s, "  recall               {}", pct(m.recall));
+    let _ = writeln!(s, "  precision            {}", pct(m.precision));
+    let _ = writeln!(s, "  false-positive rate  {}", pct(m.false_positive_rate));
+    let _ = writeln!(s, "  ROC-AUC              {}", num(m.roc_auc));
+    let _ = writeln!(s, "  average precision    {}", num(m.average_precision));
+    s
+}
+
+fn host_row_header(d: &Detection, extra: &[&str]) -> Vec<String> {
+    let mut h: Vec<String> = [
+        "rank",
+        "ip",
+        "score",
+        "flagged",
+        "label",
+        "attack_labels",
+        "flows",
+        "first_seen",
+        "last_seen",
+        "trained_on",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    h.extend(d.feature_names.iter().map(|s| s.to_string()));
+    h.extend(extra.iter().map(|s| s.to_string()));
+    h
+}
+
+fn host_row(h: &HostResult) -> Vec<String> {
+    let mut r = vec![
+        h.rank.to_string(),
+        h.ip.to_string(),
+        format!("{:.6}", h.score),
+        h.flagged.to_string(),
+        label_text(h).to_string(),
+        h.attack_labels.join(";"),
+        h.flows.to_string(),
+        time_text(h.first_seen),
+        time_text(h.last_seen),
+        h.trained_on.to_string(),
+    ];
+    r.extend(h.features.iter().map(|v| format!("{v}")));
+    r
+}
+
+/// `host_scores.csv`: every host, ranked.
+pub fn host_scores_csv(d: &Detection) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(host_row_header(d, &[]))?;
+    for h in &d.hosts {
+        w.write_record(host_row(h))?;
+    }
+    Ok(w.into_inner()?)
+}
+
+/// `flagged_hosts.csv`: flagged hosts with the reasons.
+pub fn flagged_hosts_csv(d: &Detection) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(host_row_header(d, &["top_features", "why"]))?;
+    for h in d.flagged() {
+        let mut r = host_row(h);
+        r.push(
+            top_reasons(h)
+                .iter()
+                .map(|&j| d.feature_names[j])
+                .collect::<Vec<_>>()
+                .join(";"),
+        );
+        r.push(explain(d, h));
+        w.write_record(r)?;
+    }
+    Ok(w.into_inner()?)
+}
+
+#[derive(Serialize)]
+struct MetricsJson<'a> {
+    latmove_version: &'static str,
+    inputs: Vec<String>,
+    rows_read: u64,
+    flows_used: u64,
+    rows_skipped: std::collections::BTreeMap<&'static str, u64>,
+    first_problems: &'a [crate::flows::RowProblem],
+    non_finite_values: u64,
+    negative_durations: u64,
+    unrecognised_timestamps: u64,
+    features: &'a [&'static str],
+    params: &'a crate::forest::IsolationForestParams,
+    subsample: usize,
+    training_set: &'static str,
+    training_hosts: usize,
+    threshold: f64,
+    hosts: usize,
+    flagged_hosts: usize,
+    flagged: Vec<String>,
+    metrics: Option<&'a Metrics>,
+}
+
+/// `metrics.json`: the run's figures, machine-readable.
+pub fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
+    let m = MetricsJson {
+        latmove_version: env!("CARGO_PKG_VERSION"),
+        inputs: d.stats.files.iter().map(|f| f.display().to_string()).collect(),
+        rows_read: d.stats.rows,
+        flows_used: d.stats.flows,
+        rows_skipped: d.stats.skipped.iter().map(|(k, v)| (k.describe(), *v)).collect(),
+        first_problems: &d.stats.problems,
+        non_finite_values: d.stats.non_finite_values,
+        negative_durations: d.stats.negative_durations,
+        unrecognised_timestamps: d.stats.bad_timestamps,
+        features: &d.feature_names,
+        params: &d.params,
+        subsample: d.forest.psi,
+        training_set: d.training_set,
+        training_hosts: d.training_hosts,
+        threshold: d.threshold,
+        hosts: d.hosts.len(),
+        flagged_hosts: d.flagged().count(),
+        flagged: d.flagged().map(|h| h.ip.to_string()).collect(),
+        metrics: d.metrics.as_ref(),
+    };
+    let mut v = serde_json::to_vec_pretty(&m)?;
+    v.push(b'\n');
+    Ok(v)
+}
