@@ -1,1 +1,496 @@
-//! todo
+//! PNG charts, drawn with plotters' pure-Rust bitmap backend and the bundled
+//! DejaVu Sans font (no fontconfig or freetype on the machine needed).
+//!
+//! * `score_distribution.png`: every host's anomaly score, benign and attack
+//!   hosts on separate rows, with the decision threshold.
+//! * `fanout.png`: distinct destination IPs vs distinct destination ports per
+//!   host (log axes); scanners sit far up or far right.
+//! * `flagged_features.png`: one panel per feature: the benign hosts' values
+//!   as a grey cloud with their median and 99th percentile, the flagged
+//!   hosts as red points labelled with their IP.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{FontStyle, register_font};
+
+use crate::detect::{Detection, HostResult};
+use crate::forest::quantile;
+use crate::report::{fmt_value, temp_sibling};
+
+static FONT: &[u8] = include_bytes!("assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+const FAMILY: &str = "sans-serif";
+
+const BENIGN: RGBColor = RGBColor(150, 150, 150);
+const ATTACK: RGBColor = RGBColor(200, 30, 30);
+const FLAGGED: RGBColor = RGBColor(240, 140, 0);
+const UNLABELLED: RGBColor = RGBColor(60, 110, 190);
+
+fn register() {
+    REGISTER.call_once(|| {
+        // The bundled font is valid; a failure here is a build defect.
+        register_font(FAMILY, FontStyle::Normal, FONT)
+            .unwrap_or_else(|_| panic!("bundled font is invalid"));
+        register_font(FAMILY, FontStyle::Bold, FONT)
+            .unwrap_or_else(|_| panic!("bundled font is invalid"));
+    });
+}
+
+/// Deterministic jitter in [-0.5, 0.5) from an index (SplitMix64).
+fn jitter(i: u64) -> f64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing chart: {e:?}")
+}
+
+/// Draws into a temporary sibling of `path`, then renames it into place.
+fn draw_png(
+    path: &Path,
+    size: (u32, u32),
+    f: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    register();
+    let tmp = temp_sibling(path);
+    let result = (|| -> Result<()> {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        f(&root)?;
+        root.present().map_err(err)?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            std::fs::rename(&tmp, path).map_err(|e| anyhow!("writing {}: {e}", path.display()))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e.context(format!("drawing {}", path.display())))
+        }
+    }
+}
+
+fn class_of(h: &HostResult) -> (&'static str, RGBColor) {
+    match h.is_attack {
+        Some(true) => ("attack", ATTACK),
+        Some(false) => ("benign", BENIGN),
+        None => ("unlabelled", UNLABELLED),
+    }
+}
+
+/// Chart (a): score distribution by class, with the threshold.
+pub fn score_distribution(d: &Detection, path: &Path) -> Result<()> {
+    let labelled = d.metrics.is_some();
+    let rows: Vec<(&str, RGBColor)> = if labelled {
+        vec![("benign", BENIGN), ("attack", ATTACK)]
+    } else {
+        vec![("unlabelled", UNLABELLED)]
+    };
+    let lo = d
+        .hosts
+        .iter()
+        .map(|h| h.score)
+        .fold(f64::INFINITY, f64::min)
+        .min(d.threshold);
+    let hi = d
+        .hosts
+        .iter()
+        .map(|h| h.score)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(d.threshold);
+    let pad = ((hi - lo) * 0.05).max(0.01);
+    let (x0, x1) = ((lo - pad).max(0.0), hi + pad + (hi - lo) * 0.18);
+    draw_png(path, (1100, 520), |root| {
+        let flagged = d.flagged().count();
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!(
+                    "Anomaly score per host ({} hosts, {} flagged above the threshold)",
+                    d.hosts.len(),
+                    flagged
+                ),
+                (FAMILY, 22),
+            )
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(110)
+            .build_cartesian_2d(x0..x1, 0f64..rows.len() as f64)
+            .map_err(err)?;
+        let counts: Vec<usize> = rows
+            .iter()
+            .map(|(name, _)| d.hosts.iter().filter(|h| class_of(h).0 == *name).count())
+            .collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(rows.len() * 2 + 1)
+            .y_label_formatter(&|y| {
+                let i = (y - 0.5).round();
+                if (y - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < rows.len() {
+                    format!("{} ({})", rows[i as usize].0, counts[i as usize])
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc("anomaly score s(x) = 2^(-E[h(x)]/c(psi))   (higher = easier to isolate = more unusual)")
+            .label_style((FAMILY, 15))
+            .draw()
+            .map_err(err)?;
+        for (row, (name, color)) in rows.iter().enumerate() {
+            let pts: Vec<(f64, f64)> = d
+                .hosts
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| class_of(h).0 == *name)
+                .map(|(i, h)| (h.score, row as f64 + 0.5 + 0.7 * jitter(i as u64)))
+                .collect();
+            let radius = if *name == "attack" { 6 } else { 3 };
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(|&p| Circle::new(p, radius, color.mix(0.7).filled())),
+                )
+                .map_err(err)?;
+        }
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(d.threshold, 0.0), (d.threshold, rows.len() as f64)],
+                BLACK.stroke_width(2),
+            )))
+            .map_err(err)?;
+        let right_half = d.threshold > (x0 + x1) / 2.0;
+        let label = format!(
+            "threshold {:.3}: hosts to the right are flagged ",
+            d.threshold
+        );
+        let style = (FAMILY, 15).into_font().color(&BLACK);
+        let anchor = if right_half {
+            style.pos(Pos::new(HPos::Right, VPos::Top))
+        } else {
+            style.pos(Pos::new(HPos::Left, VPos::Top))
+        };
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label,
+                (d.threshold, rows.len() as f64 - 0.02),
+                anchor,
+            )))
+            .map_err(err)?;
+        // Label every attack host (up to 6) and the top flagged benign hosts.
+        let mut chosen: Vec<(usize, &HostResult)> = d
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.is_attack == Some(true))
+            .take(6)
+            .collect();
+        chosen.extend(
+            d.hosts
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.flagged && h.is_attack != Some(true))
+                .take(3),
+        );
+        for (k, (i, h)) in chosen.iter().enumerate() {
+            let row = rows.iter().position(|r| r.0 == class_of(h).0).unwrap_or(0);
+            let y = row as f64 + 0.5 + 0.7 * jitter(*i as u64);
+            let pos = Pos::new(HPos::Left, VPos::Center);
+            let dx = (x1 - x0) * 0.008;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{} (#{})", h.ip, h.rank),
+                    (h.score + dx, y + 0.05 * if k % 2 == 0 { 1.0 } else { -1.0 }),
+                    (FAMILY, 13).into_font().color(&BLACK).pos(pos),
+                )))
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+fn feature_index(d: &Detection, name: &str) -> Option<usize> {
+    d.feature_names.iter().position(|n| *n == name)
+}
+
+/// Chart (b): fan-out, distinct destination IPs vs ports, log axes.
+pub fn fanout(d: &Detection, path: &Path) -> Result<()> {
+    let (Some(fi), Some(fp)) = (
+        feature_index(d, "unique_dst_ips"),
+        feature_index(d, "unique_dst_ports"),
+    ) else {
+        return Ok(());
+    };
+    let xy = |h: &HostResult| (h.features[fi].max(1.0), h.features[fp].max(1.0));
+    let xmax = d.hosts.iter().map(|h| xy(h).0).fold(1.0, f64::max) * 5.0;
+    let ymax = d.hosts.iter().map(|h| xy(h).1).fold(1.0, f64::max) * 2.0;
+    draw_png(path, (1100, 800), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Fan-out per source host: who talks to many hosts, or many ports",
+                (FAMILY, 22),
+            )
+            .margin(16)
+            .x_label_area_size(55)
+            .y_label_area_size(80)
+            .build_cartesian_2d((1f64..xmax).log_scale(), (1f64..ymax).log_scale())
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("distinct destination IPs (log scale)")
+            .y_desc("distinct destination ports (log scale)")
+            .label_style((FAMILY, 15))
+            .x_label_formatter(&|v| fmt_value(v.round()))
+            .y_label_formatter(&|v| fmt_value(v.round()))
+            .draw()
+            .map_err(err)?;
+        let classes: &[(&str, RGBColor)] = &[
+            ("benign", BENIGN),
+            ("unlabelled", UNLABELLED),
+            ("attack", ATTACK),
+        ];
+        for (name, color) in classes {
+            let pts: Vec<(f64, f64)> = d
+                .hosts
+                .iter()
+                .filter(|h| class_of(h).0 == *name)
+                .map(xy)
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            let r = if *name == "attack" { 7 } else { 4 };
+            let c = *color;
+            chart
+                .draw_series(
+                    pts.iter()
+                        .map(move |&p| Circle::new(p, r, c.mix(0.6).filled())),
+                )
+                .map_err(err)?
+                .label(format!("{name} host ({})", pts.len()))
+                .legend(move |(x, y)| Circle::new((x, y), r, c.filled()));
+        }
+        let flagged: Vec<(f64, f64)> = d.flagged().map(xy).collect();
+        chart
+            .draw_series(
+                flagged
+                    .iter()
+                    .map(|&p| Circle::new(p, 11, FLAGGED.stroke_width(3))),
+            )
+            .map_err(err)?
+            .label(format!("flagged by latmove ({})", flagged.len()))
+            .legend(|(x, y)| Circle::new((x, y), 8, FLAGGED.stroke_width(3)));
+        // Label attack and flagged hosts, skipping labels that would land on
+        // one already placed (log-space distance).
+        let mut placed: Vec<(f64, f64)> = Vec::new();
+        let (lx, ly) = (xmax.log10(), ymax.log10());
+        for h in d
+            .hosts
+            .iter()
+            .filter(|h| h.flagged || h.is_attack == Some(true))
+            .take(20)
+        {
+            let (x, y) = xy(h);
+            let (px, py) = (x.log10() / lx, y.log10() / ly);
+            if placed
+                .iter()
+                .any(|(qx, qy)| (px - qx).abs() < 0.12 && (py - qy).abs() < 0.025)
+            {
+                continue;
+            }
+            placed.push((px, py));
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{} (#{})", h.ip, h.rank),
+                    (x * 1.12, y),
+                    (FAMILY, 14)
+                        .into_font()
+                        .color(&BLACK)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                )))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FAMILY, 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+/// Chart (c): flagged hosts' feature values against the benign hosts.
+pub fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
+    let nf = d.feature_names.len();
+    let cols = if nf <= 4 { 2 } else { 3 };
+    let rows_n = nf.div_ceil(cols);
+    let reference: Vec<&HostResult> = if d.metrics.is_some() {
+        d.hosts
+            .iter()
+            .filter(|h| h.is_attack == Some(false))
+            .collect()
+    } else {
+        d.hosts.iter().collect()
+    };
+    let ref_name = if d.metrics.is_some() {
+        "benign hosts"
+    } else {
+        "all hosts"
+    };
+    let flagged: Vec<&HostResult> = d.flagged().collect();
+    draw_png(
+        path,
+        (640 * cols as u32, 60 + 430 * rows_n as u32),
+        |root| {
+            let (title, body) = root.split_vertically(60);
+            title
+            .titled(
+                &format!(
+                    "Flagged hosts (red, top {} labelled) against the {} (grey); line = median, dashed = 99th percentile",
+                    flagged.len().min(5),
+                    ref_name
+                ),
+                (FAMILY, 18),
+            )
+            .map_err(err)?;
+            let panels = body.split_evenly((rows_n, cols));
+            for (j, panel) in panels.iter().enumerate().take(nf) {
+                let vals: Vec<f64> = reference.iter().map(|h| h.features[j]).collect();
+                let fvals: Vec<f64> = flagged.iter().map(|h| h.features[j]).collect();
+                let all_max = vals.iter().chain(&fvals).copied().fold(1.0, f64::max);
+                let ymax = all_max * 3.0;
+                let mut chart = ChartBuilder::on(panel)
+                    .caption(
+                        format!("{}: {}", d.feature_names[j], d.feature_descriptions[j]),
+                        (FAMILY, 16),
+                    )
+                    .margin(12)
+                    .x_label_area_size(30)
+                    .y_label_area_size(70)
+                    .build_cartesian_2d(0f64..2.35, (1f64..ymax).log_scale())
+                    .map_err(err)?;
+                chart
+                    .configure_mesh()
+                    .disable_x_mesh()
+                    .x_labels(5)
+                    .x_label_formatter(&|x| {
+                        if (x - 0.5).abs() < 1e-6 {
+                            format!("{ref_name} ({})", vals.len())
+                        } else if (x - 1.5).abs() < 1e-6 {
+                            format!("flagged ({})", fvals.len())
+                        } else {
+                            String::new()
+                        }
+                    })
+                    .y_label_formatter(&|v| fmt_value(v.round()))
+                    .y_desc("value (log; below 1 drawn at 1)")
+                    .label_style((FAMILY, 13))
+                    .draw()
+                    .map_err(err)?;
+                chart
+                    .draw_series(vals.iter().enumerate().map(|(i, v)| {
+                        Circle::new(
+                            (0.5 + 0.6 * jitter(i as u64 * 31 + j as u64), v.max(1.0)),
+                            3,
+                            BENIGN.mix(0.6).filled(),
+                        )
+                    }))
+                    .map_err(err)?;
+                if !vals.is_empty() {
+                    let med = quantile(&vals, 0.5).max(1.0);
+                    let p99 = quantile(&vals, 0.99).max(1.0);
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(0.0, med), (2.0, med)],
+                            BLACK.stroke_width(1),
+                        )))
+                        .map_err(err)?;
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            vec![(0.0, p99), (2.0, p99)],
+                            8,
+                            6,
+                            BLACK.stroke_width(1),
+                        ))
+                        .map_err(err)?;
+                }
+                chart
+                    .draw_series(fvals.iter().enumerate().map(|(i, v)| {
+                        Circle::new(
+                            (1.5 + 0.3 * jitter(i as u64 * 17 + j as u64), v.max(1.0)),
+                            5,
+                            ATTACK.filled(),
+                        )
+                    }))
+                    .map_err(err)?;
+                // Labels for the top five flagged hosts, stacked without overlap
+                // at the right of the panel, each joined to its point.
+                let log_range = ymax.log10();
+                let gap = log_range * 0.06;
+                let mut tags: Vec<(f64, usize)> = flagged
+                    .iter()
+                    .take(5)
+                    .enumerate()
+                    .map(|(i, h)| (h.features[j].max(1.0).log10(), i))
+                    .collect();
+                tags.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut last = f64::NEG_INFINITY;
+                for t in tags.iter_mut() {
+                    t.0 = t.0.max(last + gap);
+                    last = t.0;
+                }
+                let overflow = (last - (log_range - gap / 2.0)).max(0.0);
+                for (ty, i) in &tags {
+                    let h = flagged[*i];
+                    let px = 1.5 + 0.3 * jitter(*i as u64 * 17 + j as u64);
+                    let py = h.features[j].max(1.0);
+                    let label_y = 10f64.powf(ty - overflow);
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(px, py), (1.68, label_y)],
+                            BLACK.mix(0.4).stroke_width(1),
+                        )))
+                        .map_err(err)?;
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            format!("{} {}", h.ip, fmt_value(h.features[j])),
+                            (1.69, label_y),
+                            (FAMILY, 12)
+                                .into_font()
+                                .color(&BLACK)
+                                .pos(Pos::new(HPos::Left, VPos::Center)),
+                        )))
+                        .map_err(err)?;
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Draws all three charts into `dir`; returns the file names written.
+pub fn draw_all(d: &Detection, dir: &Path) -> Result<Vec<&'static str>> {
+    score_distribution(d, &dir.join("score_distribution.png"))?;
+    let mut names = vec!["score_distribution.png"];
+    if feature_index(d, "unique_dst_ips").is_some()
+        && feature_index(d, "unique_dst_ports").is_some()
+    {
+        fanout(d, &dir.join("fanout.png"))?;
+        names.push("fanout.png");
+    }
+    flagged_features(d, &dir.join("flagged_features.png"))?;
+    names.push("flagged_features.png");
+    Ok(names)
+}

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use linfa::traits::{Fit, Transformer};
 use linfa::DatasetBase;
+use linfa::traits::{Fit, Transformer};
 use linfa_preprocessing::linear_scaling::LinearScaler;
 use ndarray::{Array2, Axis};
 
@@ -99,7 +99,11 @@ pub fn detect(cfg: &DetectConfig) -> Result<Detection> {
 }
 
 /// Scores already-built profiles.
-pub fn detect_profiles(cfg: &DetectConfig, profiles: Profiles, stats: ReadStats) -> Result<Detection> {
+pub fn detect_profiles(
+    cfg: &DetectConfig,
+    profiles: Profiles,
+    stats: ReadStats,
+) -> Result<Detection> {
     anyhow::ensure!(
         !profiles.hosts.is_empty(),
         "no flows could be read from the input ({} rows, {} skipped)",
@@ -158,7 +162,10 @@ pub fn detect_profiles(cfg: &DetectConfig, profiles: Profiles, stats: ReadStats)
         .collect();
     // Rank: score descending; ties broken by IP so the order is stable.
     hosts.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.ip.cmp(&b.ip)));
-    hosts.iter_mut().enumerate().for_each(|(i, h)| h.rank = i + 1);
+    hosts
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, h)| h.rank = i + 1);
 
     let metrics = labelled.then(|| {
         let t: Vec<bool> = hosts.iter().map(|h| h.is_attack == Some(true)).collect();
@@ -172,7 +179,11 @@ pub fn detect_profiles(cfg: &DetectConfig, profiles: Profiles, stats: ReadStats)
         feature_descriptions: table.defs.iter().map(|d| d.description).collect(),
         threshold: forest.threshold,
         training_hosts: train_idx.len(),
-        training_set: if labelled { "benign hosts" } else { "all hosts (no labels)" },
+        training_set: if labelled {
+            "benign hosts"
+        } else {
+            "all hosts (no labels)"
+        },
         hosts,
         metrics,
         forest,

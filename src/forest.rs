@@ -26,8 +26,8 @@ use std::fmt;
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use rand::RngCore;
-use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
 
 /// Euler-Mascheroni constant.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
@@ -125,10 +125,9 @@ impl fmt::Display for ForestError {
             ForestError::NonFinite { row, column } => {
                 write!(f, "non-finite value at row {row}, feature {column}")
             }
-            ForestError::FeatureCountMismatch { expected, got } => write!(
-                f,
-                "model has {expected} features but the data has {got}"
-            ),
+            ForestError::FeatureCountMismatch { expected, got } => {
+                write!(f, "model has {expected} features but the data has {got}")
+            }
         }
     }
 }
@@ -274,7 +273,12 @@ pub struct Tree {
 }
 
 impl Tree {
-    fn grow(x: ArrayView2<'_, f64>, mut rows: Vec<usize>, depth_limit: usize, rng: &mut ChaCha8Rng) -> Tree {
+    fn grow(
+        x: ArrayView2<'_, f64>,
+        mut rows: Vec<usize>,
+        depth_limit: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Tree {
         let mut tree = Tree { nodes: Vec::new() };
         // Depth-first with an explicit stack: (node index, row range, depth).
         tree.nodes.push(Node::Leaf { depth: 0, size: 0 });

@@ -8,6 +8,7 @@
 //! labels, and [`report`] and [`charts`] write what an analyst reads.
 
 pub mod charts;
+pub mod cli;
 pub mod detect;
 pub mod features;
 pub mod flows;

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use crate::flows::{is_benign_label, Flow};
+use crate::flows::{Flow, is_benign_label};
 
 /// Everything latmove remembers about one source host.
 #[derive(Debug, Clone)]
@@ -103,7 +103,8 @@ impl ProfileBuilder {
                     Some(id) => *id,
                     None => {
                         let id = self.labels.len() as u32;
-                        self.labels.push(String::from_utf8_lossy(label).into_owned());
+                        self.labels
+                            .push(String::from_utf8_lossy(label).into_owned());
                         self.label_ids.insert(label.to_vec(), id);
                         id
                     }
@@ -140,6 +141,8 @@ impl Profiles {
     pub fn attack_labels_of(&self, host: &HostProfile) -> Vec<String> {
         let mut l = host.attack_labels.clone();
         l.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        l.into_iter().map(|(id, _)| self.labels[id as usize].clone()).collect()
+        l.into_iter()
+            .map(|(id, _)| self.labels[id as usize].clone())
+            .collect()
     }
 }

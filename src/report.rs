@@ -32,8 +32,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// A hidden temporary name beside `path` that keeps its extension (the
 /// chart backend picks the image format from it).
 pub fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{}.{}.partial.{}", name, std::process::id(), extension_of(&name)))
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(
+        ".{}.{}.partial.{}",
+        name,
+        std::process::id(),
+        extension_of(&name)
+    ))
 }
 
 fn extension_of(name: &str) -> &str {
@@ -68,8 +76,14 @@ pub fn fmt_value(v: f64) -> String {
 /// or far below it, are kept.
 pub fn top_reasons(h: &HostResult) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..h.contributions.len()).collect();
-    idx.sort_by(|&a, &b| h.contributions[b].total_cmp(&h.contributions[a]).then(a.cmp(&b)));
-    idx.into_iter().filter(|&j| h.robust_z[j].abs() >= 3.0).collect()
+    idx.sort_by(|&a, &b| {
+        h.contributions[b]
+            .total_cmp(&h.contributions[a])
+            .then(a.cmp(&b))
+    });
+    idx.into_iter()
+        .filter(|&j| h.robust_z[j].abs() >= 3.0)
+        .collect()
 }
 
 /// One line on why a host stands out, e.g.
@@ -77,7 +91,8 @@ pub fn top_reasons(h: &HostResult) -> Vec<usize> {
 pub fn explain(d: &Detection, h: &HostResult) -> String {
     let reasons = top_reasons(h);
     if reasons.is_empty() {
-        return "no single feature is far from the benign hosts; the combination is unusual".to_string();
+        return "no single feature is far from the benign hosts; the combination is unusual"
+            .to_string();
     }
     reasons
         .iter()
@@ -98,7 +113,11 @@ pub fn explain(d: &Detection, h: &HostResult) -> String {
 pub fn summary(d: &Detection, top: usize) -> String {
     let mut s = String::new();
     let st = &d.stats;
-    let _ = writeln!(s, "latmove {}: host-level lateral-movement detection", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        s,
+        "latmove {}: host-level lateral-movement detection",
+        env!("CARGO_PKG_VERSION")
+    );
     let _ = writeln!(s, "\nInput");
     for f in &st.files {
         let _ = writeln!(s, "  {}", f.display());
@@ -122,12 +141,20 @@ pub fn summary(d: &Detection, top: usize) -> String {
         let _ = writeln!(s, "  negative durations ignored: {}", st.negative_durations);
     }
     if st.bad_timestamps > 0 {
-        let _ = writeln!(s, "  unrecognised timestamps (rows kept): {}", st.bad_timestamps);
+        let _ = writeln!(
+            s,
+            "  unrecognised timestamps (rows kept): {}",
+            st.bad_timestamps
+        );
     }
     for p in &st.problems {
         let _ = writeln!(s, "  e.g. {p}");
     }
-    let skipped_problems = st.skipped_total() - st.skipped.get(&crate::flows::SkipReason::EmptyRow).copied().unwrap_or(0);
+    let skipped_problems = st.skipped_total()
+        - st.skipped
+            .get(&crate::flows::SkipReason::EmptyRow)
+            .copied()
+            .unwrap_or(0);
     if skipped_problems as usize > st.problems.len() {
         let _ = writeln!(
             s,
@@ -143,11 +170,7 @@ pub fn summary(d: &Detection, top: usize) -> String {
         "  Isolation Forest: {} trees, subsample {}, seed {}, contamination {}",
         d.params.n_trees, d.forest.psi, d.params.seed, d.params.contamination
     );
-    let _ = writeln!(
-        s,
-        "  features: {}",
-        d.feature_names.join(", ")
-    );
+    let _ = writeln!(s, "  features: {}", d.feature_names.join(", "));
     let _ = writeln!(
         s,
         "  trained on {} {}; threshold score {:.4}",
@@ -163,7 +186,10 @@ pub fn summary(d: &Detection, top: usize) -> String {
     match &d.metrics {
         Some(m) => s.push_str(&metrics_block(m)),
         None => {
-            let _ = writeln!(s, "\nNo Label column: hosts are ranked, but no metrics can be computed.");
+            let _ = writeln!(
+                s,
+                "\nNo Label column: hosts are ranked, but no metrics can be computed."
+            );
         }
     }
 
@@ -172,13 +198,24 @@ pub fn summary(d: &Detection, top: usize) -> String {
         let _ = writeln!(s, "  none");
     }
     let names = &d.feature_names;
-    let _ = write!(s, "  {:>4}  {:<16} {:>6}  {:<10}", "rank", "host", "score", "label");
+    let _ = write!(
+        s,
+        "  {:>4}  {:<16} {:>6}  {:<10}",
+        "rank", "host", "score", "label"
+    );
     for n in names {
         let _ = write!(s, " {:>16}", n);
     }
     s.push('\n');
     for h in flagged.iter().take(top) {
-        let _ = write!(s, "  {:>4}  {:<16} {:>6.3}  {:<10}", h.rank, h.ip.to_string(), h.score, label_text(h));
+        let _ = write!(
+            s,
+            "  {:>4}  {:<16} {:>6.3}  {:<10}",
+            h.rank,
+            h.ip.to_string(),
+            h.score,
+            label_text(h)
+        );
         for v in &h.features {
             let _ = write!(s, " {:>16}", fmt_value(*v));
         }
@@ -224,7 +261,10 @@ fn num(v: Option<f64>) -> String {
 
 fn metrics_block(m: &Metrics) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "\nEvaluation against the labels (host is attack if any of its flows is not BENIGN)");
+    let _ = writeln!(
+        s,
+        "\nEvaluation against the labels (host is attack if any of its flows is not BENIGN)"
+    );
     let _ = writeln!(s, "                     flagged   not flagged");
     let _ = writeln!(s, "  attack hosts     {:>9}   {:>11}", m.tp, m.fn_);
     let _ = writeln!(s, "  benign hosts     {:>9}   {:>11}", m.fp, m.tn);
@@ -331,10 +371,20 @@ struct MetricsJson<'a> {
 pub fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
     let m = MetricsJson {
         latmove_version: env!("CARGO_PKG_VERSION"),
-        inputs: d.stats.files.iter().map(|f| f.display().to_string()).collect(),
+        inputs: d
+            .stats
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect(),
         rows_read: d.stats.rows,
         flows_used: d.stats.flows,
-        rows_skipped: d.stats.skipped.iter().map(|(k, v)| (k.describe(), *v)).collect(),
+        rows_skipped: d
+            .stats
+            .skipped
+            .iter()
+            .map(|(k, v)| (k.describe(), *v))
+            .collect(),
         first_problems: &d.stats.problems,
         non_finite_values: d.stats.non_finite_values,
         negative_durations: d.stats.negative_durations,

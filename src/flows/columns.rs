@@ -96,16 +96,39 @@ impl Field {
                 "total length of bwd packet",
                 "totlen_bwd_pkts",
             ],
-            Field::SynFlags => &["syn flag count", "syn flag cnt", "syn_flag_cnt", "syn_flag_count"],
-            Field::RstFlags => &["rst flag count", "rst flag cnt", "rst_flag_cnt", "rst_flag_count"],
-            Field::FinFlags => &["fin flag count", "fin flag cnt", "fin_flag_cnt", "fin_flag_count"],
-            Field::AckFlags => &["ack flag count", "ack flag cnt", "ack_flag_cnt", "ack_flag_count"],
+            Field::SynFlags => &[
+                "syn flag count",
+                "syn flag cnt",
+                "syn_flag_cnt",
+                "syn_flag_count",
+            ],
+            Field::RstFlags => &[
+                "rst flag count",
+                "rst flag cnt",
+                "rst_flag_cnt",
+                "rst_flag_count",
+            ],
+            Field::FinFlags => &[
+                "fin flag count",
+                "fin flag cnt",
+                "fin_flag_cnt",
+                "fin_flag_count",
+            ],
+            Field::AckFlags => &[
+                "ack flag count",
+                "ack flag cnt",
+                "ack_flag_cnt",
+                "ack_flag_count",
+            ],
             Field::Label => &["label"],
         }
     }
 
     fn index(self) -> usize {
-        Field::ALL.iter().position(|f| *f == self).expect("field in ALL")
+        Field::ALL
+            .iter()
+            .position(|f| *f == self)
+            .expect("field in ALL")
     }
 }
 
@@ -125,7 +148,10 @@ impl ColumnMap {
             map.width = i + 1;
             let name = String::from_utf8_lossy(cell);
             // A UTF-8 byte-order mark can precede the first name.
-            let name = name.trim_start_matches('\u{feff}').trim().to_ascii_lowercase();
+            let name = name
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_ascii_lowercase();
             for field in Field::ALL {
                 if map.pos[field.index()].is_none() && field.aliases().contains(&name.as_str()) {
                     map.pos[field.index()] = Some(i);
@@ -142,7 +168,11 @@ impl ColumnMap {
 
     /// Required fields this file lacks.
     pub fn missing_required(&self) -> Vec<Field> {
-        Field::REQUIRED.iter().copied().filter(|f| self.get(*f).is_none()).collect()
+        Field::REQUIRED
+            .iter()
+            .copied()
+            .filter(|f| self.get(*f).is_none())
+            .collect()
     }
 }
 

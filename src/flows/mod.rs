@@ -134,7 +134,9 @@ impl ReadStats {
 #[derive(Debug)]
 pub enum ReadError {
     /// A path given on the command line does not exist or holds no CSV.
-    NoInput { path: PathBuf },
+    NoInput {
+        path: PathBuf,
+    },
     /// A file lacks the columns a host profile needs.
     MissingColumns {
         file: PathBuf,
@@ -142,8 +144,14 @@ pub enum ReadError {
         /// The file looks like the MachineLearningCVE variant (no IPs).
         machine_learning_cve: bool,
     },
-    Io { path: PathBuf, source: io::Error },
-    Csv { path: PathBuf, source: csv::Error },
+    Io {
+        path: PathBuf,
+        source: io::Error,
+    },
+    Csv {
+        path: PathBuf,
+        source: csv::Error,
+    },
 }
 
 impl fmt::Display for ReadError {
@@ -259,7 +267,10 @@ pub fn open_maybe_gz(path: &Path) -> io::Result<Box<dyn Read + Send>> {
 
 /// Reads every file in `paths` (already expanded), calling `sink` for each
 /// flow. Stops only on I/O errors and files without the required columns.
-pub fn read_flows<F: FnMut(&Flow<'_>)>(paths: &[PathBuf], mut sink: F) -> Result<ReadStats, ReadError> {
+pub fn read_flows<F: FnMut(&Flow<'_>)>(
+    paths: &[PathBuf],
+    mut sink: F,
+) -> Result<ReadStats, ReadError> {
     let mut stats = ReadStats::default();
     for path in paths {
         let reader = open_maybe_gz(path).map_err(|source| ReadError::Io {
@@ -301,7 +312,8 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
         return Err(ReadError::MissingColumns {
             file: path.to_path_buf(),
             missing: missing.iter().map(|f| f.display_name()).collect(),
-            machine_learning_cve: map.get(Field::DstPort).is_some() && map.get(Field::Label).is_some(),
+            machine_learning_cve: map.get(Field::DstPort).is_some()
+                && map.get(Field::Label).is_some(),
         });
     }
     let label_col = map.get(Field::Label);
@@ -312,7 +324,11 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
         .max()
         .unwrap_or(0);
     let name = path.display().to_string();
-    let column_name = |i: usize| String::from_utf8_lossy(header.get(i).unwrap_or(b"?")).trim().to_string();
+    let column_name = |i: usize| {
+        String::from_utf8_lossy(header.get(i).unwrap_or(b"?"))
+            .trim()
+            .to_string()
+    };
 
     let mut rec = csv::ByteRecord::new();
     loop {
@@ -365,7 +381,11 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
 
 type RowError = (SkipReason, usize);
 
-fn parse_row<'r>(rec: &'r csv::ByteRecord, map: &ColumnMap, stats: &mut ReadStats) -> Result<Flow<'r>, RowError> {
+fn parse_row<'r>(
+    rec: &'r csv::ByteRecord,
+    map: &ColumnMap,
+    stats: &mut ReadStats,
+) -> Result<Flow<'r>, RowError> {
     let cell = |f: Field| map.get(f).map(|i| (i, trim(rec.get(i).unwrap_or(b""))));
     let ip = |f: Field, reason: SkipReason| -> Result<IpAddr, RowError> {
         let (i, v) = cell(f).expect("required column");
@@ -420,7 +440,9 @@ fn parse_row<'r>(rec: &'r csv::ByteRecord, map: &ColumnMap, stats: &mut ReadStat
         src_port,
         dst_ip,
         dst_port,
-        protocol: protocol.filter(|p| (0.0..=255.0).contains(p)).map(|p| p as u8),
+        protocol: protocol
+            .filter(|p| (0.0..=255.0).contains(p))
+            .map(|p| p as u8),
         timestamp,
         duration_us,
         fwd_packets,

@@ -1,0 +1,219 @@
+//! Command-line interface: parsing (clap derive) and the subcommands.
+//!
+//! Exit codes: 0 success; 2 an error (bad input, missing columns, bad
+//! parameters; the message names the file, line, column or flag); 3 a CI
+//! gate (`--min-recall`, `--max-fpr`) missed.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::detect::{self, DetectConfig, Detection};
+use crate::forest::{Contamination, IsolationForestParams};
+use crate::report;
+use crate::synth::{self, SynthConfig};
+
+/// Finds hosts that move laterally (scanners, service sweeps, sudden
+/// fan-out) in CIC-IDS2017 / CICFlowMeter flow records.
+#[derive(Debug, Parser)]
+#[command(name = "latmove", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Profile every source host, score it with an Isolation Forest trained
+    /// on benign hosts, and report the suspects.
+    Detect(DetectArgs),
+    /// Write a seeded synthetic day in the exact CIC-IDS2017
+    /// TrafficLabelling layout, with planted attackers.
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Flow CSV files (.csv or .csv.gz) or directories holding them.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Directory for the CSV, JSON and PNG outputs.
+    #[arg(long, default_value = "latmove-out", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Share of the training hosts' scores above the threshold (0 < c <=
+    /// 0.5), or 'auto' to flag scores above 0.5.
+    #[arg(long, default_value = "0.01", value_name = "C|auto")]
+    pub contamination: String,
+    /// Trees in the forest.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub trees: usize,
+    /// Subsample size per tree (psi = min(this, training hosts)).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_samples: usize,
+    /// Random seed; the same seed and input give bit-identical results.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Flagged hosts shown in the summary.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    /// Exit with code 3 when recall is below R (needs labels).
+    #[arg(long, value_name = "R")]
+    pub min_recall: Option<f64>,
+    /// Exit with code 3 when the false-positive rate is above F (needs labels).
+    #[arg(long, value_name = "F")]
+    pub max_fpr: Option<f64>,
+    /// Do not draw the PNG charts.
+    #[arg(long)]
+    pub no_charts: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Output file; a name ending in .gz is gzip-compressed.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Data rows (445909 is the real Tuesday file's size).
+    #[arg(long, default_value_t = synth::TUESDAY_ROWS, value_name = "N")]
+    pub rows: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Detect(a) => run_detect(a),
+        Command::Synth(a) => run_synth(a),
+    }
+}
+
+fn check_fraction(name: &str, v: Option<f64>) -> Result<()> {
+    if let Some(v) = v {
+        if !(0.0..=1.0).contains(&v) {
+            bail!("{name} must be between 0 and 1, got {v}");
+        }
+    }
+    Ok(())
+}
+
+fn run_detect(a: DetectArgs) -> Result<ExitCode> {
+    let contamination: Contamination = a.contamination.parse()?;
+    check_fraction("--min-recall", a.min_recall)?;
+    check_fraction("--max-fpr", a.max_fpr)?;
+    let mut cfg = DetectConfig::new(a.inputs.clone());
+    cfg.forest = IsolationForestParams {
+        n_trees: a.trees,
+        max_samples: a.max_samples,
+        contamination,
+        seed: a.seed,
+    };
+    cfg.forest.validate()?;
+    let d = detect::detect(&cfg)?;
+    write_outputs(&d, &a.out, !a.no_charts)?;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(report::summary(&d, a.top).as_bytes());
+    let _ = writeln!(out, "\nOutputs in {}/", a.out.display());
+    let _ = out.flush();
+    gate(&d, a.min_recall, a.max_fpr)
+}
+
+/// Writes every output file into `dir`.
+pub fn write_outputs(d: &Detection, dir: &std::path::Path, charts: bool) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating output directory {}", dir.display()))?;
+    // Render everything first, so a failure leaves no partial set of CSVs.
+    let scores = report::host_scores_csv(d)?;
+    let flagged = report::flagged_hosts_csv(d)?;
+    let metrics = report::metrics_json(d)?;
+    report::write_atomic(&dir.join("host_scores.csv"), &scores)?;
+    report::write_atomic(&dir.join("flagged_hosts.csv"), &flagged)?;
+    report::write_atomic(&dir.join("metrics.json"), &metrics)?;
+    if charts {
+        crate::charts::draw_all(d, dir)?;
+    }
+    Ok(())
+}
+
+fn gate(d: &Detection, min_recall: Option<f64>, max_fpr: Option<f64>) -> Result<ExitCode> {
+    if min_recall.is_none() && max_fpr.is_none() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(m) = &d.metrics else {
+        bail!("--min-recall / --max-fpr need a Label column in the input to measure against");
+    };
+    let mut failures = Vec::new();
+    if let Some(r) = min_recall {
+        let got = m.recall.unwrap_or(0.0);
+        if got < r {
+            failures.push(format!("recall {got:.4} is below --min-recall {r}"));
+        }
+    }
+    if let Some(f) = max_fpr {
+        let got = m.false_positive_rate.unwrap_or(0.0);
+        if got > f {
+            failures.push(format!(
+                "false-positive rate {got:.4} is above --max-fpr {f}"
+            ));
+        }
+    }
+    if failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("latmove: gate failed: {}", failures.join("; "));
+        Ok(ExitCode::from(3))
+    }
+}
+
+fn run_synth(a: SynthArgs) -> Result<ExitCode> {
+    let cfg = SynthConfig {
+        rows: a.rows,
+        seed: a.seed,
+    };
+    let tmp = report::temp_sibling(&a.output);
+    let result = (|| -> Result<synth::SynthSummary> {
+        let file = std::fs::File::create(&tmp)?;
+        let buf = std::io::BufWriter::with_capacity(1 << 20, file);
+        let gz = a
+            .output
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        let summary = if gz {
+            let mut enc = flate2::write::GzEncoder::new(buf, flate2::Compression::default());
+            let s = synth::write_day(&cfg, &mut enc)?;
+            enc.finish()?
+                .into_inner()
+                .map_err(|e| e.into_error())?
+                .sync_all()?;
+            s
+        } else {
+            let mut buf = buf;
+            let s = synth::write_day(&cfg, &mut buf)?;
+            buf.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            s
+        };
+        std::fs::rename(&tmp, &a.output)?;
+        Ok(summary)
+    })();
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.context(format!("writing {}", a.output.display())));
+        }
+    };
+    println!(
+        "wrote {} ({} rows, {} of them empty trap rows; seed {})",
+        a.output.display(),
+        summary.rows,
+        summary.empty_rows,
+        a.seed
+    );
+    for (label, n) in &summary.per_label {
+        println!("  {label:<12} {n:>8}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,624 @@
+//! `latmove synth`: a seeded synthetic working day in the exact CIC-IDS2017
+//! TrafficLabelling layout (85 columns, the real header byte for byte, CRLF,
+//! `d/m/yyyy h:mm` timestamps on a 12-hour clock without AM/PM).
+//!
+//! The network mirrors CIC-IDS2017's victim LAN on Tuesday 4 July 2017:
+//!
+//! * workstations 192.168.10.{5,8,9,12,14,15,16,17,19,25} browsing the
+//!   internet, asking the DC for DNS, Kerberos, LDAP and SMB, NTP, NetBIOS
+//!   and LLMNR chatter;
+//! * the DC/DNS server 192.168.10.3 forwarding DNS to internet resolvers;
+//! * the web server 192.168.10.50, reached by internet clients;
+//! * the Ubuntu server 192.168.10.51 fetching updates;
+//! * reply-direction flows (a server's reply opening a new flow after a FIN
+//!   or a timeout) that make the DC, the web server and internet servers
+//!   look like sources with many ephemeral destination ports;
+//! * planted attacks: 172.16.0.1 (the firewall's inside address, as every
+//!   external attack appears after NAT) brute-forcing FTP (09:20-10:20,
+//!   `FTP-Patator`) and SSH (14:00-15:00, `SSH-Patator`) on the web server,
+//!   and the workstation 192.168.10.8 scanning the other internal hosts
+//!   (15:04-15:45, `PortScan`);
+//! * the traps of the real files: zero-duration flows with `Infinity` and
+//!   `NaN` rates, and a few rows whose every field is empty.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+/// The real 2017 TrafficLabelling header (85 names, 70 with a leading
+/// space, ` Fwd Header Length` twice), without the line end.
+pub const HEADER_2017: &str = include_str!("header_2017.txt");
+
+/// Rows in the real Tuesday file.
+pub const TUESDAY_ROWS: usize = 445_909;
+
+/// Workstations of the CIC-IDS2017 victim network.
+pub const WORKSTATIONS: [Ipv4Addr; 10] = [
+    Ipv4Addr::new(192, 168, 10, 5),
+    Ipv4Addr::new(192, 168, 10, 8),
+    Ipv4Addr::new(192, 168, 10, 9),
+    Ipv4Addr::new(192, 168, 10, 12),
+    Ipv4Addr::new(192, 168, 10, 14),
+    Ipv4Addr::new(192, 168, 10, 15),
+    Ipv4Addr::new(192, 168, 10, 16),
+    Ipv4Addr::new(192, 168, 10, 17),
+    Ipv4Addr::new(192, 168, 10, 19),
+    Ipv4Addr::new(192, 168, 10, 25),
+];
+pub const DC: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 3);
+pub const WEB: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 50);
+pub const UBUNTU: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 51);
+pub const FIREWALL: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
+pub const SCANNER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 8);
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct SynthConfig {
+    /// Data rows to write (header excluded, empty trap rows included).
+    pub rows: usize,
+    pub seed: u64,
+}
+
+/// What was generated, per label.
+#[derive(Debug, Clone, Default)]
+pub struct SynthSummary {
+    pub rows: usize,
+    pub empty_rows: usize,
+    pub per_label: Vec<(String, usize)>,
+}
+
+/// One synthetic flow before it is rendered into 85 columns.
+#[derive(Debug, Clone)]
+struct Spec {
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    proto: u8,
+    /// Seconds since midnight, local time.
+    t: u32,
+    duration_us: u64,
+    fwd_pkts: u32,
+    bwd_pkts: u32,
+    fwd_bytes: u64,
+    bwd_bytes: u64,
+    syn: u8,
+    rst: u8,
+    fin: u8,
+    label: &'static str,
+}
+
+const DAY_START: u32 = 8 * 3600 + 40 * 60;
+const DAY_END: u32 = 17 * 3600 + 10 * 60;
+
+struct Gen {
+    rng: ChaCha8Rng,
+    out: Vec<Spec>,
+}
+
+impl Gen {
+    fn time(&mut self, from: u32, to: u32) -> u32 {
+        self.rng.gen_range(from..to)
+    }
+    fn ephemeral(&mut self) -> u16 {
+        self.rng.gen_range(49152..=65535)
+    }
+
+    /// A normal TCP exchange with payload both ways.
+    #[allow(clippy::too_many_arguments)]
+    fn tcp_session(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        dport: u16,
+        t: u32,
+        size: f64,
+        label: &'static str,
+    ) {
+        let fwd = self.rng.gen_range(3..12u32) + (size * 4.0) as u32;
+        let bwd = self.rng.gen_range(2..10u32) + (size * 8.0) as u32;
+        let sport = self.ephemeral();
+        let fwd_bytes = fwd as u64 * self.rng.gen_range(40..400u64);
+        let bwd_bytes = bwd as u64 * self.rng.gen_range(200..1400u64);
+        let duration_us = self.rng.gen_range(20_000..5_000_000u64) + (size * 2e6) as u64;
+        self.out.push(Spec {
+            src,
+            sport,
+            dst,
+            dport,
+            proto: 6,
+            t,
+            duration_us,
+            fwd_pkts: fwd,
+            bwd_pkts: bwd,
+            fwd_bytes,
+            bwd_bytes,
+            syn: 1,
+            rst: 0,
+            fin: 1,
+            label,
+        });
+    }
+
+    /// A one-request, one-answer UDP flow.
+    fn udp(
+        &mut self,
+        src: Ipv4Addr,
+        sport: u16,
+        dst: Ipv4Addr,
+        dport: u16,
+        t: u32,
+        answered: bool,
+    ) {
+        let duration_us = if answered {
+            self.rng.gen_range(200..90_000u64)
+        } else {
+            0
+        };
+        let fwd_bytes = self.rng.gen_range(30..90u64);
+        self.out.push(Spec {
+            src,
+            sport,
+            dst,
+            dport,
+            proto: 17,
+            t,
+            duration_us,
+            fwd_pkts: 1,
+            bwd_pkts: answered as u32,
+            fwd_bytes,
+            bwd_bytes: if answered {
+                self.rng.gen_range(60..400)
+            } else {
+                0
+            },
+            syn: 0,
+            rst: 0,
+            fin: 0,
+            label: "BENIGN",
+        });
+    }
+
+    /// A reply-direction flow: the server's side after a FIN or timeout
+    /// split, source port the service port, destination port ephemeral.
+    fn reply(&mut self, server: Ipv4Addr, service: u16, client: Ipv4Addr, t: u32) {
+        let dport = self.ephemeral();
+        let pkts = self.rng.gen_range(1..3u32);
+        self.out.push(Spec {
+            src: server,
+            sport: service,
+            dst: client,
+            dport,
+            proto: if service == 53 { 17 } else { 6 },
+            t,
+            duration_us: self.rng.gen_range(0..3_000u64),
+            fwd_pkts: pkts,
+            bwd_pkts: self.rng.gen_range(0..2u32),
+            fwd_bytes: pkts as u64 * self.rng.gen_range(0..120u64),
+            bwd_bytes: 0,
+            syn: 0,
+            rst: 0,
+            fin: 1,
+            label: "BENIGN",
+        });
+    }
+}
+
+fn public_ip(rng: &mut ChaCha8Rng) -> Ipv4Addr {
+    loop {
+        let a: u8 = rng.gen_range(1..224);
+        let ip = Ipv4Addr::new(a, rng.r#gen(), rng.r#gen(), rng.gen_range(1..255));
+        if !(ip.is_private()
+            || ip.is_loopback()
+            || ip.is_link_local()
+            || a == 0
+            || a == 100
+            || a == 127)
+        {
+            return ip;
+        }
+    }
+}
+
+/// Pick from a pool with a Zipf-like (1/rank) popularity.
+fn popular<T: Copy>(rng: &mut ChaCha8Rng, pool: &[T]) -> T {
+    let u: f64 = rng.r#gen();
+    let i = ((pool.len() as f64 + 1.0).powf(u) - 1.0) as usize;
+    pool[i.min(pool.len() - 1)]
+}
+
+/// Generates the day's flows, sorted by time.
+fn generate(cfg: &SynthConfig) -> (Vec<Spec>, usize) {
+    let mut g = Gen {
+        rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+        out: Vec::with_capacity(cfg.rows),
+    };
+    let n = cfg.rows.max(200);
+    let scale = n as f64 / TUESDAY_ROWS as f64;
+    let empty_rows = (n / 1500).max(1);
+    let ftp = ((7938.0 * scale) as usize).max(60);
+    let ssh = ((5897.0 * scale) as usize).max(60);
+    let scan = ((11_000.0 * scale) as usize).max(1500);
+    let benign = n.saturating_sub(empty_rows + ftp + ssh + scan);
+
+    let web_sites: Vec<Ipv4Addr> = (0..(2500.0 * scale.sqrt()) as usize + 40)
+        .map(|_| public_ip(&mut g.rng))
+        .collect();
+    let web_clients: Vec<Ipv4Addr> = (0..(1500.0 * scale.sqrt()) as usize + 20)
+        .map(|_| public_ip(&mut g.rng))
+        .collect();
+    let resolvers: Vec<Ipv4Addr> = (0..12).map(|_| public_ip(&mut g.rng)).collect();
+    let ntp: Vec<Ipv4Addr> = (0..4).map(|_| public_ip(&mut g.rng)).collect();
+    let mirrors: Vec<Ipv4Addr> = (0..6).map(|_| public_ip(&mut g.rng)).collect();
+    // Each workstation has its own favourite sites.
+    let favourites: Vec<Vec<Ipv4Addr>> = WORKSTATIONS
+        .iter()
+        .map(|_| {
+            let mut s = web_sites.clone();
+            s.shuffle(&mut g.rng);
+            s.truncate(web_sites.len() / 3 + 10);
+            s
+        })
+        .collect();
+
+    let mut made = 0;
+    while made < benign {
+        let t = g.time(DAY_START, DAY_END);
+        let w = g.rng.gen_range(0..WORKSTATIONS.len());
+        let ws = WORKSTATIONS[w];
+        let roll: f64 = g.rng.r#gen();
+        if roll < 0.42 {
+            let site = popular(&mut g.rng, &favourites[w]);
+            let port = *[443, 443, 443, 443, 80, 80, 8080, 993]
+                .choose(&mut g.rng)
+                .unwrap_or(&443);
+            let size: f64 = g.rng.r#gen::<f64>().powi(4) * 6.0;
+            g.tcp_session(ws, site, port, t, size, "BENIGN");
+        } else if roll < 0.60 {
+            let sport = g.ephemeral();
+            g.udp(ws, sport, DC, 53, t, true);
+        } else if roll < 0.65 {
+            let port = *[88, 389, 445, 135, 3268, 49155]
+                .choose(&mut g.rng)
+                .unwrap_or(&445);
+            g.tcp_session(ws, DC, port, t, 0.2, "BENIGN");
+        } else if roll < 0.67 {
+            let (dst, port) = if g.rng.gen_bool(0.5) {
+                (Ipv4Addr::new(192, 168, 10, 255), 137)
+            } else {
+                (Ipv4Addr::new(224, 0, 0, 252), 5355)
+            };
+            g.udp(ws, port, dst, port, t, false);
+        } else if roll < 0.68 {
+            let s = *ntp.choose(&mut g.rng).unwrap_or(&ntp[0]);
+            g.udp(ws, 123, s, 123, t, true);
+        } else if roll < 0.73 {
+            let r = *resolvers.choose(&mut g.rng).unwrap_or(&resolvers[0]);
+            let sport = g.ephemeral();
+            g.udp(DC, sport, r, 53, t, true);
+        } else if roll < 0.77 {
+            // Reply-direction flows from internet servers to workstations.
+            let site = popular(&mut g.rng, &favourites[w]);
+            let svc = if g.rng.gen_bool(0.8) { 443 } else { 80 };
+            g.reply(site, svc, ws, t);
+        } else if roll < 0.80 {
+            // ... and from the DC to workstations (DNS, LDAP, Kerberos).
+            let svc = *[53, 53, 389, 88, 445].choose(&mut g.rng).unwrap_or(&53);
+            g.reply(DC, svc, ws, t);
+        } else if roll < 0.91 {
+            let c = popular(&mut g.rng, &web_clients);
+            let port = if g.rng.gen_bool(0.7) { 443 } else { 80 };
+            g.tcp_session(c, WEB, port, t, 0.5, "BENIGN");
+        } else if roll < 0.94 {
+            let c = popular(&mut g.rng, &web_clients);
+            let svc = if g.rng.gen_bool(0.7) { 443 } else { 80 };
+            g.reply(WEB, svc, c, t);
+        } else if roll < 0.96 {
+            let m = *mirrors.choose(&mut g.rng).unwrap_or(&mirrors[0]);
+            g.tcp_session(UBUNTU, m, 80, t, 2.0, "BENIGN");
+        } else if roll < 0.98 {
+            let sport = g.ephemeral();
+            let src = if g.rng.gen_bool(0.5) { WEB } else { UBUNTU };
+            g.udp(src, sport, DC, 53, t, true);
+        } else if roll < 0.985 {
+            // The firewall's own benign traffic to the web server.
+            g.tcp_session(FIREWALL, WEB, 80, t, 0.3, "BENIGN");
+        } else {
+            // Workstations reach the internal servers' web pages.
+            let port = if g.rng.gen_bool(0.5) { 80 } else { 443 };
+            g.tcp_session(ws, WEB, port, t, 0.5, "BENIGN");
+        }
+        made += 1;
+    }
+
+    // FTP-Patator and SSH-Patator: 172.16.0.1 -> web server.
+    for (count, port, from, to, label) in [
+        (
+            ftp,
+            21u16,
+            9 * 3600 + 20 * 60,
+            10 * 3600 + 20 * 60,
+            "FTP-Patator",
+        ),
+        (ssh, 22u16, 14 * 3600, 15 * 3600, "SSH-Patator"),
+    ] {
+        for _ in 0..count {
+            let t = g.time(from, to);
+            let fwd = g.rng.gen_range(6..14u32);
+            let bwd = g.rng.gen_range(6..16u32);
+            let sport = g.rng.gen_range(32768..61000u16);
+            let fwd_bytes = fwd as u64 * g.rng.gen_range(10..40u64);
+            let bwd_bytes = bwd as u64 * g.rng.gen_range(20..90u64);
+            let duration_us = g.rng.gen_range(1_000_000..8_000_000u64);
+            g.out.push(Spec {
+                src: FIREWALL,
+                sport,
+                dst: WEB,
+                dport: port,
+                proto: 6,
+                t,
+                duration_us,
+                fwd_pkts: fwd,
+                bwd_pkts: bwd,
+                fwd_bytes,
+                bwd_bytes,
+                syn: 1,
+                rst: 0,
+                fin: 1,
+                label,
+            });
+        }
+    }
+
+    // The internal scan: 192.168.10.8 probes the other internal hosts.
+    let targets: Vec<Ipv4Addr> = WORKSTATIONS
+        .iter()
+        .copied()
+        .filter(|w| *w != SCANNER)
+        .chain([DC, UBUNTU])
+        .collect();
+    let open = |dst: Ipv4Addr, port: u16| match port {
+        135 | 139 | 445 => dst != UBUNTU,
+        22 => dst == UBUNTU,
+        88 | 389 | 53 => dst == DC,
+        _ => false,
+    };
+    let scan_from = 15 * 3600 + 4 * 60;
+    let scan_to = 15 * 3600 + 45 * 60;
+    for i in 0..scan {
+        let dst = targets[i % targets.len()];
+        let dport: u16 = if g.rng.gen_bool(0.85) {
+            g.rng.gen_range(1..=1024)
+        } else {
+            *[3389, 5900, 8080, 5985, 1433, 3306, 8443, 49152]
+                .choose(&mut g.rng)
+                .unwrap_or(&3389)
+        };
+        let t = scan_from + (scan_to - scan_from) * i as u32 / scan as u32;
+        let answered = open(dst, dport);
+        let refused = !answered && g.rng.gen_bool(0.6);
+        let sport = g.ephemeral();
+        let duration_us = if answered || refused {
+            g.rng.gen_range(1..400u64)
+        } else {
+            0
+        };
+        g.out.push(Spec {
+            src: SCANNER,
+            sport,
+            dst,
+            dport,
+            proto: 6,
+            t,
+            duration_us,
+            fwd_pkts: if answered { 2 } else { 1 },
+            bwd_pkts: u32::from(answered || refused),
+            fwd_bytes: 0,
+            bwd_bytes: 0,
+            syn: 1,
+            rst: u8::from(refused || answered),
+            fin: 0,
+            label: "PortScan",
+        });
+    }
+
+    g.out.sort_by_key(|s| s.t);
+    (g.out, empty_rows)
+}
+
+fn f(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:.6}").trim_end_matches('0').to_string()
+    }
+}
+
+/// `d/m/yyyy h:mm` on the 2017 files' 12-hour clock without AM/PM.
+fn stamp(t: u32) -> String {
+    let h = t / 3600;
+    let m = t % 3600 / 60;
+    let h12 = if h % 12 == 0 { 12 } else { h % 12 };
+    format!("4/7/2017 {h12}:{m:02}")
+}
+
+fn render(s: &Spec, line: &mut String) {
+    line.clear();
+    let d = s.duration_us as f64;
+    let pk = (s.fwd_pkts + s.bwd_pkts) as f64;
+    let bytes = (s.fwd_bytes + s.bwd_bytes) as f64;
+    let fmean = if s.fwd_pkts > 0 {
+        s.fwd_bytes as f64 / s.fwd_pkts as f64
+    } else {
+        0.0
+    };
+    let bmean = if s.bwd_pkts > 0 {
+        s.bwd_bytes as f64 / s.bwd_pkts as f64
+    } else {
+        0.0
+    };
+    // Rates: CICFlowMeter divides by the duration in seconds, giving
+    // Infinity (or NaN for 0/0) on zero-duration flows.
+    let rate = |x: f64| -> String {
+        if d == 0.0 {
+            if x == 0.0 {
+                "NaN".to_string()
+            } else {
+                "Infinity".to_string()
+            }
+        } else {
+            f(x / (d / 1e6))
+        }
+    };
+    let iat = |n: f64| if n > 1.0 { d / (n - 1.0) } else { 0.0 };
+    let fiat = iat(s.fwd_pkts as f64);
+    let biat = iat(s.bwd_pkts as f64);
+    let hdr_f = s.fwd_pkts as f64 * 20.0;
+    let hdr_b = s.bwd_pkts as f64 * 20.0;
+    let lens = [fmean, bmean];
+    let maxlen = lens.iter().copied().fold(0.0, f64::max);
+    let minlen = if s.bwd_pkts > 0 {
+        fmean.min(bmean)
+    } else {
+        fmean
+    };
+    let cols: Vec<String> = vec![
+        format!("{}-{}-{}-{}-{}", s.src, s.dst, s.sport, s.dport, s.proto),
+        s.src.to_string(),
+        s.sport.to_string(),
+        s.dst.to_string(),
+        s.dport.to_string(),
+        s.proto.to_string(),
+        stamp(s.t),
+        s.duration_us.to_string(),
+        s.fwd_pkts.to_string(),
+        s.bwd_pkts.to_string(),
+        s.fwd_bytes.to_string(),
+        s.bwd_bytes.to_string(),
+        f(fmean),
+        f(fmean),
+        f(fmean),
+        "0".into(),
+        f(bmean),
+        f(bmean),
+        f(bmean),
+        "0".into(),
+        if d == 0.0 && bytes == 0.0 {
+            "NaN".into()
+        } else {
+            rate(bytes)
+        },
+        rate(pk),
+        f(iat(pk)),
+        "0".into(),
+        f(iat(pk)),
+        f(iat(pk)),
+        f(if s.fwd_pkts > 1 { d } else { 0.0 }),
+        f(fiat),
+        "0".into(),
+        f(fiat),
+        f(fiat),
+        f(if s.bwd_pkts > 1 { d } else { 0.0 }),
+        f(biat),
+        "0".into(),
+        f(biat),
+        f(biat),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        f(hdr_f),
+        f(hdr_b),
+        rate(s.fwd_pkts as f64),
+        rate(s.bwd_pkts as f64),
+        f(minlen),
+        f(maxlen),
+        f(if pk > 0.0 { bytes / pk } else { 0.0 }),
+        "0".into(),
+        "0".into(),
+        s.fin.to_string(),
+        s.syn.to_string(),
+        s.rst.to_string(),
+        u8::from(s.fwd_bytes > 0).to_string(),
+        u8::from(s.bwd_pkts > 0).to_string(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        f(if s.fwd_pkts > 0 {
+            (s.bwd_pkts / s.fwd_pkts) as f64
+        } else {
+            0.0
+        }),
+        f(if pk > 0.0 { bytes / pk } else { 0.0 }),
+        f(fmean),
+        f(bmean),
+        f(hdr_f),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        s.fwd_pkts.to_string(),
+        s.fwd_bytes.to_string(),
+        s.bwd_pkts.to_string(),
+        s.bwd_bytes.to_string(),
+        if s.proto == 6 {
+            "8192".into()
+        } else {
+            "-1".into()
+        },
+        if s.proto == 6 && s.bwd_pkts > 0 {
+            "29200".into()
+        } else {
+            "-1".into()
+        },
+        u32::from(s.fwd_bytes > 0).to_string(),
+        "20".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        s.label.to_string(),
+    ];
+    debug_assert_eq!(cols.len(), 85);
+    // The real rows have no space after the commas; only the header has.
+    line.push_str(&cols.join(","));
+    line.push_str("\r\n");
+}
+
+/// Writes the synthetic day as CSV (header + rows, CRLF) to `w`.
+pub fn write_day<W: Write>(cfg: &SynthConfig, w: &mut W) -> std::io::Result<SynthSummary> {
+    let (specs, empty_rows) = generate(cfg);
+    w.write_all(HEADER_2017.as_bytes())?;
+    w.write_all(b"\r\n")?;
+    let empty_line = format!("{}\r\n", ",".repeat(84));
+    // Empty rows go in evenly spaced positions, as in the real file's tail.
+    let every = (specs.len() / empty_rows.max(1)).max(1);
+    let mut line = String::new();
+    let mut summary = SynthSummary::default();
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (i, s) in specs.iter().enumerate() {
+        if i % every == every - 1 && summary.empty_rows < empty_rows {
+            w.write_all(empty_line.as_bytes())?;
+            summary.empty_rows += 1;
+        }
+        render(s, &mut line);
+        w.write_all(line.as_bytes())?;
+        *counts.entry(s.label).or_default() += 1;
+    }
+    summary.rows = specs.len() + summary.empty_rows;
+    summary.per_label = counts
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    Ok(summary)
+}
