@@ -56,6 +56,11 @@ pub struct DetectArgs {
     /// Random seed; the same seed and input give bit-identical results.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Score each training host with a forest grown without it (k-fold
+    /// cross-fitting); 1 scores them with the model that saw them, which
+    /// lets in-sample outliers outrank real attackers.
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    pub folds: usize,
     /// Flagged hosts shown in the summary.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
@@ -92,10 +97,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn check_fraction(name: &str, v: Option<f64>) -> Result<()> {
-    if let Some(v) = v {
-        if !(0.0..=1.0).contains(&v) {
-            bail!("{name} must be between 0 and 1, got {v}");
-        }
+    if let Some(v) = v
+        && !(0.0..=1.0).contains(&v)
+    {
+        bail!("{name} must be between 0 and 1, got {v}");
     }
     Ok(())
 }
@@ -111,6 +116,7 @@ fn run_detect(a: DetectArgs) -> Result<ExitCode> {
         contamination,
         seed: a.seed,
     };
+    cfg.folds = a.folds;
     cfg.forest.validate()?;
     let d = detect::detect(&cfg)?;
     write_outputs(&d, &a.out, !a.no_charts)?;

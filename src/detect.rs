@@ -22,6 +22,9 @@ pub struct DetectConfig {
     pub inputs: Vec<PathBuf>,
     pub forest: IsolationForestParams,
     pub features: Vec<FeatureDef>,
+    /// Cross-fitting folds over the training hosts (see [`detect_profiles`]);
+    /// 0 or 1 scores the training hosts with the model that saw them.
+    pub folds: usize,
 }
 
 impl DetectConfig {
@@ -30,6 +33,7 @@ impl DetectConfig {
             inputs,
             forest: IsolationForestParams::default(),
             features: SEED_FEATURES.to_vec(),
+            folds: 5,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct Detection {
     pub training_hosts: usize,
     /// `Benign hosts` when labels exist, `all hosts` otherwise.
     pub training_set: &'static str,
+    /// Folds used to score the training hosts out of sample (0 = in-sample).
+    pub folds: usize,
     pub metrics: Option<Metrics>,
     pub forest: IsolationForest,
     pub params: IsolationForestParams,
@@ -118,6 +124,7 @@ pub fn detect_profiles(
         .filter(|&i| !labelled || truth[i] == Some(false))
         .collect();
     let train_raw = table.values.select(Axis(0), &train_idx);
+
     let scaler = LinearScaler::standard()
         .fit(&DatasetBase::from(train_raw.clone()))
         .context("fitting the standard scaler on the training hosts")?;
@@ -127,7 +134,37 @@ pub fn detect_profiles(
         .forest
         .fit(train.view())
         .with_context(|| format!("training on {} hosts", train_idx.len()))?;
-    let scores = forest.score(all.view())?;
+    let mut scores = forest.score(all.view())?;
+    let mut threshold = forest.threshold;
+    // Cross-fitting: each training host is scored by a forest grown
+    // without it (fold = its position in IP order modulo k), and the
+    // threshold is the (1 - contamination) quantile of those out-of-fold
+    // scores. Other hosts are scored by the forest grown on every
+    // training host.
+    let folds = cfg.folds.min(train_idx.len());
+    let cross_fitted = folds >= 2;
+    if cross_fitted {
+        let mut oof = Vec::with_capacity(train_idx.len());
+        for k in 0..folds {
+            let fit_rows: Vec<usize> = (0..train_idx.len()).filter(|p| p % folds != k).collect();
+            let held: Vec<usize> = (0..train_idx.len())
+                .filter(|p| p % folds == k)
+                .map(|p| train_idx[p])
+                .collect();
+            let fold_forest = cfg
+                .forest
+                .fit(train.select(Axis(0), &fit_rows).view())
+                .with_context(|| format!("training fold {} of {folds}", k + 1))?;
+            let s = fold_forest.score(all.select(Axis(0), &held).view())?;
+            for (i, v) in held.iter().zip(s) {
+                scores[*i] = v;
+                oof.push(v);
+            }
+        }
+        if let crate::forest::Contamination::Fraction(c) = cfg.forest.contamination {
+            threshold = crate::forest::quantile(&oof, 1.0 - c);
+        }
+    }
     let (medians, mads) = robust_center(&train_raw);
 
     let mut trained = vec![false; truth.len()];
@@ -146,7 +183,7 @@ pub fn detect_profiles(
             HostResult {
                 ip: p.ip,
                 score: scores[i],
-                flagged: scores[i] > forest.threshold,
+                flagged: scores[i] > threshold,
                 rank: 0,
                 is_attack: truth[i],
                 attack_labels: profiles.attack_labels_of(p),
@@ -177,8 +214,9 @@ pub fn detect_profiles(
         stats,
         feature_names: table.names(),
         feature_descriptions: table.defs.iter().map(|d| d.description).collect(),
-        threshold: forest.threshold,
+        threshold,
         training_hosts: train_idx.len(),
+        folds: if cross_fitted { folds } else { 0 },
         training_set: if labelled {
             "benign hosts"
         } else {

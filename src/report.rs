@@ -176,6 +176,13 @@ pub fn summary(d: &Detection, top: usize) -> String {
         "  trained on {} {}; threshold score {:.4}",
         d.training_hosts, d.training_set, d.threshold
     );
+    if d.folds >= 2 {
+        let _ = writeln!(
+            s,
+            "  training hosts scored out of sample ({}-fold cross-fitting); threshold from those scores",
+            d.folds
+        );
+    }
 
     let _ = writeln!(s, "\nHosts");
     let _ = writeln!(s, "  source hosts       {:>8}", d.hosts.len());
@@ -360,6 +367,7 @@ struct MetricsJson<'a> {
     subsample: usize,
     training_set: &'static str,
     training_hosts: usize,
+    cross_fit_folds: usize,
     threshold: f64,
     hosts: usize,
     flagged_hosts: usize,
@@ -394,6 +402,7 @@ pub fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
         subsample: d.forest.psi,
         training_set: d.training_set,
         training_hosts: d.training_hosts,
+        cross_fit_folds: d.folds,
         threshold: d.threshold,
         hosts: d.hosts.len(),
         flagged_hosts: d.flagged().count(),

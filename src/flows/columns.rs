@@ -56,7 +56,25 @@ impl Field {
 
     /// The name used in messages (the 2017 spelling).
     pub fn display_name(self) -> &'static str {
-        self.aliases()[0]
+        match self {
+            Field::FlowId => "Flow ID",
+            Field::SrcIp => "Source IP",
+            Field::SrcPort => "Source Port",
+            Field::DstIp => "Destination IP",
+            Field::DstPort => "Destination Port",
+            Field::Protocol => "Protocol",
+            Field::Timestamp => "Timestamp",
+            Field::Duration => "Flow Duration",
+            Field::FwdPackets => "Total Fwd Packets",
+            Field::BwdPackets => "Total Backward Packets",
+            Field::FwdBytes => "Total Length of Fwd Packets",
+            Field::BwdBytes => "Total Length of Bwd Packets",
+            Field::SynFlags => "SYN Flag Count",
+            Field::RstFlags => "RST Flag Count",
+            Field::FinFlags => "FIN Flag Count",
+            Field::AckFlags => "ACK Flag Count",
+            Field::Label => "Label",
+        }
     }
 
     /// Accepted header names, lower case, already trimmed. The first one is

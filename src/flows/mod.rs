@@ -122,10 +122,10 @@ impl ReadStats {
 
     fn skip(&mut self, reason: SkipReason, problem: Option<RowProblem>) {
         *self.skipped.entry(reason).or_default() += 1;
-        if let Some(p) = problem {
-            if self.problems.len() < MAX_PROBLEMS_KEPT {
-                self.problems.push(p);
-            }
+        if let Some(p) = problem
+            && self.problems.len() < MAX_PROBLEMS_KEPT
+        {
+            self.problems.push(p);
         }
     }
 }
@@ -331,6 +331,10 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
     };
 
     let mut rec = csv::ByteRecord::new();
+    // Line numbers are counted here rather than taken from the csv crate,
+    // whose position is one line short after a CRLF header. Flow CSVs have
+    // no quoted newlines, so data row n sits on line n + 1.
+    let mut line: u64 = 1;
     loop {
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
@@ -338,7 +342,7 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
             Err(e) => return Err(csv_err(e)),
         }
         stats.rows += 1;
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        line += 1;
         if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
             stats.skip(SkipReason::EmptyRow, None);
             continue;
@@ -396,7 +400,7 @@ fn parse_row<'r>(
     let (i, v) = cell(Field::DstPort).expect("required column");
     let dst_port = parse_port(v).ok_or((SkipReason::BadPort, i))?;
     let src_port = match cell(Field::SrcPort) {
-        Some((_, v)) if v.is_empty() => None,
+        Some((_, [])) => None,
         Some((i, v)) => Some(parse_port(v).ok_or((SkipReason::BadPort, i))?),
         None => None,
     };
@@ -409,7 +413,7 @@ fn parse_row<'r>(
                     Ok(None)
                 }
                 Ok(x) => Ok(x),
-                Err(()) => Err((SkipReason::BadNumber, i)),
+                Err(NotANumber) => Err((SkipReason::BadNumber, i)),
             },
         }
     };
@@ -419,11 +423,9 @@ fn parse_row<'r>(
     let bwd_packets = number(Field::BwdPackets)?;
     let fwd_bytes = number(Field::FwdBytes)?;
     let bwd_bytes = number(Field::BwdBytes)?;
-    if let Some(d) = duration_us {
-        if d < 0.0 {
-            stats.negative_durations += 1;
-            duration_us = None;
-        }
+    if duration_us.is_some_and(|d| d < 0.0) {
+        stats.negative_durations += 1;
+        duration_us = None;
     }
     let timestamp = match cell(Field::Timestamp) {
         Some((_, v)) if !v.is_empty() => {
@@ -481,21 +483,25 @@ pub fn parse_port(v: &[u8]) -> Option<u16> {
 
 /// Parses a numeric cell: `Ok(None)` for an empty cell, `Ok(Some(inf/NaN))`
 /// for `Infinity`/`NaN` spellings, `Err` for anything else unparsable.
-pub fn parse_number(v: &[u8]) -> Result<Option<f64>, ()> {
+pub fn parse_number(v: &[u8]) -> Result<Option<f64>, NotANumber> {
     if v.is_empty() {
         return Ok(None);
     }
-    let s = std::str::from_utf8(v).map_err(|_| ())?;
+    let s = std::str::from_utf8(v).map_err(|_| NotANumber)?;
     match s.parse::<f64>() {
         Ok(x) => Ok(Some(x)),
         Err(_) => match s.to_ascii_lowercase().as_str() {
             "infinity" | "+infinity" | "inf" => Ok(Some(f64::INFINITY)),
             "-infinity" | "-inf" => Ok(Some(f64::NEG_INFINITY)),
             "nan" | "-nan" => Ok(Some(f64::NAN)),
-            _ => Err(()),
+            _ => Err(NotANumber),
         },
     }
 }
+
+/// A numeric cell that holds no number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotANumber;
 
 /// True for a label meaning benign traffic (`BENIGN`, any case).
 pub fn is_benign_label(label: &[u8]) -> bool {

@@ -442,7 +442,7 @@ fn f(v: f64) -> String {
 fn stamp(t: u32) -> String {
     let h = t / 3600;
     let m = t % 3600 / 60;
-    let h12 = if h % 12 == 0 { 12 } else { h % 12 };
+    let h12 = if h.is_multiple_of(12) { 12 } else { h % 12 };
     format!("4/7/2017 {h12}:{m:02}")
 }
 
@@ -548,11 +548,7 @@ fn render(s: &Spec, line: &mut String) {
         "0".into(),
         "0".into(),
         "0".into(),
-        f(if s.fwd_pkts > 0 {
-            (s.bwd_pkts / s.fwd_pkts) as f64
-        } else {
-            0.0
-        }),
+        f(s.bwd_pkts.checked_div(s.fwd_pkts).unwrap_or(0) as f64),
         f(if pk > 0.0 { bytes / pk } else { 0.0 }),
         f(fmean),
         f(bmean),

@@ -1,0 +1,195 @@
+use latmove::forest::{
+    Contamination, ForestError, IsolationForestParams, Node, Tree, average_path_length, quantile,
+};
+use ndarray::{Array2, array};
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
+#[test]
+fn c_of_n_matches_the_formula() {
+    assert_eq!(average_path_length(0), 0.0);
+    assert_eq!(average_path_length(1), 0.0);
+    assert_eq!(average_path_length(2), 1.0);
+    // Reference values: 2 (ln(n-1) + gamma) - 2 (n-1)/n, computed in Python.
+    assert!(close(average_path_length(3), 1.207392357589623));
+    assert!(close(average_path_length(5), 2.327020052042847));
+    assert!(close(average_path_length(256), 10.244770920119917));
+}
+
+#[test]
+fn path_length_adds_the_leaf_correction() {
+    let tree = Tree {
+        nodes: vec![
+            Node::Split {
+                feature: 0,
+                value: 0.5,
+                left: 1,
+                right: 2,
+            },
+            Node::Leaf { depth: 1, size: 1 },
+            Node::Leaf { depth: 1, size: 5 },
+        ],
+    };
+    assert_eq!(tree.path_length(array![0.2].view()), 1.0);
+    assert!(close(
+        tree.path_length(array![0.9].view()),
+        1.0 + average_path_length(5)
+    ));
+    // A value equal to the split goes left (x <= split).
+    assert_eq!(tree.path_length(array![0.5].view()), 1.0);
+}
+
+/// 200 points in a tight 2-D cluster plus one far away.
+fn cluster_with_outlier() -> Array2<f64> {
+    let mut x = Array2::zeros((201, 2));
+    for i in 0..200 {
+        x[[i, 0]] = (i % 20) as f64 * 0.01;
+        x[[i, 1]] = (i / 20) as f64 * 0.01;
+    }
+    x[[200, 0]] = 5.0;
+    x[[200, 1]] = 5.0;
+    x
+}
+
+#[test]
+fn trees_respect_subsample_and_depth_limit() {
+    let x = cluster_with_outlier();
+    let params = IsolationForestParams {
+        max_samples: 64,
+        ..Default::default()
+    };
+    let f = params.fit(x.view()).unwrap();
+    assert_eq!(f.trees.len(), 100);
+    assert_eq!(f.psi, 64);
+    for t in &f.trees {
+        let mut total = 0;
+        for n in &t.nodes {
+            if let Node::Leaf { depth, size } = n {
+                assert!(*depth <= 6, "depth limit ceil(log2 64) = 6");
+                total += size;
+            }
+        }
+        assert_eq!(total, 64, "every subsampled row ends in exactly one leaf");
+    }
+}
+
+#[test]
+fn scores_are_in_unit_interval_and_outlier_scores_highest() {
+    let x = cluster_with_outlier();
+    let f = IsolationForestParams::default().fit(x.view()).unwrap();
+    let s = f.score(x.view()).unwrap();
+    assert!(s.iter().all(|v| *v > 0.0 && *v < 1.0));
+    let bulk_max = s[..200].iter().cloned().fold(f64::MIN, f64::max);
+    assert!(
+        s[200] > bulk_max,
+        "outlier {} vs bulk max {}",
+        s[200],
+        bulk_max
+    );
+    assert!(s[200] > 0.6);
+    // A point never seen in training, far away, also scores high.
+    let probe = f.score(array![[10.0, -3.0]].view()).unwrap();
+    assert!(probe[0] > bulk_max);
+}
+
+#[test]
+fn same_seed_same_scores_other_seed_other_scores() {
+    let x = cluster_with_outlier();
+    let p = IsolationForestParams::default();
+    let a = p.fit(x.view()).unwrap().score(x.view()).unwrap();
+    let b = p.fit(x.view()).unwrap().score(x.view()).unwrap();
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a), bits(&b));
+    let c = IsolationForestParams { seed: 7, ..p }
+        .fit(x.view())
+        .unwrap()
+        .score(x.view())
+        .unwrap();
+    assert_ne!(bits(&a), bits(&c));
+}
+
+#[test]
+fn contamination_sets_the_threshold_at_the_training_quantile() {
+    let x = cluster_with_outlier();
+    let p = IsolationForestParams {
+        contamination: Contamination::Fraction(0.1),
+        ..Default::default()
+    };
+    let f = p.fit(x.view()).unwrap();
+    let s = f.score(x.view()).unwrap();
+    assert!(close(f.threshold, quantile(&s, 0.9)));
+    let flagged = s.iter().filter(|v| **v > f.threshold).count();
+    assert!(
+        (19..=21).contains(&flagged),
+        "about 10% of 201 flagged, got {flagged}"
+    );
+    let auto = IsolationForestParams {
+        contamination: Contamination::Auto,
+        ..Default::default()
+    };
+    assert_eq!(auto.fit(x.view()).unwrap().threshold, 0.5);
+}
+
+#[test]
+fn constant_data_gives_single_leaf_trees() {
+    let x = Array2::from_elem((10, 3), 1.0);
+    let f = IsolationForestParams::default().fit(x.view()).unwrap();
+    assert!(f.trees.iter().all(|t| t.nodes.len() == 1));
+    let s = f.score(x.view()).unwrap();
+    // h = 0 + c(10), so s = 2^-1 = 0.5 exactly.
+    assert!(s.iter().all(|v| close(*v, 0.5)));
+}
+
+#[test]
+fn parameters_are_validated_with_typed_errors() {
+    let x = cluster_with_outlier();
+    let zero = IsolationForestParams {
+        n_trees: 0,
+        ..Default::default()
+    };
+    assert_eq!(zero.fit(x.view()).unwrap_err(), ForestError::ZeroTrees);
+    let zero_s = IsolationForestParams {
+        max_samples: 0,
+        ..Default::default()
+    };
+    assert_eq!(zero_s.fit(x.view()).unwrap_err(), ForestError::ZeroSamples);
+    for bad in ["0", "0.6", "-0.1", "abc", "NaN"] {
+        assert!(
+            matches!(
+                bad.parse::<Contamination>(),
+                Err(ForestError::BadContamination(_))
+            ),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        "auto".parse::<Contamination>().unwrap(),
+        Contamination::Auto
+    );
+    assert_eq!(
+        "0.5".parse::<Contamination>().unwrap(),
+        Contamination::Fraction(0.5)
+    );
+    let one = Array2::zeros((1, 2));
+    assert_eq!(
+        IsolationForestParams::default()
+            .fit(one.view())
+            .unwrap_err(),
+        ForestError::TooFewTrainingRows(1)
+    );
+    let mut nan = Array2::zeros((5, 2));
+    nan[[3, 1]] = f64::NAN;
+    assert_eq!(
+        IsolationForestParams::default()
+            .fit(nan.view())
+            .unwrap_err(),
+        ForestError::NonFinite { row: 3, column: 1 }
+    );
+    let f = IsolationForestParams::default().fit(x.view()).unwrap();
+    assert!(matches!(
+        f.score(Array2::zeros((2, 3)).view()),
+        Err(ForestError::FeatureCountMismatch { .. })
+    ));
+}

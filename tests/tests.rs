@@ -1,0 +1,16 @@
+//! latmove's one integration-test binary.
+
+// Test helpers: temporary directories, fixture writers, running the binary.
+mod util;
+
+// The Isolation Forest's mathematics and parameter validation.
+mod forest;
+// The reader against each trap of the real CIC-IDS2017 files, and the
+// aliased layouts of the sibling formats.
+mod reader;
+// The `synth` subcommand's layout.
+mod synth;
+// The binary end to end: the shipped sample, gates, determinism, errors.
+mod cli;
+// The real CIC-IDS2017 rows in ../shared (skipped when absent).
+mod real;

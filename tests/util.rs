@@ -1,0 +1,91 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use tempfile::TempDir;
+
+pub const HEADER_2017: &str = latmove::synth::HEADER_2017;
+
+pub fn tempdir() -> TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
+/// Writes `bytes` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write fixture");
+    p
+}
+
+/// A row in the 85-column 2017 layout with the given fields; others 0.
+pub fn row_2017(src: &str, dst: &str, dport: &str, ts: &str, dur: &str, label: &[u8]) -> Vec<u8> {
+    let mut cols: Vec<Vec<u8>> = vec![b"0".to_vec(); 85];
+    cols[0] = format!("{src}-{dst}-50000-{dport}-6").into_bytes();
+    cols[1] = src.as_bytes().to_vec();
+    cols[2] = b"50000".to_vec();
+    cols[3] = dst.as_bytes().to_vec();
+    cols[4] = dport.as_bytes().to_vec();
+    cols[5] = b"6".to_vec();
+    cols[6] = ts.as_bytes().to_vec();
+    cols[7] = dur.as_bytes().to_vec();
+    cols[8] = b"1".to_vec();
+    cols[84] = label.to_vec();
+    let mut line = cols.join(&b","[..]);
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
+/// A whole 2017-layout file from rows.
+pub fn file_2017(rows: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = HEADER_2017.as_bytes().to_vec();
+    out.extend_from_slice(b"\r\n");
+    for r in rows {
+        out.extend_from_slice(r);
+    }
+    out
+}
+
+pub fn latmove(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_latmove"))
+        .args(args)
+        .output()
+        .expect("run latmove")
+}
+
+/// Panics with the whole output when the exit code differs.
+pub fn expect_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The shipped synthetic sample.
+pub fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/synthetic-tuesday.csv.gz")
+}
+
+/// ../shared/data/cic-ids2017-improved-samples, when present.
+pub fn real_samples() -> Option<PathBuf> {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cic-ids2017-improved-samples");
+    p.is_dir().then_some(p)
+}
+
+/// Reads a CSV output into header + rows of strings.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).expect("open output csv");
+    let header = r
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.expect("row").iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
