@@ -61,6 +61,10 @@ pub struct DetectArgs {
     /// lets in-sample outliers outrank real attackers.
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub folds: usize,
+    /// Threads for the forest (0 = every core); results are bit-identical
+    /// whatever the count.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
     /// Flagged hosts shown in the summary.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
@@ -117,6 +121,9 @@ fn run_detect(a: DetectArgs) -> Result<ExitCode> {
         seed: a.seed,
     };
     cfg.folds = a.folds;
+    if a.threads > 0 {
+        cfg.threads = a.threads;
+    }
     cfg.forest.validate()?;
     let d = detect::detect(&cfg)?;
     write_outputs(&d, &a.out, !a.no_charts)?;

@@ -25,6 +25,9 @@ pub struct DetectConfig {
     /// Cross-fitting folds over the training hosts (see [`detect_profiles`]);
     /// 0 or 1 scores the training hosts with the model that saw them.
     pub folds: usize,
+    /// Threads for growing and scoring the forest; results do not depend
+    /// on it.
+    pub threads: usize,
 }
 
 impl DetectConfig {
@@ -34,6 +37,7 @@ impl DetectConfig {
             forest: IsolationForestParams::default(),
             features: SEED_FEATURES.to_vec(),
             folds: 5,
+            threads: crate::forest::default_threads(),
         }
     }
 }
@@ -132,9 +136,9 @@ pub fn detect_profiles(
     let all = scaler.transform(table.values.clone());
     let forest = cfg
         .forest
-        .fit(train.view())
+        .fit_threads(train.view(), cfg.threads)
         .with_context(|| format!("training on {} hosts", train_idx.len()))?;
-    let mut scores = forest.score(all.view())?;
+    let mut scores = forest.score_threads(all.view(), cfg.threads)?;
     let mut threshold = forest.threshold;
     // Cross-fitting: each training host is scored by a forest grown
     // without it (fold = its position in IP order modulo k), and the
@@ -153,9 +157,9 @@ pub fn detect_profiles(
                 .collect();
             let fold_forest = cfg
                 .forest
-                .fit(train.select(Axis(0), &fit_rows).view())
+                .fit_threads(train.select(Axis(0), &fit_rows).view(), cfg.threads)
                 .with_context(|| format!("training fold {} of {folds}", k + 1))?;
-            let s = fold_forest.score(all.select(Axis(0), &held).view())?;
+            let s = fold_forest.score_threads(all.select(Axis(0), &held).view(), cfg.threads)?;
             for (i, v) in held.iter().zip(s) {
                 scores[*i] = v;
                 oof.push(v);

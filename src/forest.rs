@@ -24,7 +24,7 @@
 
 use std::fmt;
 
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{ArrayView1, ArrayView2};
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -166,8 +166,18 @@ impl IsolationForestParams {
         self.contamination.validate()
     }
 
-    /// Grows the forest on `x` (rows = training samples).
+    /// Grows the forest on `x` (rows = training samples), on every core.
     pub fn fit(&self, x: ArrayView2<'_, f64>) -> Result<IsolationForest, ForestError> {
+        self.fit_threads(x, default_threads())
+    }
+
+    /// Grows the forest with `threads` threads. Each tree depends only on
+    /// the seed and its index, so the forest is identical for any count.
+    pub fn fit_threads(
+        &self,
+        x: ArrayView2<'_, f64>,
+        threads: usize,
+    ) -> Result<IsolationForest, ForestError> {
         self.validate()?;
         let (n, d) = x.dim();
         if d == 0 {
@@ -179,14 +189,13 @@ impl IsolationForestParams {
         check_finite(x)?;
         let psi = self.max_samples.min(n);
         let depth_limit = (psi as f64).log2().ceil() as usize;
-        let trees = (0..self.n_trees)
-            .map(|t| {
-                let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-                rng.set_stream(t as u64);
-                let sample = sample_without_replacement(&mut rng, n, psi);
-                Tree::grow(x, sample, depth_limit, &mut rng)
-            })
-            .collect();
+        let grow = |t: usize| {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+            rng.set_stream(t as u64);
+            let sample = sample_without_replacement(&mut rng, n, psi);
+            Tree::grow(x, sample, depth_limit, &mut rng)
+        };
+        let trees = in_chunks(self.n_trees, threads, |range| range.map(grow).collect());
         let mut forest = IsolationForest {
             trees,
             psi,
@@ -194,7 +203,7 @@ impl IsolationForestParams {
             threshold: 0.5,
         };
         if let Contamination::Fraction(c) = self.contamination {
-            let scores = forest.score(x)?;
+            let scores = forest.score_threads(x, threads)?;
             forest.threshold = quantile(&scores, 1.0 - c);
         }
         Ok(forest)
@@ -208,6 +217,38 @@ fn check_finite(x: ArrayView2<'_, f64>) -> Result<(), ForestError> {
         }
     }
     Ok(())
+}
+
+/// The machine's core count (1 when unknown).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Maps `0..n` in up to `threads` contiguous chunks on scoped threads and
+/// concatenates the results in order.
+fn in_chunks<T: Send>(
+    n: usize,
+    threads: usize,
+    f: impl Fn(std::ops::Range<usize>) -> Vec<T> + Sync,
+) -> Vec<T> {
+    let threads = threads.clamp(1, n.max(1));
+    if threads == 1 {
+        return f(0..n);
+    }
+    let chunk = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|start| {
+                let f = &f;
+                scope.spawn(move || f(start..(start + chunk).min(n)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("forest worker panicked"))
+            .collect()
+    })
 }
 
 /// Uniform integer in `0..n` (n > 0) by Lemire's multiply-and-reject method.
@@ -407,8 +448,18 @@ impl IsolationForest {
         total / self.trees.len() as f64
     }
 
-    /// Anomaly score of every row, in (0, 1].
+    /// Anomaly score of every row, in (0, 1), on every core.
     pub fn score(&self, x: ArrayView2<'_, f64>) -> Result<Vec<f64>, ForestError> {
+        self.score_threads(x, default_threads())
+    }
+
+    /// Scores with `threads` threads. Each row's path lengths are summed in
+    /// tree order by one thread, so scores are bit-identical for any count.
+    pub fn score_threads(
+        &self,
+        x: ArrayView2<'_, f64>,
+        threads: usize,
+    ) -> Result<Vec<f64>, ForestError> {
         if x.ncols() != self.n_features {
             return Err(ForestError::FeatureCountMismatch {
                 expected: self.n_features,
@@ -417,10 +468,11 @@ impl IsolationForest {
         }
         check_finite(x)?;
         let c = average_path_length(self.psi);
-        Ok(x.rows()
-            .into_iter()
-            .map(|row| 2f64.powf(-self.mean_path_length(row) / c))
-            .collect())
+        Ok(in_chunks(x.nrows(), threads, |range| {
+            range
+                .map(|i| 2f64.powf(-self.mean_path_length(x.row(i)) / c))
+                .collect()
+        }))
     }
 
     /// For one row: per feature, how often (share of trees) and how early
@@ -439,15 +491,4 @@ impl IsolationForest {
         out.iter_mut().for_each(|v| *v /= n);
         out
     }
-}
-
-/// Convenience: fit on `train` and score `all`.
-pub fn fit_and_score(
-    params: &IsolationForestParams,
-    train: &Array2<f64>,
-    all: &Array2<f64>,
-) -> Result<(IsolationForest, Vec<f64>), ForestError> {
-    let forest = params.fit(train.view())?;
-    let scores = forest.score(all.view())?;
-    Ok((forest, scores))
 }

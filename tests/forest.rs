@@ -193,3 +193,17 @@ fn parameters_are_validated_with_typed_errors() {
         Err(ForestError::FeatureCountMismatch { .. })
     ));
 }
+
+#[test]
+fn thread_count_does_not_change_trees_or_scores() {
+    let x = cluster_with_outlier();
+    let p = IsolationForestParams::default();
+    let one = p.fit_threads(x.view(), 1).unwrap();
+    let many = p.fit_threads(x.view(), 3).unwrap();
+    assert_eq!(one, many, "same trees, same threshold");
+    let bits = |v: Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(one.score_threads(x.view(), 1).unwrap()),
+        bits(many.score_threads(x.view(), 4).unwrap())
+    );
+}

@@ -284,6 +284,10 @@ fn sibling_layouts_are_aliased() {
     // The Python cicflowmeter, snake_case, no label.
     let py = "src_ip,dst_ip,src_port,dst_port,protocol,timestamp,flow_duration,tot_fwd_pkts,tot_bwd_pkts\n\
               10.0.0.3,10.0.0.4,5000,443,6,2024-01-02 10:00:00,0.5,3,2\n";
+    // ... with its header repeated mid-file, as in some 2018 files.
+    let ids2018 = format!(
+        "{ids2018}Flow ID,Src IP,Src Port,Dst IP,Dst Port,Protocol,Timestamp,Flow Duration,Tot Fwd Pkts,Tot Bwd Pkts,TotLen Fwd Pkts,TotLen Bwd Pkts,Label\n"
+    );
     // CICFlowMeter-V4 with AM/PM.
     let v4 = "Flow ID,Src IP,Src Port,Dst IP,Dst Port,Protocol,Timestamp,Flow Duration,Total Fwd Packet,Total Bwd packets,Label\n\
               x,10.0.0.5,5000,10.0.0.6,80,6,04/07/2017 01:52:03 PM,100,1,1,BENIGN\n";
@@ -293,6 +297,8 @@ fn sibling_layouts_are_aliased() {
     let (profiles, stats) = read_profiles(&[a, b, c]).unwrap();
     assert_eq!(stats.flows, 3);
     assert_eq!(stats.bad_timestamps, 0);
+    assert_eq!(stats.skipped.get(&SkipReason::RepeatedHeader), Some(&1));
+    assert!(stats.problems.is_empty());
     assert_eq!(host(&profiles, "10.0.0.1").is_attack(), Some(true));
     assert_eq!(
         host(&profiles, "10.0.0.3").is_attack(),

@@ -51,6 +51,9 @@ pub enum SkipReason {
     EmptyRow,
     /// Fewer fields than the columns latmove needs.
     ShortRow,
+    /// The header repeated inside the data (some CSE-CIC-IDS2018 files
+    /// concatenate captures, headers included).
+    RepeatedHeader,
     BadSourceIp,
     BadDestinationIp,
     BadPort,
@@ -62,6 +65,7 @@ impl SkipReason {
         match self {
             SkipReason::EmptyRow => "empty rows",
             SkipReason::ShortRow => "rows with too few fields",
+            SkipReason::RepeatedHeader => "repeated header rows",
             SkipReason::BadSourceIp => "unparsable source IP",
             SkipReason::BadDestinationIp => "unparsable destination IP",
             SkipReason::BadPort => "unparsable port",
@@ -103,7 +107,8 @@ pub struct ReadStats {
     /// Rows turned into flows.
     pub flows: u64,
     pub skipped: BTreeMap<SkipReason, u64>,
-    /// The first [`MAX_PROBLEMS_KEPT`] skipped rows (empty rows excluded).
+    /// The first [`MAX_PROBLEMS_KEPT`] skipped rows (empty rows and repeated
+    /// headers excluded).
     pub problems: Vec<RowProblem>,
     /// Numeric cells holding `Infinity`/`NaN` (kept, never fed to the model).
     pub non_finite_values: u64,
@@ -358,6 +363,12 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
                     reason: format!("row has {} fields, header has {}", rec.len(), map.width),
                 }),
             );
+            continue;
+        }
+        if let Some(i) = map.get(Field::SrcIp)
+            && rec.get(i).map(trim) == header.get(i).map(trim)
+        {
+            stats.skip(SkipReason::RepeatedHeader, None);
             continue;
         }
         match parse_row(&rec, &map, stats) {
