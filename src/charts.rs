@@ -232,7 +232,7 @@ pub fn fanout(d: &Detection, path: &Path) -> Result<()> {
     };
     let xy = |h: &HostResult| (h.features[fi].max(1.0), h.features[fp].max(1.0));
     let xmax = d.hosts.iter().map(|h| xy(h).0).fold(1.0, f64::max) * 5.0;
-    let ymax = d.hosts.iter().map(|h| xy(h).1).fold(1.0, f64::max) * 2.0;
+    let ymax = d.hosts.iter().map(|h| xy(h).1).fold(1.0, f64::max) * 8.0;
     draw_png(path, (1100, 800), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(

@@ -224,7 +224,7 @@ pub fn detect_profiles(
         training_set: if labelled {
             "benign hosts"
         } else {
-            "all hosts (no labels)"
+            "hosts (no labels, so all of them)"
         },
         hosts,
         metrics,

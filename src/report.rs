@@ -99,7 +99,7 @@ pub fn explain(d: &Detection, h: &HostResult) -> String {
         .take(3)
         .map(|&j| {
             format!(
-                "{} {} ({:+.0} robust units from the benign median)",
+                "{} {} ({:+.0} robust units from the training hosts' median)",
                 d.feature_names[j],
                 fmt_value(h.features[j]),
                 h.robust_z[j]
