@@ -60,6 +60,24 @@ pub fn evaluate(truth: &[bool], flagged: &[bool], scores: &[f64]) -> Metrics {
     }
 }
 
+/// Indices sorted by score (ascending, or descending when `desc`), cut into
+/// groups of equal scores: each group is one threshold.
+fn tie_groups(scores: &[f64], desc: bool) -> Vec<Vec<usize>> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| {
+        let o = scores[a].total_cmp(&scores[b]);
+        if desc { o.reverse() } else { o }
+    });
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for k in idx {
+        match groups.last_mut() {
+            Some(g) if scores[g[0]] == scores[k] => g.push(k),
+            _ => groups.push(vec![k]),
+        }
+    }
+    groups
+}
+
 /// Area under the ROC curve; `None` without both classes.
 pub fn roc_auc(truth: &[bool], scores: &[f64]) -> Option<f64> {
     let pos = truth.iter().filter(|t| **t).count();
@@ -68,22 +86,12 @@ pub fn roc_auc(truth: &[bool], scores: &[f64]) -> Option<f64> {
         return None;
     }
     // Rank-sum with average ranks for ties.
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
     let mut rank_sum_pos = 0.0;
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &idx[i..=j] {
-            if truth[k] {
-                rank_sum_pos += avg_rank;
-            }
-        }
-        i = j + 1;
+    let mut seen = 0usize;
+    for g in tie_groups(scores, false) {
+        let avg_rank = seen as f64 + (g.len() as f64 + 1.0) / 2.0;
+        rank_sum_pos += avg_rank * g.iter().filter(|&&k| truth[k]).count() as f64;
+        seen += g.len();
     }
     let u = rank_sum_pos - (pos * (pos + 1)) as f64 / 2.0;
     Some(u / (pos as f64 * neg as f64))
@@ -95,29 +103,15 @@ pub fn average_precision(truth: &[bool], scores: &[f64]) -> Option<f64> {
     if pos == 0 {
         return None;
     }
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut fp) = (0usize, 0usize);
+    let (mut tp, mut seen) = (0usize, 0usize);
     let mut ap = 0.0;
     let mut prev_recall = 0.0;
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        for &k in &idx[i..=j] {
-            if truth[k] {
-                tp += 1;
-            } else {
-                fp += 1;
-            }
-        }
+    for g in tie_groups(scores, true) {
+        tp += g.iter().filter(|&&k| truth[k]).count();
+        seen += g.len();
         let recall = tp as f64 / pos as f64;
-        let precision = tp as f64 / (tp + fp) as f64;
-        ap += (recall - prev_recall) * precision;
+        ap += (recall - prev_recall) * (tp as f64 / seen as f64);
         prev_recall = recall;
-        i = j + 1;
     }
     Some(ap)
 }
@@ -128,7 +122,7 @@ mod tests {
 
     #[test]
     fn known_values() {
-        // Values checked against scikit-learn 1.5:
+        // Values checked against scikit-learn 1.9.1:
         // roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) = 0.75
         // average_precision_score(same) = 0.8333...
         let t = [false, false, true, true];
@@ -139,5 +133,11 @@ mod tests {
         assert_eq!((m.tp, m.fp, m.fn_, m.tn), (1, 1, 1, 1));
         assert_eq!(m.recall, Some(0.5));
         assert_eq!(m.false_positive_rate, Some(0.5));
+        // Ties: roc_auc_score([0,1,0,1],[0.5,0.5,0.2,0.9]) = 0.875,
+        // average_precision_score(same) = 0.8333...
+        let t = [false, true, false, true];
+        let s = [0.5, 0.5, 0.2, 0.9];
+        assert!((roc_auc(&t, &s).unwrap() - 0.875).abs() < 1e-12);
+        assert!((average_precision(&t, &s).unwrap() - 0.833_333_333_333_333_4).abs() < 1e-12);
     }
 }
