@@ -29,7 +29,7 @@ pub struct Cli {
 pub enum Command {
     /// Profile every source host, score it with an Isolation Forest trained
     /// on benign hosts, and report the suspects.
-    Detect(DetectArgs),
+    Detect(Box<DetectArgs>),
     /// Write a seeded synthetic day in the exact CIC-IDS2017
     /// TrafficLabelling layout, with planted attackers.
     Synth(SynthArgs),
@@ -61,10 +61,39 @@ pub struct DetectArgs {
     /// lets in-sample outliers outrank real attackers.
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub folds: usize,
+    /// Score with scikit-learn's path lengths exactly, instead of the
+    /// range-aware expected path length (which also isolates values beyond
+    /// every training value).
+    #[arg(long)]
+    pub sklearn_paths: bool,
     /// Threads for the forest (0 = every core); results are bit-identical
     /// whatever the count.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
+    /// Feature set: 'full' (behaviour features) or 'seed' (the four of the
+    /// original recipe).
+    #[arg(long, default_value = "full", value_name = "SET")]
+    pub features: String,
+    /// The inside of the network, as CIDRs separated by commas.
+    #[arg(
+        long,
+        default_value = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+        value_name = "CIDRS"
+    )]
+    pub internal: String,
+    /// Which sources to score (and train on): 'all', or 'internal' for
+    /// sources inside --internal only.
+    #[arg(long, default_value = "all", value_name = "WHICH")]
+    pub sources: String,
+    /// Keep every flow in the direction the file gives, instead of
+    /// re-orienting reply-direction flows to their initiator.
+    #[arg(long)]
+    pub no_orient: bool,
+    /// Also score each host in time windows of this length (e.g. 5m, 15m,
+    /// 1h), so a host that scans for 20 minutes in a quiet day stands out;
+    /// 'none' scores whole hosts only.
+    #[arg(long, default_value = "15m", value_name = "LEN")]
+    pub window: String,
     /// Flagged hosts shown in the summary.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
@@ -95,9 +124,31 @@ pub struct SynthArgs {
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Detect(a) => run_detect(a),
+        Command::Detect(a) => run_detect(*a),
         Command::Synth(a) => run_synth(a),
     }
+}
+
+/// `5m`, `15m`, `1h`, `90s` or `none`.
+pub fn parse_window(s: &str) -> Result<Option<u32>> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "none" || t == "off" {
+        return Ok(None);
+    }
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u32 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--window must look like 5m, 15m, 1h or none, got '{s}'"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" | "" => n * 60,
+        "h" => n * 3600,
+        _ => bail!("--window must look like 5m, 15m, 1h or none, got '{s}'"),
+    };
+    if secs == 0 {
+        bail!("--window must be longer than zero, got '{s}'");
+    }
+    Ok(Some(secs))
 }
 
 fn check_fraction(name: &str, v: Option<f64>) -> Result<()> {
@@ -119,8 +170,23 @@ fn run_detect(a: DetectArgs) -> Result<ExitCode> {
         max_samples: a.max_samples,
         contamination,
         seed: a.seed,
+        range_aware: !a.sklearn_paths,
     };
     cfg.folds = a.folds;
+    cfg.features = crate::features::feature_set(&a.features)
+        .ok_or_else(|| {
+            anyhow::anyhow!("--features must be 'full' or 'seed', got '{}'", a.features)
+        })?
+        .to_vec();
+    cfg.profile.network.internal =
+        crate::net::parse_cidrs(&a.internal).map_err(|e| anyhow::anyhow!("--internal: {e}"))?;
+    cfg.profile.orient = !a.no_orient;
+    cfg.score_external = match a.sources.as_str() {
+        "all" => true,
+        "internal" => false,
+        other => bail!("--sources must be 'all' or 'internal', got '{other}'"),
+    };
+    cfg.profile.window_secs = parse_window(&a.window)?;
     if a.threads > 0 {
         cfg.threads = a.threads;
     }

@@ -9,11 +9,11 @@ use linfa::traits::{Fit, Transformer};
 use linfa_preprocessing::linear_scaling::LinearScaler;
 use ndarray::{Array2, Axis};
 
-use crate::features::{FeatureDef, FeatureTable, SEED_FEATURES};
+use crate::features::{FULL_FEATURES, FeatureDef, FeatureTable};
 use crate::flows::{self, ReadStats};
 use crate::forest::{IsolationForest, IsolationForestParams};
 use crate::metrics::{self, Metrics};
-use crate::profile::{ProfileBuilder, Profiles};
+use crate::profile::{ProfileBuilder, ProfileOptions, Profiles};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -22,6 +22,11 @@ pub struct DetectConfig {
     pub inputs: Vec<PathBuf>,
     pub forest: IsolationForestParams,
     pub features: Vec<FeatureDef>,
+    /// Flow orientation and the network's inside.
+    pub profile: ProfileOptions,
+    /// Score (and train on) hosts outside the network too (the default);
+    /// `false` keeps internal sources only.
+    pub score_external: bool,
     /// Cross-fitting folds over the training hosts (see [`detect_profiles`]);
     /// 0 or 1 scores the training hosts with the model that saw them.
     pub folds: usize,
@@ -35,7 +40,9 @@ impl DetectConfig {
         DetectConfig {
             inputs,
             forest: IsolationForestParams::default(),
-            features: SEED_FEATURES.to_vec(),
+            features: FULL_FEATURES.to_vec(),
+            profile: ProfileOptions::default(),
+            score_external: true,
             folds: 5,
             threads: crate::forest::default_threads(),
         }
@@ -66,6 +73,14 @@ pub struct HostResult {
     /// Per feature: distance from the benign training hosts' median in
     /// robust units (MAD scaled to sigma), signed.
     pub robust_z: Vec<f64>,
+    /// With windows: the start (seconds, file time) of the window that gave
+    /// the host its score; `features` are that window's.
+    pub peak_window_start: Option<f64>,
+    /// With windows: how many of the host's windows scored above the
+    /// threshold.
+    pub windows_flagged: usize,
+    /// Whether the host is inside `--internal`.
+    pub internal: bool,
 }
 
 /// Everything one detection produced.
@@ -82,6 +97,8 @@ pub struct Detection {
     pub training_set: &'static str,
     /// Folds used to score the training hosts out of sample (0 = in-sample).
     pub folds: usize,
+    /// Window length in seconds, when host x window entities were scored.
+    pub window_secs: Option<u32>,
     pub metrics: Option<Metrics>,
     pub forest: IsolationForest,
     pub params: IsolationForestParams,
@@ -93,10 +110,18 @@ impl Detection {
     }
 }
 
-/// Reads the inputs and builds host profiles.
+/// Reads the inputs and builds host profiles with the default options.
 pub fn read_profiles(inputs: &[PathBuf]) -> Result<(Profiles, ReadStats)> {
+    read_profiles_with(inputs, &ProfileOptions::default())
+}
+
+/// Reads the inputs and builds host profiles.
+pub fn read_profiles_with(
+    inputs: &[PathBuf],
+    options: &ProfileOptions,
+) -> Result<(Profiles, ReadStats)> {
     let files = flows::expand_inputs(inputs)?;
-    let mut builder = ProfileBuilder::new();
+    let mut builder = ProfileBuilder::with_options(options.clone());
     let stats = flows::read_flows(&files, |f| builder.add(f))?;
     Ok((builder.finish(), stats))
 }
@@ -104,11 +129,18 @@ pub fn read_profiles(inputs: &[PathBuf]) -> Result<(Profiles, ReadStats)> {
 /// Runs the whole pipeline.
 pub fn detect(cfg: &DetectConfig) -> Result<Detection> {
     cfg.forest.validate()?;
-    let (profiles, stats) = read_profiles(&cfg.inputs)?;
+    let (mut profiles, stats) = read_profiles_with(&cfg.inputs, &cfg.profile)?;
+    if !cfg.score_external {
+        profiles.hosts.retain(|h| h.internal);
+    }
     detect_profiles(cfg, profiles, stats)
 }
 
 /// Scores already-built profiles.
+///
+/// The scored entities are the hosts, or with windows the host x window
+/// profiles (plus, for a host without timestamps, its whole profile). A
+/// host's score is its highest entity score.
 pub fn detect_profiles(
     cfg: &DetectConfig,
     profiles: Profiles,
@@ -116,88 +148,137 @@ pub fn detect_profiles(
 ) -> Result<Detection> {
     anyhow::ensure!(
         !profiles.hosts.is_empty(),
-        "no flows could be read from the input ({} rows, {} skipped)",
+        "no source hosts to score: {} rows read, {} skipped, {} flows used; \
+         with --sources internal, only sources inside --internal are scored",
         stats.rows,
-        stats.skipped_total()
+        stats.skipped_total(),
+        stats.flows
     );
-    let table = FeatureTable::build(&profiles.hosts, &cfg.features);
+    let host_index: std::collections::HashMap<IpAddr, usize> = profiles
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.ip, i))
+        .collect();
+    // Entities: (host index, window start in seconds, profile).
+    let mut entities: Vec<(usize, Option<f64>, &crate::profile::HostProfile)> = Vec::new();
+    let mut has_window = vec![false; profiles.hosts.len()];
+    let secs = profiles.window_secs.map(f64::from);
+    for w in &profiles.windows {
+        if let (Some(&h), Some(secs)) = (host_index.get(&w.ip), secs) {
+            has_window[h] = true;
+            entities.push((h, Some(w.index as f64 * secs), &w.profile));
+        }
+    }
+    for (h, p) in profiles.hosts.iter().enumerate() {
+        if !has_window[h] {
+            entities.push((h, None, p));
+        }
+    }
+    let refs: Vec<&crate::profile::HostProfile> = entities.iter().map(|e| e.2).collect();
+    let table = FeatureTable::build(&refs, &cfg.features);
     let truth: Vec<Option<bool>> = profiles.hosts.iter().map(|h| h.is_attack()).collect();
     let labelled = truth.iter().any(Option::is_some);
     // Train on benign hosts when labels exist; on every host otherwise.
-    let train_idx: Vec<usize> = (0..truth.len())
+    let train_hosts: Vec<usize> = (0..truth.len())
         .filter(|&i| !labelled || truth[i] == Some(false))
         .collect();
+    let mut fold_of = vec![usize::MAX; truth.len()];
+    let folds = cfg.folds.min(train_hosts.len());
+    let cross_fitted = folds >= 2;
+    for (pos, &h) in train_hosts.iter().enumerate() {
+        fold_of[h] = if cross_fitted { pos % folds } else { 0 };
+    }
+    let train_idx: Vec<usize> = (0..entities.len())
+        .filter(|&e| fold_of[entities[e].0] != usize::MAX)
+        .collect();
     let train_raw = table.values.select(Axis(0), &train_idx);
-
     let scaler = LinearScaler::standard()
         .fit(&DatasetBase::from(train_raw.clone()))
         .context("fitting the standard scaler on the training hosts")?;
-    let train = scaler.transform(train_raw.clone());
     let all = scaler.transform(table.values.clone());
     let forest = cfg
         .forest
-        .fit_threads(train.view(), cfg.threads)
-        .with_context(|| format!("training on {} hosts", train_idx.len()))?;
+        .fit_threads(all.select(Axis(0), &train_idx).view(), cfg.threads)
+        .with_context(|| format!("training on {} hosts", train_hosts.len()))?;
     let mut scores = forest.score_threads(all.view(), cfg.threads)?;
-    let mut threshold = forest.threshold;
-    // Cross-fitting: each training host is scored by a forest grown
-    // without it (fold = its position in IP order modulo k), and the
-    // threshold is the (1 - contamination) quantile of those out-of-fold
-    // scores. Other hosts are scored by the forest grown on every
-    // training host.
-    let folds = cfg.folds.min(train_idx.len());
-    let cross_fitted = folds >= 2;
+    // Cross-fitting: each training host is scored by a forest grown without
+    // any of its entities (fold = its position in IP order modulo k). Other
+    // hosts are scored by the forest grown on every training host.
     if cross_fitted {
-        let mut oof = Vec::with_capacity(train_idx.len());
         for k in 0..folds {
-            let fit_rows: Vec<usize> = (0..train_idx.len()).filter(|p| p % folds != k).collect();
-            let held: Vec<usize> = (0..train_idx.len())
-                .filter(|p| p % folds == k)
-                .map(|p| train_idx[p])
+            let fit_rows: Vec<usize> = train_idx
+                .iter()
+                .copied()
+                .filter(|&e| fold_of[entities[e].0] != k)
+                .collect();
+            let held: Vec<usize> = train_idx
+                .iter()
+                .copied()
+                .filter(|&e| fold_of[entities[e].0] == k)
                 .collect();
             let fold_forest = cfg
                 .forest
-                .fit_threads(train.select(Axis(0), &fit_rows).view(), cfg.threads)
+                .fit_threads(all.select(Axis(0), &fit_rows).view(), cfg.threads)
                 .with_context(|| format!("training fold {} of {folds}", k + 1))?;
             let s = fold_forest.score_threads(all.select(Axis(0), &held).view(), cfg.threads)?;
-            for (i, v) in held.iter().zip(s) {
-                scores[*i] = v;
-                oof.push(v);
+            for (e, v) in held.iter().zip(s) {
+                scores[*e] = v;
             }
         }
-        if let crate::forest::Contamination::Fraction(c) = cfg.forest.contamination {
-            threshold = crate::forest::quantile(&oof, 1.0 - c);
+    }
+    // Host score: the highest score among its entities.
+    let mut peak: Vec<Option<usize>> = vec![None; truth.len()];
+    for (e, (h, _, _)) in entities.iter().enumerate() {
+        if peak[*h].is_none_or(|p| scores[e] > scores[p]) {
+            peak[*h] = Some(e);
         }
     }
-    let (medians, mads) = robust_center(&train_raw);
+    let host_score = |h: usize| peak[h].map_or(0.0, |e| scores[e]);
+    let threshold = match cfg.forest.contamination {
+        crate::forest::Contamination::Auto => 0.5,
+        crate::forest::Contamination::Fraction(c) => {
+            let s: Vec<f64> = train_hosts.iter().map(|&h| host_score(h)).collect();
+            crate::forest::quantile(&s, 1.0 - c)
+        }
+    };
+    let mut windows_over = vec![0usize; truth.len()];
+    for (e, (h, _, _)) in entities.iter().enumerate() {
+        if scores[e] > threshold {
+            windows_over[*h] += 1;
+        }
+    }
+    let (medians, spreads) = robust_center(&train_raw);
 
-    let mut trained = vec![false; truth.len()];
-    train_idx.iter().for_each(|&i| trained[i] = true);
     let mut hosts: Vec<HostResult> = profiles
         .hosts
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let features = table.values.row(i).to_vec();
+            let e = peak[i].expect("every host has an entity");
+            let features = table.values.row(e).to_vec();
             let robust_z = features
                 .iter()
                 .enumerate()
-                .map(|(j, v)| robust_units(*v, medians[j], mads[j]))
+                .map(|(j, v)| robust_units(*v, medians[j], spreads[j]))
                 .collect();
             HostResult {
                 ip: p.ip,
-                score: scores[i],
-                flagged: scores[i] > threshold,
+                score: scores[e],
+                flagged: scores[e] > threshold,
                 rank: 0,
                 is_attack: truth[i],
                 attack_labels: profiles.attack_labels_of(p),
                 flows: p.flows,
                 first_seen: p.first_seen,
                 last_seen: p.last_seen,
-                trained_on: trained[i],
-                contributions: forest.feature_contributions(all.row(i)),
+                trained_on: fold_of[i] != usize::MAX,
+                contributions: forest.feature_contributions(all.row(e)),
                 robust_z,
                 features,
+                peak_window_start: entities[e].1,
+                windows_flagged: windows_over[i],
+                internal: p.internal,
             }
         })
         .collect();
@@ -219,8 +300,9 @@ pub fn detect_profiles(
         feature_names: table.names(),
         feature_descriptions: table.defs.iter().map(|d| d.description).collect(),
         threshold,
-        training_hosts: train_idx.len(),
+        training_hosts: train_hosts.len(),
         folds: if cross_fitted { folds } else { 0 },
+        window_secs: profiles.window_secs,
         training_set: if labelled {
             "benign hosts"
         } else {

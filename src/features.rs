@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use ndarray::Array2;
 
+use crate::net::SENSITIVE_PORTS;
 use crate::profile::HostProfile;
 
 /// One named feature.
@@ -49,6 +50,138 @@ pub const SEED_FEATURES: &[FeatureDef] = &[
     },
 ];
 
+/// The full behaviour set (the default): the seed's four plus what
+/// rule-based scan detectors and lateral-movement hunting look at. Every
+/// count is over the host's re-oriented flows (see `net::is_reply_direction`).
+pub const FULL_FEATURES: &[FeatureDef] = &[
+    SEED_FEATURES[0],
+    SEED_FEATURES[1],
+    SEED_FEATURES[2],
+    SEED_FEATURES[3],
+    FeatureDef {
+        name: "internal_dst_ips",
+        description: "distinct destinations inside the network",
+        compute: |h| h.internal_dsts.len() as f64,
+    },
+    FeatureDef {
+        name: "external_dst_ips",
+        description: "distinct destinations outside the network",
+        compute: |h| (h.dst_ips.len() - h.internal_dsts.len()) as f64,
+    },
+    FeatureDef {
+        name: "internal_subnets",
+        description: "distinct internal /24 subnets touched",
+        compute: |h| h.internal_subnets.len() as f64,
+    },
+    FeatureDef {
+        name: "unanswered_share",
+        description: "share of flows with no reply packet or a reset",
+        compute: |h| ratio(h.unanswered, h.reply_known),
+    },
+    FeatureDef {
+        name: "tiny_flow_share",
+        description: "share of one-packet or zero-payload flows",
+        compute: |h| ratio(h.tiny_flows, h.volume_known),
+    },
+    FeatureDef {
+        name: "sensitive_ports",
+        description: "distinct sensitive service ports (SMB, RDP, SSH, WinRM, RPC, LDAP, Kerberos, VNC, Telnet)",
+        compute: |h| {
+            h.dst_ports
+                .iter()
+                .filter(|p| SENSITIVE_PORTS.contains(p))
+                .count() as f64
+        },
+    },
+    FeatureDef {
+        name: "privileged_ports",
+        description: "distinct destination ports below 1024",
+        compute: |h| h.dst_ports.iter().filter(|p| **p < 1024).count() as f64,
+    },
+    FeatureDef {
+        name: "max_hosts_one_port",
+        description: "most distinct hosts reached on one port (horizontal sweep)",
+        compute: |h| max_group(h.pairs.iter().map(|(_, p)| u128::from(*p))),
+    },
+    FeatureDef {
+        name: "max_ports_one_host",
+        description: "most distinct ports reached on one host (vertical scan)",
+        compute: |h| max_group(h.pairs.iter().map(|(ip, _)| ip_key(*ip))),
+    },
+    FeatureDef {
+        name: "dst_port_entropy",
+        description: "entropy of the destination ports over flows (bits)",
+        compute: |h| {
+            // Summed in port order: a hash map's order varies between runs.
+            let n = h.flows as f64;
+            let mut counts: Vec<(u16, u64)> = h.port_flows.iter().map(|(p, c)| (*p, *c)).collect();
+            counts.sort_unstable();
+            counts
+                .iter()
+                .map(|(_, c)| {
+                    let p = *c as f64 / n;
+                    -p * p.log2()
+                })
+                .sum::<f64>()
+        },
+    },
+    FeatureDef {
+        name: "bytes_per_flow",
+        description: "mean bytes per flow, both directions",
+        compute: |h| h.bytes_sum / h.volume_known.max(1) as f64,
+    },
+    FeatureDef {
+        name: "packets_per_flow",
+        description: "mean packets per flow, both directions",
+        compute: |h| h.packets_sum / h.volume_known.max(1) as f64,
+    },
+    FeatureDef {
+        name: "new_dsts_per_active_min",
+        description: "distinct destinations per minute with activity",
+        compute: |h| h.dst_ips.len() as f64 / h.active_minutes.len().max(1) as f64,
+    },
+    FeatureDef {
+        name: "peak_5min_dst_pairs",
+        description: "most distinct (host, port) destinations in one 5-minute window",
+        compute: |h| max_group(h.window_service_flows.keys().map(|(w, _, _)| *w as u128)),
+    },
+    FeatureDef {
+        name: "peak_5min_flows_one_service",
+        description: "most flows to one (host, port) in one 5-minute window (brute force)",
+        compute: |h| h.window_service_flows.values().copied().max().unwrap_or(0) as f64,
+    },
+];
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn ip_key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v) => u128::from(u32::from(v)),
+        IpAddr::V6(v) => u128::from(v),
+    }
+}
+
+/// The size of the largest group among keys (how often the most frequent
+/// key occurs).
+fn max_group(keys: impl Iterator<Item = u128>) -> f64 {
+    let mut counts: std::collections::HashMap<u128, u64> = std::collections::HashMap::new();
+    for k in keys {
+        *counts.entry(k).or_default() += 1;
+    }
+    counts.values().copied().max().unwrap_or(0) as f64
+}
+
+/// A feature set by name: `seed` or `full`.
+pub fn feature_set(name: &str) -> Option<&'static [FeatureDef]> {
+    match name {
+        "seed" => Some(SEED_FEATURES),
+        "full" => Some(FULL_FEATURES),
+        _ => None,
+    }
+}
+
 /// Hosts x features.
 #[derive(Debug, Clone)]
 pub struct FeatureTable {
@@ -61,7 +194,7 @@ pub struct FeatureTable {
 impl FeatureTable {
     /// Computes `defs` for every profile (rows in the profiles' order).
     /// Non-finite results are replaced by 0 so they never reach the model.
-    pub fn build(profiles: &[HostProfile], defs: &[FeatureDef]) -> FeatureTable {
+    pub fn build(profiles: &[&HostProfile], defs: &[FeatureDef]) -> FeatureTable {
         let mut values = Array2::zeros((profiles.len(), defs.len()));
         for (i, p) in profiles.iter().enumerate() {
             for (j, d) in defs.iter().enumerate() {

@@ -141,6 +141,9 @@ pub struct IsolationForestParams {
     pub max_samples: usize,
     pub contamination: Contamination,
     pub seed: u64,
+    /// Range-aware scoring (see [`Tree::expected_path_length`]); `false`
+    /// gives scikit-learn's scores exactly as its semantics define them.
+    pub range_aware: bool,
 }
 
 impl Default for IsolationForestParams {
@@ -150,6 +153,7 @@ impl Default for IsolationForestParams {
             max_samples: 256,
             contamination: Contamination::Fraction(0.01),
             seed: 42,
+            range_aware: true,
         }
     }
 }
@@ -201,6 +205,7 @@ impl IsolationForestParams {
             psi,
             n_features: d,
             threshold: 0.5,
+            range_aware: self.range_aware,
         };
         if let Contamination::Fraction(c) = self.contamination {
             let scores = forest.score_threads(x, threads)?;
@@ -300,6 +305,10 @@ pub enum Node {
         value: f64,
         left: u32,
         right: u32,
+        /// The node's training range on `feature` (the split was drawn in
+        /// `[lo, hi)`), kept for range-aware scoring.
+        lo: f64,
+        hi: f64,
     },
     Leaf {
         depth: u32,
@@ -375,6 +384,8 @@ impl Tree {
             tree.nodes[node] = Node::Split {
                 feature: feature as u32,
                 value,
+                lo,
+                hi,
                 left: left as u32,
                 right: (left + 1) as u32,
             };
@@ -384,7 +395,8 @@ impl Tree {
         tree
     }
 
-    /// `h(x)`: depth of the leaf `x` falls into plus `c(leaf size)`.
+    /// `h(x)`: depth of the leaf `x` falls into plus `c(leaf size)`
+    /// (scikit-learn's path length).
     pub fn path_length(&self, x: ArrayView1<'_, f64>) -> f64 {
         let mut i = 0usize;
         loop {
@@ -394,6 +406,7 @@ impl Tree {
                     value,
                     left,
                     right,
+                    ..
                 } => {
                     i = if x[feature as usize] <= value {
                         left as usize
@@ -408,6 +421,57 @@ impl Tree {
         }
     }
 
+    /// Range-aware expected path length. At a split node whose training
+    /// range on the split feature is `[lo, hi]`, a value `v` outside it
+    /// would, had it been in the training sample, have been cut off from
+    /// every training row at this node with probability
+    /// `(v - hi) / (v - lo)` (or `(lo - v) / (hi - v)` below the range): the
+    /// chance that a uniform split in the widened range falls between the
+    /// value and the training rows. This returns the expected path length
+    /// under those chances, following the tree's real split otherwise. For
+    /// a value inside every range it equals [`Tree::path_length`]; it only
+    /// shortens the paths of values beyond what the training data spanned,
+    /// which plain Isolation Forest scoring cannot tell from the most
+    /// extreme training row.
+    pub fn expected_path_length(&self, x: ArrayView1<'_, f64>) -> f64 {
+        let mut i = 0usize;
+        let mut depth = 0.0;
+        let mut still = 1.0;
+        let mut total = 0.0;
+        loop {
+            match self.nodes[i] {
+                Node::Split {
+                    feature,
+                    value,
+                    left,
+                    right,
+                    lo,
+                    hi,
+                } => {
+                    let v = x[feature as usize];
+                    let cut = if v > hi {
+                        (v - hi) / (v - lo)
+                    } else if v < lo {
+                        (lo - v) / (hi - v)
+                    } else {
+                        0.0
+                    };
+                    total += still * cut * (depth + 1.0);
+                    still *= 1.0 - cut;
+                    depth += 1.0;
+                    i = if v <= value {
+                        left as usize
+                    } else {
+                        right as usize
+                    };
+                }
+                Node::Leaf { depth: d, size } => {
+                    return total + still * (d as f64 + average_path_length(size as usize));
+                }
+            }
+        }
+    }
+
     /// The splits `x` passes through on its way to a leaf: (feature, depth).
     pub fn path(&self, x: ArrayView1<'_, f64>) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
@@ -417,6 +481,7 @@ impl Tree {
             value,
             left,
             right,
+            ..
         } = self.nodes[i]
         {
             out.push((feature as usize, out.len()));
@@ -439,12 +504,19 @@ pub struct IsolationForest {
     pub n_features: usize,
     /// Scores strictly above this are flagged.
     pub threshold: f64,
+    /// Score with [`Tree::expected_path_length`] instead of scikit-learn's
+    /// [`Tree::path_length`].
+    pub range_aware: bool,
 }
 
 impl IsolationForest {
     /// Mean path length `E[h(x)]` over the trees.
     pub fn mean_path_length(&self, x: ArrayView1<'_, f64>) -> f64 {
-        let total: f64 = self.trees.iter().map(|t| t.path_length(x)).sum();
+        let total: f64 = if self.range_aware {
+            self.trees.iter().map(|t| t.expected_path_length(x)).sum()
+        } else {
+            self.trees.iter().map(|t| t.path_length(x)).sum()
+        };
         total / self.trees.len() as f64
     }
 

@@ -11,6 +11,32 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::flows::{Flow, is_benign_label};
+use crate::net::{self, Network};
+
+/// Width of the time windows behind the `peak_5min_*` features (seconds).
+pub const PEAK_WINDOW_SECS: f64 = 300.0;
+
+/// How flows are turned into profiles.
+#[derive(Debug, Clone)]
+pub struct ProfileOptions {
+    /// Re-orient reply-direction flows to their initiator
+    /// (see [`net::is_reply_direction`]).
+    pub orient: bool,
+    pub network: Network,
+    /// Also build one profile per host and time window of this many
+    /// seconds (`--window`).
+    pub window_secs: Option<u32>,
+}
+
+impl Default for ProfileOptions {
+    fn default() -> Self {
+        ProfileOptions {
+            orient: true,
+            network: Network::default(),
+            window_secs: None,
+        }
+    }
+}
 
 /// Everything latmove remembers about one source host.
 #[derive(Debug, Clone)]
@@ -20,6 +46,32 @@ pub struct HostProfile {
     pub flows: u64,
     pub dst_ips: HashSet<IpAddr>,
     pub dst_ports: HashSet<u16>,
+    /// Whether this host is inside the network (`--internal`).
+    pub internal: bool,
+    /// Destinations inside the network, and their /24 subnets.
+    pub internal_dsts: HashSet<IpAddr>,
+    pub internal_subnets: HashSet<u128>,
+    /// Distinct (destination, port) pairs.
+    pub pairs: HashSet<(IpAddr, u16)>,
+    /// Flows per destination port.
+    pub port_flows: HashMap<u16, u64>,
+    /// Flows whose reply packet count is known, and those that got no
+    /// reply or were reset.
+    pub reply_known: u64,
+    pub unanswered: u64,
+    /// Flows of at most one packet or without payload.
+    pub tiny_flows: u64,
+    /// Sums over flows whose counts are known.
+    pub bytes_sum: f64,
+    pub packets_sum: f64,
+    pub volume_known: u64,
+    /// Flows re-oriented to this host (they were recorded as replies).
+    pub reoriented: u64,
+    /// Minutes with at least one flow.
+    pub active_minutes: HashSet<i64>,
+    /// Distinct (5-minute window, destination, port) triples, and flows per
+    /// (window, destination, port).
+    pub window_service_flows: HashMap<(i64, IpAddr, u16), u32>,
     /// Sum and count of the durations that were present and valid (µs).
     pub duration_sum_us: f64,
     pub duration_count: u64,
@@ -39,6 +91,20 @@ impl HostProfile {
             flows: 0,
             dst_ips: HashSet::new(),
             dst_ports: HashSet::new(),
+            internal: false,
+            internal_dsts: HashSet::new(),
+            internal_subnets: HashSet::new(),
+            pairs: HashSet::new(),
+            port_flows: HashMap::new(),
+            reply_known: 0,
+            unanswered: 0,
+            tiny_flows: 0,
+            bytes_sum: 0.0,
+            packets_sum: 0.0,
+            volume_known: 0,
+            reoriented: 0,
+            active_minutes: HashSet::new(),
+            window_service_flows: HashMap::new(),
             duration_sum_us: 0.0,
             duration_count: 0,
             first_seen: None,
@@ -68,7 +134,9 @@ impl HostProfile {
 /// Builds profiles from a stream of flows.
 #[derive(Debug, Default)]
 pub struct ProfileBuilder {
+    options: ProfileOptions,
     hosts: HashMap<IpAddr, HostProfile>,
+    windows: HashMap<(IpAddr, i64), HostProfile>,
     labels: Vec<String>,
     label_ids: HashMap<Vec<u8>, u32>,
 }
@@ -78,60 +146,187 @@ impl ProfileBuilder {
         ProfileBuilder::default()
     }
 
-    /// Adds one flow to its source host's profile.
+    pub fn with_options(options: ProfileOptions) -> ProfileBuilder {
+        ProfileBuilder {
+            options,
+            ..ProfileBuilder::default()
+        }
+    }
+
+    /// Adds one flow to its initiator's profile (and, with windows, to the
+    /// profile of the initiator's window).
     pub fn add(&mut self, flow: &Flow<'_>) {
+        let reversed = self.options.orient
+            && flow
+                .src_port
+                .is_some_and(|sp| net::is_reply_direction(sp, flow.dst_port));
+        // In a reversed flow the recorded destination opened it.
+        let o = if reversed {
+            Oriented {
+                src: flow.dst_ip,
+                dst: flow.src_ip,
+                dport: flow.src_port.unwrap_or(0),
+                out_pkts: flow.bwd_packets,
+                back_pkts: flow.fwd_packets,
+                reversed,
+            }
+        } else {
+            Oriented {
+                src: flow.src_ip,
+                dst: flow.dst_ip,
+                dport: flow.dst_port,
+                out_pkts: flow.fwd_packets,
+                back_pkts: flow.bwd_packets,
+                reversed,
+            }
+        };
+        let label = match flow.label {
+            Some(l) if !is_benign_label(l) => Some(self.label_id(l)),
+            Some(_) => None,
+            None => None,
+        };
+        let network = &self.options.network;
+        let new_profile = |ip: IpAddr| {
+            let mut h = HostProfile::new(ip);
+            h.internal = network.is_internal(ip);
+            h
+        };
         let host = self
             .hosts
-            .entry(flow.src_ip)
-            .or_insert_with(|| HostProfile::new(flow.src_ip));
-        host.flows += 1;
-        host.dst_ips.insert(flow.dst_ip);
-        host.dst_ports.insert(flow.dst_port);
-        if let Some(d) = flow.duration_us {
-            host.duration_sum_us += d;
-            host.duration_count += 1;
+            .entry(o.src)
+            .or_insert_with(|| new_profile(o.src));
+        apply(host, flow, &o, label, network);
+        if let (Some(secs), Some(t)) = (self.options.window_secs, flow.timestamp) {
+            let w = (t / f64::from(secs)).floor() as i64;
+            let win = self
+                .windows
+                .entry((o.src, w))
+                .or_insert_with(|| new_profile(o.src));
+            apply(win, flow, &o, label, network);
         }
-        if let Some(t) = flow.timestamp {
-            host.first_seen = Some(host.first_seen.map_or(t, |f| f.min(t)));
-            host.last_seen = Some(host.last_seen.map_or(t, |l| l.max(t)));
-        }
-        if let Some(label) = flow.label {
-            host.labelled_flows += 1;
-            if !is_benign_label(label) {
-                host.attack_flows += 1;
-                let id = match self.label_ids.get(label) {
-                    Some(id) => *id,
-                    None => {
-                        let id = self.labels.len() as u32;
-                        self.labels
-                            .push(String::from_utf8_lossy(label).into_owned());
-                        self.label_ids.insert(label.to_vec(), id);
-                        id
-                    }
-                };
-                match host.attack_labels.iter_mut().find(|(l, _)| *l == id) {
-                    Some((_, n)) => *n += 1,
-                    None => host.attack_labels.push((id, 1)),
-                }
+    }
+
+    fn label_id(&mut self, label: &[u8]) -> u32 {
+        match self.label_ids.get(label) {
+            Some(id) => *id,
+            None => {
+                let id = self.labels.len() as u32;
+                self.labels
+                    .push(String::from_utf8_lossy(label).into_owned());
+                self.label_ids.insert(label.to_vec(), id);
+                id
             }
         }
     }
 
-    /// Finishes: profiles sorted by IP, so every later step is deterministic.
+    /// Finishes: profiles sorted by IP (windows by IP, then time), so every
+    /// later step is deterministic.
     pub fn finish(self) -> Profiles {
         let mut hosts: Vec<HostProfile> = self.hosts.into_values().collect();
         hosts.sort_by_key(|h| h.ip);
+        let mut windows: Vec<WindowProfile> = self
+            .windows
+            .into_iter()
+            .map(|((ip, index), profile)| WindowProfile { ip, index, profile })
+            .collect();
+        windows.sort_by_key(|w| (w.ip, w.index));
         Profiles {
             hosts,
+            windows,
+            window_secs: self.options.window_secs,
             labels: self.labels,
         }
     }
+}
+
+/// A flow turned towards its initiator.
+struct Oriented {
+    src: IpAddr,
+    dst: IpAddr,
+    dport: u16,
+    out_pkts: Option<f64>,
+    back_pkts: Option<f64>,
+    reversed: bool,
+}
+
+/// Adds one oriented flow to a profile.
+fn apply(
+    host: &mut HostProfile,
+    flow: &Flow<'_>,
+    o: &Oriented,
+    attack_label: Option<u32>,
+    network: &Network,
+) {
+    host.flows += 1;
+    host.reoriented += u64::from(o.reversed);
+    host.dst_ips.insert(o.dst);
+    host.dst_ports.insert(o.dport);
+    host.pairs.insert((o.dst, o.dport));
+    *host.port_flows.entry(o.dport).or_default() += 1;
+    if network.is_internal(o.dst) {
+        host.internal_dsts.insert(o.dst);
+        host.internal_subnets.insert(net::subnet_key(o.dst));
+    }
+    if let Some(back) = o.back_pkts {
+        host.reply_known += 1;
+        let reset = flow.rst_flags.is_some_and(|r| r > 0.0);
+        if back == 0.0 || reset {
+            host.unanswered += 1;
+        }
+    }
+    let payload = flow.fwd_bytes.unwrap_or(0.0) + flow.bwd_bytes.unwrap_or(0.0);
+    if let (Some(out), Some(back)) = (o.out_pkts, o.back_pkts) {
+        if out + back <= 1.0 || (payload == 0.0 && flow.fwd_bytes.is_some()) {
+            host.tiny_flows += 1;
+        }
+        host.packets_sum += out + back;
+        host.bytes_sum += payload;
+        host.volume_known += 1;
+    }
+    if let Some(d) = flow.duration_us {
+        host.duration_sum_us += d;
+        host.duration_count += 1;
+    }
+    if let Some(t) = flow.timestamp {
+        host.active_minutes.insert((t / 60.0).floor() as i64);
+        let w = (t / PEAK_WINDOW_SECS).floor() as i64;
+        *host
+            .window_service_flows
+            .entry((w, o.dst, o.dport))
+            .or_default() += 1;
+        host.first_seen = Some(host.first_seen.map_or(t, |f| f.min(t)));
+        host.last_seen = Some(host.last_seen.map_or(t, |l| l.max(t)));
+    }
+    if flow.label.is_some() {
+        host.labelled_flows += 1;
+    }
+    if let Some(id) = attack_label {
+        host.attack_flows += 1;
+        match host.attack_labels.iter_mut().find(|(l, _)| *l == id) {
+            Some((_, n)) => *n += 1,
+            None => host.attack_labels.push((id, 1)),
+        }
+    }
+}
+
+/// The profile of one host in one time window.
+#[derive(Debug, Clone)]
+pub struct WindowProfile {
+    pub ip: IpAddr,
+    /// Window number: start time = index x window length (seconds).
+    pub index: i64,
+    pub profile: HostProfile,
 }
 
 /// All host profiles of a run, sorted by IP.
 #[derive(Debug, Clone)]
 pub struct Profiles {
     pub hosts: Vec<HostProfile>,
+    /// Host x window profiles (empty without `--window`), sorted by IP then
+    /// time.
+    pub windows: Vec<WindowProfile>,
+    /// The window length in seconds, when windows were built.
+    pub window_secs: Option<u32>,
     /// Label texts (lossily decoded), indexed by the ids in `attack_labels`.
     pub labels: Vec<String>,
 }

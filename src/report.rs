@@ -109,6 +109,67 @@ pub fn explain(d: &Detection, h: &HostResult) -> String {
         .join("; ")
 }
 
+fn feature(d: &Detection, h: &HostResult, name: &str) -> Option<f64> {
+    d.feature_names
+        .iter()
+        .position(|n| *n == name)
+        .map(|j| h.features[j])
+}
+
+fn plural(n: f64, one: &str, many: &str) -> String {
+    let n = n.round() as i64;
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// One sentence an analyst can read, from the host's (peak window's)
+/// behaviour, e.g. "reached 306 ports on 33 hosts (11 internal) within 15
+/// min; 90% of attempts got no reply or a reset".
+pub fn sentence(d: &Detection, h: &HostResult) -> String {
+    let get = |n: &str| feature(d, h, n);
+    let mut parts = Vec::new();
+    if let (Some(ips), Some(ports)) = (get("unique_dst_ips"), get("unique_dst_ports")) {
+        let inside =
+            get("internal_dst_ips").map_or(String::new(), |i| format!(" ({} internal)", i.round()));
+        let span = d
+            .window_secs
+            .filter(|_| h.peak_window_start.is_some())
+            .map_or(String::new(), |w| format!(" within {} min", w / 60));
+        parts.push(format!(
+            "reached {} on {}{inside}{span}",
+            plural(ports, "port", "ports"),
+            plural(ips, "host", "hosts")
+        ));
+    }
+    if let Some(u) = get("unanswered_share").filter(|u| *u >= 0.3) {
+        parts.push(format!(
+            "{:.0}% of attempts got no reply or a reset",
+            u * 100.0
+        ));
+    }
+    if let Some(n) = get("max_hosts_one_port").filter(|n| *n >= 10.0) {
+        parts.push(format!("{} on one port", plural(n, "host", "hosts")));
+    }
+    if let Some(n) = get("max_ports_one_host").filter(|n| *n >= 15.0) {
+        parts.push(format!("{} on one host", plural(n, "port", "ports")));
+    }
+    if let Some(n) = get("sensitive_ports").filter(|n| *n >= 3.0) {
+        parts.push(format!(
+            "{} (SMB/RDP/SSH/WinRM...)",
+            plural(n, "sensitive service port", "sensitive service ports")
+        ));
+    }
+    if let Some(n) = get("peak_5min_flows_one_service").filter(|n| *n >= 20.0) {
+        parts.push(format!(
+            "up to {} to one service in 5 min",
+            plural(n, "connection", "connections")
+        ));
+    }
+    if parts.is_empty() {
+        parts.push(format!("{} flows", h.flows));
+    }
+    parts.join("; ")
+}
+
 /// The human-readable summary printed on stdout.
 pub fn summary(d: &Detection, top: usize) -> String {
     let mut s = String::new();
@@ -176,6 +237,18 @@ pub fn summary(d: &Detection, top: usize) -> String {
         "  trained on {} {}; threshold score {:.4}",
         d.training_hosts, d.training_set, d.threshold
     );
+    match d.window_secs {
+        Some(w) => {
+            let _ = writeln!(
+                s,
+                "  scored per host and {}-minute window; a host's score is its highest window's, and the feature values shown are that window's",
+                w / 60
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  scored per whole host (no time windows)");
+        }
+    }
     if d.folds >= 2 {
         let _ = writeln!(
             s,
@@ -204,30 +277,40 @@ pub fn summary(d: &Detection, top: usize) -> String {
     if flagged.is_empty() {
         let _ = writeln!(s, "  none");
     }
-    let names = &d.feature_names;
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "  {:>4}  {:<16} {:>6}  {:<10}",
-        "rank", "host", "score", "label"
+        "  {:>4}  {:<16} {:>6}  {:<8} {:>9}  {}",
+        "rank",
+        "host",
+        "score",
+        "label",
+        "flows",
+        if d.window_secs.is_some() {
+            "peak window"
+        } else {
+            ""
+        }
     );
-    for n in names {
-        let _ = write!(s, " {:>16}", n);
-    }
-    s.push('\n');
     for h in flagged.iter().take(top) {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "  {:>4}  {:<16} {:>6.3}  {:<10}",
+            "  {:>4}  {:<16} {:>6.3}  {:<8} {:>9}  {}",
             h.rank,
             h.ip.to_string(),
             h.score,
-            label_text(h)
+            label_text(h),
+            h.flows,
+            time_text(h.peak_window_start)
         );
-        for v in &h.features {
-            let _ = write!(s, " {:>16}", fmt_value(*v));
-        }
-        s.push('\n');
+        let _ = writeln!(s, "        what: {}", sentence(d, h));
         let _ = writeln!(s, "        why: {}", explain(d, h));
+        if h.peak_window_start.is_some() {
+            let _ = writeln!(
+                s,
+                "        windows above the threshold: {}",
+                h.windows_flagged
+            );
+        }
         if !h.attack_labels.is_empty() {
             let _ = writeln!(s, "        labels: {}", h.attack_labels.join(", "));
         }
@@ -296,6 +379,9 @@ fn host_row_header(d: &Detection, extra: &[&str]) -> Vec<String> {
         "first_seen",
         "last_seen",
         "trained_on",
+        "internal",
+        "peak_window_start",
+        "windows_flagged",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -317,6 +403,9 @@ fn host_row(h: &HostResult) -> Vec<String> {
         time_text(h.first_seen),
         time_text(h.last_seen),
         h.trained_on.to_string(),
+        h.internal.to_string(),
+        time_text(h.peak_window_start),
+        h.windows_flagged.to_string(),
     ];
     r.extend(h.features.iter().map(|v| format!("{v}")));
     r
@@ -335,9 +424,10 @@ pub fn host_scores_csv(d: &Detection) -> Result<Vec<u8>> {
 /// `flagged_hosts.csv`: flagged hosts with the reasons.
 pub fn flagged_hosts_csv(d: &Detection) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(host_row_header(d, &["top_features", "why"]))?;
+    w.write_record(host_row_header(d, &["what", "top_features", "why"]))?;
     for h in d.flagged() {
         let mut r = host_row(h);
+        r.push(sentence(d, h));
         r.push(
             top_reasons(h)
                 .iter()

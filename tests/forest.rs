@@ -27,6 +27,8 @@ fn path_length_adds_the_leaf_correction() {
                 value: 0.5,
                 left: 1,
                 right: 2,
+                lo: 0.0,
+                hi: 1.0,
             },
             Node::Leaf { depth: 1, size: 1 },
             Node::Leaf { depth: 1, size: 5 },
@@ -39,6 +41,54 @@ fn path_length_adds_the_leaf_correction() {
     ));
     // A value equal to the split goes left (x <= split).
     assert_eq!(tree.path_length(array![0.5].view()), 1.0);
+    // Range-aware: inside [lo, hi] the same; beyond hi, 3.0 would have been
+    // cut off at the root with probability (3 - 1) / (3 - 0) = 2/3.
+    assert!(close(
+        tree.expected_path_length(array![0.9].view()),
+        tree.path_length(array![0.9].view())
+    ));
+    let expected = 2.0 / 3.0 * 1.0 + 1.0 / 3.0 * (1.0 + average_path_length(5));
+    assert!(close(
+        tree.expected_path_length(array![3.0].view()),
+        expected
+    ));
+    // Below lo: (0 - (-1)) / (1 - (-1)) = 1/2.
+    let expected = 0.5 * 1.0 + 0.5 * 1.0;
+    assert!(close(
+        tree.expected_path_length(array![-1.0].view()),
+        expected
+    ));
+}
+
+#[test]
+fn range_aware_scoring_lifts_points_beyond_the_training_range() {
+    // Benign-only training: the probe lies beyond every training value.
+    let x = cluster_with_outlier()
+        .slice(ndarray::s![..200, ..])
+        .to_owned();
+    let strict = IsolationForestParams {
+        range_aware: false,
+        ..Default::default()
+    }
+    .fit(x.view())
+    .unwrap();
+    let aware = IsolationForestParams::default().fit(x.view()).unwrap();
+    let probe = array![[50.0, 50.0]];
+    let bulk_max = strict
+        .score(x.view())
+        .unwrap()
+        .into_iter()
+        .fold(f64::MIN, f64::max);
+    let s_strict = strict.score(probe.view()).unwrap()[0];
+    let s_aware = aware.score(probe.view()).unwrap()[0];
+    // scikit-learn's paths cannot put the probe above the most extreme
+    // training rows by much; range-aware paths isolate it at once.
+    assert!(s_strict < bulk_max + 0.1, "{s_strict} vs {bulk_max}");
+    assert!(s_aware > 0.8, "{s_aware}");
+    // In-range rows score the same either way.
+    let a = aware.score(x.view()).unwrap();
+    let b = strict.score(x.view()).unwrap();
+    assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-12));
 }
 
 /// 200 points in a tight 2-D cluster plus one far away.
