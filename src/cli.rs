@@ -94,6 +94,18 @@ pub struct DetectArgs {
     /// 'none' scores whole hosts only.
     #[arg(long, default_value = "15m", value_name = "LEN")]
     pub window: String,
+    /// Train on these files (e.g. a benign day) instead of the scored
+    /// files' benign hosts.
+    #[arg(long, value_name = "FILES", num_args = 1..)]
+    pub train: Vec<PathBuf>,
+    /// Ground truth per host, overriding the per-flow labels
+    /// (lines: ip[,start,end][,label]).
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+    /// Allowlist: IPs or CIDRs, optionally with ports (known scanners,
+    /// backup servers, pollers); allowed hosts are reported on their own.
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
     /// Flagged hosts shown in the summary.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
@@ -119,6 +131,14 @@ pub struct SynthArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// 'standard' (brute force and an internal scan) or 'hard' (adds a slow
+    /// scan, a 445/3389 sweep, a modest lateral mover, and benign heavy
+    /// hitters: backup server, SNMP poller, vulnerability scanner, NAT).
+    #[arg(long, default_value = "standard", value_name = "NAME")]
+    pub scenario: String,
+    /// Leave the attackers out: a benign baseline day for `detect --train`.
+    #[arg(long)]
+    pub benign_only: bool,
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -187,6 +207,13 @@ fn run_detect(a: DetectArgs) -> Result<ExitCode> {
         other => bail!("--sources must be 'all' or 'internal', got '{other}'"),
     };
     cfg.profile.window_secs = parse_window(&a.window)?;
+    cfg.train_inputs = a.train.clone();
+    if let Some(t) = &a.truth {
+        cfg.truth = Some(crate::truth::Truth::from_file(t).context("--truth")?);
+    }
+    if let Some(f) = &a.allow {
+        cfg.allow = crate::truth::Allowlist::from_file(f).context("--allow")?;
+    }
     if a.threads > 0 {
         cfg.threads = a.threads;
     }
@@ -251,6 +278,12 @@ fn run_synth(a: SynthArgs) -> Result<ExitCode> {
     let cfg = SynthConfig {
         rows: a.rows,
         seed: a.seed,
+        scenario: match a.scenario.as_str() {
+            "standard" => synth::Scenario::Standard,
+            "hard" => synth::Scenario::Hard,
+            other => bail!("--scenario must be 'standard' or 'hard', got '{other}'"),
+        },
+        benign_only: a.benign_only,
     };
     let tmp = report::temp_sibling(&a.output);
     let result = (|| -> Result<synth::SynthSummary> {

@@ -33,6 +33,12 @@ pub struct DetectConfig {
     /// Threads for growing and scoring the forest; results do not depend
     /// on it.
     pub threads: usize,
+    /// Files to train on instead of the scored files' benign hosts.
+    pub train_inputs: Vec<PathBuf>,
+    /// Ground truth overriding the per-flow labels (`--truth`).
+    pub truth: Option<crate::truth::Truth>,
+    /// Allowlisted hosts and (host, port) pairs (`--allow`).
+    pub allow: crate::truth::Allowlist,
 }
 
 impl DetectConfig {
@@ -45,6 +51,9 @@ impl DetectConfig {
             score_external: true,
             folds: 5,
             threads: crate::forest::default_threads(),
+            train_inputs: Vec::new(),
+            truth: None,
+            allow: crate::truth::Allowlist::default(),
         }
     }
 }
@@ -81,6 +90,8 @@ pub struct HostResult {
     pub windows_flagged: usize,
     /// Whether the host is inside `--internal`.
     pub internal: bool,
+    /// Whether `--allow` lists the host: scored and reported, never flagged.
+    pub allowed: bool,
 }
 
 /// Everything one detection produced.
@@ -99,6 +110,8 @@ pub struct Detection {
     pub folds: usize,
     /// Window length in seconds, when host x window entities were scored.
     pub window_secs: Option<u32>,
+    /// Flows dropped by allowlist entries with ports.
+    pub allowed_flows: u64,
     pub metrics: Option<Metrics>,
     pub forest: IsolationForest,
     pub params: IsolationForestParams,
@@ -129,11 +142,25 @@ pub fn read_profiles_with(
 /// Runs the whole pipeline.
 pub fn detect(cfg: &DetectConfig) -> Result<Detection> {
     cfg.forest.validate()?;
-    let (mut profiles, stats) = read_profiles_with(&cfg.inputs, &cfg.profile)?;
-    if !cfg.score_external {
-        profiles.hosts.retain(|h| h.internal);
+    let mut options = cfg.profile.clone();
+    options.allow = cfg.allow.clone();
+    let (mut profiles, stats) = read_profiles_with(&cfg.inputs, &options)?;
+    let mut train = if cfg.train_inputs.is_empty() {
+        None
+    } else {
+        let (t, _) =
+            read_profiles_with(&cfg.train_inputs, &options).context("reading --train files")?;
+        Some(t)
+    };
+    for p in std::iter::once(&mut profiles).chain(train.as_mut()) {
+        if let Some(truth) = &cfg.truth {
+            truth.apply(p);
+        }
+        if !cfg.score_external {
+            p.hosts.retain(|h| h.internal);
+        }
     }
-    detect_profiles(cfg, profiles, stats)
+    detect_with_training(cfg, profiles, train, stats)
 }
 
 /// Scores already-built profiles.
@@ -146,6 +173,18 @@ pub fn detect_profiles(
     profiles: Profiles,
     stats: ReadStats,
 ) -> Result<Detection> {
+    detect_with_training(cfg, profiles, None, stats)
+}
+
+/// Scores `profiles`; with `train`, the forest is grown on `train`'s
+/// benign hosts (all of them when it has no labels) instead of on the
+/// scored hosts' benign ones.
+pub fn detect_with_training(
+    cfg: &DetectConfig,
+    profiles: Profiles,
+    train: Option<Profiles>,
+    stats: ReadStats,
+) -> Result<Detection> {
     anyhow::ensure!(
         !profiles.hosts.is_empty(),
         "no source hosts to score: {} rows read, {} skipped, {} flows used; \
@@ -154,34 +193,34 @@ pub fn detect_profiles(
         stats.skipped_total(),
         stats.flows
     );
-    let host_index: std::collections::HashMap<IpAddr, usize> = profiles
-        .hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.ip, i))
-        .collect();
-    // Entities: (host index, window start in seconds, profile).
+    let n_test = profiles.hosts.len();
+    // Hosts: the scored ones (0..n_test), then the training file's.
+    let mut all_hosts: Vec<&crate::profile::HostProfile> = profiles.hosts.iter().collect();
     let mut entities: Vec<(usize, Option<f64>, &crate::profile::HostProfile)> = Vec::new();
-    let mut has_window = vec![false; profiles.hosts.len()];
-    let secs = profiles.window_secs.map(f64::from);
-    for w in &profiles.windows {
-        if let (Some(&h), Some(secs)) = (host_index.get(&w.ip), secs) {
-            has_window[h] = true;
-            entities.push((h, Some(w.index as f64 * secs), &w.profile));
-        }
-    }
-    for (h, p) in profiles.hosts.iter().enumerate() {
-        if !has_window[h] {
-            entities.push((h, None, p));
-        }
+    add_entities(&profiles, 0, &mut entities);
+    if let Some(t) = &train {
+        add_entities(t, n_test, &mut entities);
+        all_hosts.extend(t.hosts.iter());
     }
     let refs: Vec<&crate::profile::HostProfile> = entities.iter().map(|e| e.2).collect();
     let table = FeatureTable::build(&refs, &cfg.features);
-    let truth: Vec<Option<bool>> = profiles.hosts.iter().map(|h| h.is_attack()).collect();
-    let labelled = truth.iter().any(Option::is_some);
-    // Train on benign hosts when labels exist; on every host otherwise.
-    let train_hosts: Vec<usize> = (0..truth.len())
-        .filter(|&i| !labelled || truth[i] == Some(false))
+    let truth: Vec<Option<bool>> = all_hosts.iter().map(|h| h.is_attack()).collect();
+    let labelled = truth[..n_test].iter().any(Option::is_some);
+    let allowed: Vec<bool> = all_hosts
+        .iter()
+        .map(|h| cfg.allow.host_allowed(h.ip))
+        .collect();
+    // Train on benign hosts when labels exist, on every host otherwise;
+    // never on allowlisted hosts (a vulnerability scanner in the baseline
+    // would teach the forest that scanning is normal).
+    let pool = if train.is_some() {
+        n_test..truth.len()
+    } else {
+        0..n_test
+    };
+    let pool_labelled = truth[pool.clone()].iter().any(Option::is_some);
+    let train_hosts: Vec<usize> = pool
+        .filter(|&i| (!pool_labelled || truth[i] == Some(false)) && !allowed[i])
         .collect();
     let mut fold_of = vec![usize::MAX; truth.len()];
     let folds = cfg.folds.min(train_hosts.len());
@@ -256,6 +295,7 @@ pub fn detect_profiles(
         .enumerate()
         .map(|(i, p)| {
             let e = peak[i].expect("every host has an entity");
+            let flagged = scores[e] > threshold && !allowed[i];
             let features = table.values.row(e).to_vec();
             let robust_z = features
                 .iter()
@@ -265,7 +305,8 @@ pub fn detect_profiles(
             HostResult {
                 ip: p.ip,
                 score: scores[e],
-                flagged: scores[e] > threshold,
+                flagged,
+                allowed: allowed[i],
                 rank: 0,
                 is_attack: truth[i],
                 attack_labels: profiles.attack_labels_of(p),
@@ -290,10 +331,19 @@ pub fn detect_profiles(
         .for_each(|(i, h)| h.rank = i + 1);
 
     let metrics = labelled.then(|| {
-        let t: Vec<bool> = hosts.iter().map(|h| h.is_attack == Some(true)).collect();
-        let f: Vec<bool> = hosts.iter().map(|h| h.flagged).collect();
-        let s: Vec<f64> = hosts.iter().map(|h| h.score).collect();
-        metrics::evaluate(&t, &f, &s)
+        // Allowlisted hosts are reported on their own, not evaluated.
+        let judged: Vec<&HostResult> = hosts.iter().filter(|h| !h.allowed).collect();
+        let t: Vec<bool> = judged.iter().map(|h| h.is_attack == Some(true)).collect();
+        let f: Vec<bool> = judged.iter().map(|h| h.flagged).collect();
+        let s: Vec<f64> = judged.iter().map(|h| h.score).collect();
+        let fam: Vec<Option<String>> = judged
+            .iter()
+            .map(|h| {
+                (h.is_attack == Some(true))
+                    .then(|| h.attack_labels.first().cloned().unwrap_or_default())
+            })
+            .collect();
+        metrics::with_families(metrics::evaluate(&t, &f, &s), &fam, &f)
     });
     Ok(Detection {
         stats,
@@ -303,7 +353,14 @@ pub fn detect_profiles(
         training_hosts: train_hosts.len(),
         folds: if cross_fitted { folds } else { 0 },
         window_secs: profiles.window_secs,
-        training_set: if labelled {
+        allowed_flows: profiles.allowed_flows,
+        training_set: if train.is_some() {
+            if pool_labelled {
+                "benign hosts of the --train files"
+            } else {
+                "hosts of the --train files"
+            }
+        } else if labelled {
             "benign hosts"
         } else {
             "hosts (no labels, so all of them)"
@@ -313,6 +370,31 @@ pub fn detect_profiles(
         forest,
         params: cfg.forest.clone(),
     })
+}
+
+/// Appends `p`'s entities with host indices offset by `offset`: one per
+/// host and window, or the whole host when it has no timestamped flow.
+fn add_entities<'a>(
+    p: &'a Profiles,
+    offset: usize,
+    out: &mut Vec<(usize, Option<f64>, &'a crate::profile::HostProfile)>,
+) {
+    let index: std::collections::HashMap<IpAddr, usize> =
+        p.hosts.iter().enumerate().map(|(i, h)| (h.ip, i)).collect();
+    let mut has_window = vec![false; p.hosts.len()];
+    if let Some(secs) = p.window_secs.map(f64::from) {
+        for w in &p.windows {
+            if let Some(&h) = index.get(&w.ip) {
+                has_window[h] = true;
+                out.push((offset + h, Some(w.index as f64 * secs), &w.profile));
+            }
+        }
+    }
+    for (h, prof) in p.hosts.iter().enumerate() {
+        if !has_window[h] {
+            out.push((offset + h, None, prof));
+        }
+    }
 }
 
 /// Per column: median and a robust spread: the MAD scaled by 1.4826 to

@@ -18,3 +18,4 @@ pub mod net;
 pub mod profile;
 pub mod report;
 pub mod synth;
+pub mod truth;

@@ -25,6 +25,66 @@ pub struct Metrics {
     pub false_positive_rate: Option<f64>,
     pub roc_auc: Option<f64>,
     pub average_precision: Option<f64>,
+    /// Best recall reachable by a score threshold that flags at most 1% /
+    /// 5% of the benign hosts.
+    pub recall_at_1pct_fpr: Option<f64>,
+    pub recall_at_5pct_fpr: Option<f64>,
+    /// Per attack family (a host's most frequent attack label): attack
+    /// hosts, and how many were flagged.
+    pub families: Vec<FamilyRecall>,
+}
+
+/// Recall for one attack family.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FamilyRecall {
+    pub family: String,
+    pub hosts: usize,
+    pub flagged: usize,
+}
+
+/// Best recall with at most `max_fpr` of the negatives scored at or above
+/// the threshold.
+pub fn recall_at_fpr(truth: &[bool], scores: &[f64], max_fpr: f64) -> Option<f64> {
+    let pos = truth.iter().filter(|t| **t).count();
+    let neg = truth.len() - pos;
+    if pos == 0 || neg == 0 {
+        return None;
+    }
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut best = 0.0;
+    for g in tie_groups(scores, true) {
+        tp += g.iter().filter(|&&k| truth[k]).count();
+        fp += g.iter().filter(|&&k| !truth[k]).count();
+        if fp as f64 / neg as f64 <= max_fpr {
+            best = tp as f64 / pos as f64;
+        } else {
+            break;
+        }
+    }
+    Some(best)
+}
+
+/// Adds per-family recall: `families[i]` is host i's family (attack hosts).
+pub fn with_families(mut m: Metrics, families: &[Option<String>], flagged: &[bool]) -> Metrics {
+    let mut out: Vec<FamilyRecall> = Vec::new();
+    for (f, fl) in families.iter().zip(flagged) {
+        if let Some(f) = f {
+            match out.iter_mut().find(|r| &r.family == f) {
+                Some(r) => {
+                    r.hosts += 1;
+                    r.flagged += usize::from(*fl);
+                }
+                None => out.push(FamilyRecall {
+                    family: f.clone(),
+                    hosts: 1,
+                    flagged: usize::from(*fl),
+                }),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.family.cmp(&b.family));
+    m.families = out;
+    m
 }
 
 fn ratio(a: usize, b: usize) -> Option<f64> {
@@ -57,6 +117,9 @@ pub fn evaluate(truth: &[bool], flagged: &[bool], scores: &[f64]) -> Metrics {
         false_positive_rate: ratio(fp, fp + tn),
         roc_auc: roc_auc(truth, scores),
         average_precision: average_precision(truth, scores),
+        recall_at_1pct_fpr: recall_at_fpr(truth, scores, 0.01),
+        recall_at_5pct_fpr: recall_at_fpr(truth, scores, 0.05),
+        families: Vec::new(),
     }
 }
 
@@ -133,6 +196,10 @@ mod tests {
         assert_eq!((m.tp, m.fp, m.fn_, m.tn), (1, 1, 1, 1));
         assert_eq!(m.recall, Some(0.5));
         assert_eq!(m.false_positive_rate, Some(0.5));
+        // Thresholds: 0.8 gives recall 0.5 at FPR 0; 0.4 gives 0.5 at 0.5;
+        // 0.35 gives 1.0 at 0.5.
+        assert_eq!(recall_at_fpr(&t, &s, 0.01), Some(0.5));
+        assert_eq!(recall_at_fpr(&t, &s, 0.5), Some(1.0));
         // Ties: roc_auc_score([0,1,0,1],[0.5,0.5,0.2,0.9]) = 0.875,
         // average_precision_score(same) = 0.8333...
         let t = [false, true, false, true];

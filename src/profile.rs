@@ -26,6 +26,8 @@ pub struct ProfileOptions {
     /// Also build one profile per host and time window of this many
     /// seconds (`--window`).
     pub window_secs: Option<u32>,
+    /// Flows to drop before profiling (allowlist entries with ports).
+    pub allow: crate::truth::Allowlist,
 }
 
 impl Default for ProfileOptions {
@@ -34,6 +36,7 @@ impl Default for ProfileOptions {
             orient: true,
             network: Network::default(),
             window_secs: None,
+            allow: crate::truth::Allowlist::default(),
         }
     }
 }
@@ -137,6 +140,7 @@ pub struct ProfileBuilder {
     options: ProfileOptions,
     hosts: HashMap<IpAddr, HostProfile>,
     windows: HashMap<(IpAddr, i64), HostProfile>,
+    allowed_flows: u64,
     labels: Vec<String>,
     label_ids: HashMap<Vec<u8>, u32>,
 }
@@ -180,6 +184,10 @@ impl ProfileBuilder {
                 reversed,
             }
         };
+        if self.options.allow.flow_allowed(o.src, o.dport) {
+            self.allowed_flows += 1;
+            return;
+        }
         let label = match flow.label {
             Some(l) if !is_benign_label(l) => Some(self.label_id(l)),
             Some(_) => None,
@@ -234,6 +242,7 @@ impl ProfileBuilder {
             hosts,
             windows,
             window_secs: self.options.window_secs,
+            allowed_flows: self.allowed_flows,
             labels: self.labels,
         }
     }
@@ -327,6 +336,8 @@ pub struct Profiles {
     pub windows: Vec<WindowProfile>,
     /// The window length in seconds, when windows were built.
     pub window_secs: Option<u32>,
+    /// Flows dropped because `--allow` lists their (source, port).
+    pub allowed_flows: u64,
     /// Label texts (lossily decoded), indexed by the ids in `attack_labels`.
     pub labels: Vec<String>,
 }

@@ -318,6 +318,30 @@ pub fn summary(d: &Detection, top: usize) -> String {
     if flagged.len() > top {
         let _ = writeln!(s, "  ... {} more in flagged_hosts.csv", flagged.len() - top);
     }
+    let allowed: Vec<&HostResult> = d.hosts.iter().filter(|h| h.allowed).collect();
+    if !allowed.is_empty() || d.allowed_flows > 0 {
+        let _ = writeln!(
+            s,
+            "\nAllowlisted (--allow): {} host(s) scored but never flagged; {} flow(s) to allowlisted ports not profiled",
+            allowed.len(),
+            d.allowed_flows
+        );
+        for h in &allowed {
+            let over = if h.score > d.threshold {
+                "above"
+            } else {
+                "below"
+            };
+            let _ = writeln!(
+                s,
+                "  {:>4}  {:<16} {:>6.3} ({over} the threshold)  {}",
+                h.rank,
+                h.ip.to_string(),
+                h.score,
+                sentence(d, h)
+            );
+        }
+    }
     if let Some(m) = &d.metrics {
         let missed: Vec<&HostResult> = d
             .hosts
@@ -359,11 +383,35 @@ fn metrics_block(m: &Metrics) -> String {
     let _ = writeln!(s, "  attack hosts     {:>9}   {:>11}", m.tp, m.fn_);
     let _ = writeln!(s, "  benign hosts     {:>9}   {:>11}", m.fp, m.tn);
     let _ = writeln!(s, "  TP {}  FP {}  FN {}  TN {}", m.tp, m.fp, m.fn_, m.tn);
+    let _ = writeln!(
+        s,
+        "  false positives      {} of {} benign hosts",
+        m.fp, m.benign_hosts
+    );
     let _ = writeln!(s, "  recall               {}", pct(m.recall));
     let _ = writeln!(s, "  precision            {}", pct(m.precision));
     let _ = writeln!(s, "  false-positive rate  {}", pct(m.false_positive_rate));
     let _ = writeln!(s, "  ROC-AUC              {}", num(m.roc_auc));
     let _ = writeln!(s, "  average precision    {}", num(m.average_precision));
+    let _ = writeln!(
+        s,
+        "  recall at 1% / 5% FPR  {} / {}",
+        pct(m.recall_at_1pct_fpr),
+        pct(m.recall_at_5pct_fpr)
+    );
+    if !m.families.is_empty() {
+        let _ = writeln!(
+            s,
+            "  recall per attack family (a host's most frequent attack label):"
+        );
+        for f in &m.families {
+            let _ = writeln!(
+                s,
+                "    {:<28} {} of {} flagged",
+                f.family, f.flagged, f.hosts
+            );
+        }
+    }
     s
 }
 
@@ -379,6 +427,7 @@ fn host_row_header(d: &Detection, extra: &[&str]) -> Vec<String> {
         "first_seen",
         "last_seen",
         "trained_on",
+        "allowed",
         "internal",
         "peak_window_start",
         "windows_flagged",
@@ -403,6 +452,7 @@ fn host_row(h: &HostResult) -> Vec<String> {
         time_text(h.first_seen),
         time_text(h.last_seen),
         h.trained_on.to_string(),
+        h.allowed.to_string(),
         h.internal.to_string(),
         time_text(h.peak_window_start),
         h.windows_flagged.to_string(),

@@ -61,7 +61,31 @@ pub struct SynthConfig {
     /// Data rows to write (header excluded, empty trap rows included).
     pub rows: usize,
     pub seed: u64,
+    pub scenario: Scenario,
+    /// Leave the attackers out (a benign baseline day for `--train`).
+    pub benign_only: bool,
 }
+
+/// Which day to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// The Tuesday-like day: brute force and one internal scan.
+    Standard,
+    /// Adds the cases that separate good detectors from bad ones: a slow
+    /// scan, a 445/3389 sweep, a modest lateral mover, and benign heavy
+    /// hitters (backup server, SNMP poller, an allowlisted vulnerability
+    /// scanner, a NAT gateway).
+    Hard,
+}
+
+/// Hosts of the hard scenario.
+pub const SLOW_SCANNER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 14);
+pub const SWEEPER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 17);
+pub const LATERAL: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 25);
+pub const BACKUP: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 60);
+pub const POLLER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 70);
+pub const VULN_SCANNER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 80);
+pub const NAT: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 1);
 
 /// What was generated, per label.
 #[derive(Debug, Clone, Default)]
@@ -208,6 +232,151 @@ impl Gen {
     }
 }
 
+/// A probe: SYN, answered (RST or SYN-ACK) or not.
+fn probe(
+    g: &mut Gen,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    dport: u16,
+    t: u32,
+    answered: bool,
+    label: &'static str,
+) {
+    let sport = g.ephemeral();
+    g.out.push(Spec {
+        src,
+        sport,
+        dst,
+        dport,
+        proto: 6,
+        t,
+        duration_us: if answered {
+            g.rng.gen_range(1..400u64)
+        } else {
+            0
+        },
+        fwd_pkts: 1,
+        bwd_pkts: u32::from(answered),
+        fwd_bytes: 0,
+        bwd_bytes: 0,
+        syn: 1,
+        rst: u8::from(answered),
+        fin: 0,
+        label,
+    });
+}
+
+/// Every internal host of the hard scenario's subnet that answers.
+fn subnet_hosts() -> Vec<Ipv4Addr> {
+    let mut v: Vec<Ipv4Addr> = WORKSTATIONS.to_vec();
+    v.extend([DC, WEB, UBUNTU, BACKUP, POLLER, VULN_SCANNER]);
+    v
+}
+
+/// The hard scenario's extra hosts; the attacks are skipped for a benign
+/// baseline day.
+fn hard_cases(g: &mut Gen, benign_only: bool, web_sites: &[Ipv4Addr], scale: f64) {
+    let inside = subnet_hosts();
+    // Backup server: pulls from every internal host over SMB, 08:40-09:40.
+    for (i, dst) in inside.iter().enumerate() {
+        if *dst == BACKUP {
+            continue;
+        }
+        for k in 0..3 {
+            let t = DAY_START + (i as u32 * 180) + k * 40;
+            g.tcp_session(BACKUP, *dst, 445, t, 5.0, "BENIGN");
+        }
+    }
+    // SNMP poller: every 5 minutes, UDP 161 on every internal host.
+    let mut t = DAY_START;
+    while t < DAY_END {
+        for dst in &inside {
+            if *dst != POLLER {
+                let answered = *dst != WEB;
+                let jitter = g.rng.gen_range(0..20);
+                g.udp(POLLER, 40000, *dst, 161, t + jitter, answered);
+            }
+        }
+        t += 300;
+    }
+    // Vulnerability scanner (allowlisted): every internal host, 1,000
+    // ports, 12:00-12:40. BENIGN: it is the organisation's own.
+    let vs_from = 12 * 3600;
+    for (i, dst) in inside.iter().filter(|d| **d != VULN_SCANNER).enumerate() {
+        for p in 1..=(300.0 * scale.sqrt().max(0.3)) as u16 {
+            let t = vs_from + (i as u32 * 150) + u32::from(p) % 150;
+            let answered = matches!(p, 22 | 80 | 135 | 139 | 443 | 445);
+            probe(g, VULN_SCANNER, *dst, p, t, answered, "BENIGN");
+        }
+    }
+    // NAT gateway: many internal clients' traffic behind one address.
+    let nat_flows = (20_000.0 * scale) as usize + 200;
+    for _ in 0..nat_flows {
+        let t = g.time(DAY_START, DAY_END);
+        let site = web_sites[g.rng.gen_range(0..web_sites.len())];
+        g.tcp_session(NAT, site, 443, t, 0.3, "BENIGN");
+    }
+    if benign_only {
+        return;
+    }
+    // Slow scan: a few probes a minute over four hours, 10:00-14:00.
+    let targets: Vec<Ipv4Addr> = inside
+        .iter()
+        .copied()
+        .filter(|d| *d != SLOW_SCANNER)
+        .collect();
+    let mut t = 10 * 3600;
+    let mut k = 0usize;
+    while t < 14 * 3600 {
+        let dst = targets[k % targets.len()];
+        let port = g.rng.gen_range(1..=1024);
+        probe(
+            g,
+            SLOW_SCANNER,
+            dst,
+            port,
+            t,
+            port == 445 || port == 135,
+            "PortScan-Slow",
+        );
+        t += g.rng.gen_range(15..30);
+        k += 1;
+    }
+    // Horizontal sweep of 445 and 3389 across the /24, 11:30-11:40.
+    for host in 1..=254u8 {
+        for port in [445u16, 3389] {
+            let dst = Ipv4Addr::new(192, 168, 10, host);
+            if dst == SWEEPER {
+                continue;
+            }
+            let t = 11 * 3600 + 30 * 60 + u32::from(host) * 2 + u32::from(port == 3389);
+            probe(
+                g,
+                SWEEPER,
+                dst,
+                port,
+                t,
+                inside.contains(&dst) && port == 445,
+                "Sweep",
+            );
+        }
+    }
+    // A compromised workstation fanning out modestly over SMB, RDP and
+    // WinRM during business hours (sessions that succeed).
+    let victims: Vec<Ipv4Addr> = inside
+        .iter()
+        .copied()
+        .filter(|d| *d != LATERAL)
+        .take(10)
+        .collect();
+    for (i, dst) in victims.iter().enumerate() {
+        for (j, port) in [445u16, 3389, 5985].iter().enumerate() {
+            let t = 13 * 3600 + (i as u32 * 900) + j as u32 * 60;
+            g.tcp_session(LATERAL, *dst, *port, t, 1.0, "LateralMovement");
+        }
+    }
+}
+
 fn public_ip(rng: &mut ChaCha8Rng) -> Ipv4Addr {
     loop {
         let a: u8 = rng.gen_range(1..224);
@@ -333,6 +502,14 @@ fn generate(cfg: &SynthConfig) -> (Vec<Spec>, usize) {
             g.tcp_session(ws, WEB, port, t, 0.5, "BENIGN");
         }
         made += 1;
+    }
+
+    if cfg.scenario == Scenario::Hard {
+        hard_cases(&mut g, cfg.benign_only, &web_sites, scale);
+    }
+    if cfg.benign_only {
+        g.out.sort_by_key(|s| s.t);
+        return (g.out, empty_rows);
     }
 
     // FTP-Patator and SSH-Patator: 172.16.0.1 -> web server.

@@ -1,0 +1,211 @@
+//! Analyst-supplied lists: ground truth (`--truth`) and the allowlist
+//! (`--allow`).
+//!
+//! Truth file, one host per line (`#` starts a comment; a header line
+//! starting with `ip` is skipped):
+//!
+//! ```text
+//! ip[,start,end][,label]
+//! 192.168.10.8,2017-07-06 15:00,2017-07-06 15:50,Infiltration - Portscan
+//! 192.168.10.25,BENIGN
+//! ```
+//!
+//! A listed host takes the line's label (default `attack`) instead of what
+//! its flows' labels say; `BENIGN` makes it benign. With a time range, the
+//! line applies only when the host was seen within it. Hosts not listed
+//! keep the per-flow rule.
+//!
+//! Allowlist, one entry per line: an IP or CIDR, optionally followed by
+//! ports (`10.0.0.9` or `10.0.0.20/32 161,162`). An entry without ports
+//! allows the host: it is scored and reported in its own section, never
+//! flagged, never trained on. An entry with ports drops the host's flows to
+//! those ports before profiling (a monitoring poller's SNMP), and counts
+//! them.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::flows::timestamp::parse_timestamp;
+use crate::net::Cidr;
+use crate::profile::Profiles;
+
+/// One line of a truth file.
+#[derive(Debug, Clone)]
+pub struct TruthEntry {
+    pub ip: IpAddr,
+    pub start: Option<f64>,
+    pub end: Option<f64>,
+    pub label: String,
+}
+
+/// Host-level ground truth.
+#[derive(Debug, Clone, Default)]
+pub struct Truth {
+    pub entries: Vec<TruthEntry>,
+}
+
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.split('#').next().unwrap_or("").trim()))
+        .filter(|(_, l)| !l.is_empty())
+}
+
+impl Truth {
+    pub fn from_file(path: &Path) -> Result<Truth> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Truth::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Truth> {
+        let mut entries = Vec::new();
+        for (n, line) in lines(text) {
+            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+            if n == 1 && cells[0].eq_ignore_ascii_case("ip") {
+                continue;
+            }
+            let ip: IpAddr = cells[0].parse().map_err(|_| {
+                anyhow::anyhow!("line {n}, column 1: '{}' is not an IP address", cells[0])
+            })?;
+            let time = |i: usize| -> Result<f64> {
+                parse_timestamp(cells[i].as_bytes()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "line {n}, column {}: '{}' is not a timestamp",
+                        i + 1,
+                        cells[i]
+                    )
+                })
+            };
+            let (start, end, label) = match cells.len() {
+                1 => (None, None, "attack".to_string()),
+                2 => (None, None, cells[1].to_string()),
+                3 => (Some(time(1)?), Some(time(2)?), "attack".to_string()),
+                4 => (Some(time(1)?), Some(time(2)?), cells[3].to_string()),
+                k => bail!("line {n}: expected ip[,start,end][,label], got {k} fields"),
+            };
+            entries.push(TruthEntry {
+                ip,
+                start,
+                end,
+                label,
+            });
+        }
+        Ok(Truth { entries })
+    }
+
+    /// Overrides the labels of the listed hosts in `p`.
+    pub fn apply(&self, p: &mut Profiles) {
+        for e in &self.entries {
+            let id = match p.labels.iter().position(|l| *l == e.label) {
+                Some(i) => i as u32,
+                None => {
+                    p.labels.push(e.label.clone());
+                    (p.labels.len() - 1) as u32
+                }
+            };
+            for h in p.hosts.iter_mut().filter(|h| h.ip == e.ip) {
+                let seen = match (e.start, e.end, h.first_seen, h.last_seen) {
+                    (Some(s), Some(t), Some(f), Some(l)) => f <= t && l >= s,
+                    (Some(_), Some(_), _, _) => false,
+                    _ => true,
+                };
+                if !seen {
+                    continue;
+                }
+                h.labelled_flows = h.labelled_flows.max(1);
+                if e.label.eq_ignore_ascii_case("benign") {
+                    h.attack_flows = 0;
+                    h.attack_labels.clear();
+                } else {
+                    h.attack_flows = h.attack_flows.max(1);
+                    h.attack_labels = vec![(id, u64::MAX)];
+                }
+            }
+        }
+    }
+}
+
+/// One allowlist line.
+#[derive(Debug, Clone)]
+pub struct AllowEntry {
+    pub net: Cidr,
+    /// Empty: the whole host.
+    pub ports: Vec<u16>,
+}
+
+/// Known scanners, backup servers, pollers.
+#[derive(Debug, Clone, Default)]
+pub struct Allowlist {
+    pub entries: Vec<AllowEntry>,
+}
+
+impl Allowlist {
+    pub fn from_file(path: &Path) -> Result<Allowlist> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Allowlist::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Allowlist> {
+        let mut entries = Vec::new();
+        for (n, line) in lines(text) {
+            let mut parts = line.splitn(2, [' ', '\t']);
+            let net: Cidr = parts
+                .next()
+                .unwrap_or("")
+                .parse()
+                .map_err(|e| anyhow::anyhow!("line {n}: {e}"))?;
+            let ports = match parts.next() {
+                None => Vec::new(),
+                Some(p) => p
+                    .split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        s.parse::<u16>()
+                            .map_err(|_| anyhow::anyhow!("line {n}: '{s}' is not a port"))
+                    })
+                    .collect::<Result<_>>()?,
+            };
+            entries.push(AllowEntry { net, ports });
+        }
+        Ok(Allowlist { entries })
+    }
+
+    /// The whole host is allowlisted.
+    pub fn host_allowed(&self, ip: IpAddr) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.ports.is_empty() && e.net.contains(ip))
+    }
+
+    /// Flows from `src` to `port` are allowlisted.
+    pub fn flow_allowed(&self, src: IpAddr, port: u16) -> bool {
+        self.entries
+            .iter()
+            .any(|e| !e.ports.is_empty() && e.ports.contains(&port) && e.net.contains(src))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        let t = Truth::parse("ip,start,end,label\n192.168.10.8,6/7/2017 3:00,6/7/2017 3:50,Portscan\n10.0.0.1\n10.0.0.2,BENIGN # note\n").unwrap();
+        assert_eq!(t.entries.len(), 3);
+        assert_eq!(t.entries[0].label, "Portscan");
+        assert!(t.entries[0].start.is_some());
+        assert_eq!(t.entries[1].label, "attack");
+        assert!(Truth::parse("nope").is_err());
+        let a = Allowlist::parse("10.0.0.9\n10.0.1.0/24 161,162\n").unwrap();
+        assert!(a.host_allowed("10.0.0.9".parse().unwrap()));
+        assert!(!a.host_allowed("10.0.1.5".parse().unwrap()));
+        assert!(a.flow_allowed("10.0.1.5".parse().unwrap(), 161));
+        assert!(!a.flow_allowed("10.0.1.5".parse().unwrap(), 22));
+        assert!(Allowlist::parse("10.0.0.9 http").is_err());
+    }
+}
