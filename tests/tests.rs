@@ -10,6 +10,9 @@ mod forest;
 mod reader;
 // The `synth` subcommand's layout.
 mod synth;
+// Orientation, network awareness, features, windows, training files, truth,
+// allowlists and explanations.
+mod detection;
 // The binary end to end: the shipped sample, gates, determinism, errors.
 mod cli;
 // The real CIC-IDS2017 rows in ../shared (skipped when absent).

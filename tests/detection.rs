@@ -1,0 +1,388 @@
+//! Detection quality machinery: orientation, network awareness, behaviour
+//! features, windows, training files, truth, allowlists, explanations.
+
+use std::net::IpAddr;
+
+use latmove::detect::read_profiles_with;
+use latmove::features::{FULL_FEATURES, FeatureTable};
+use latmove::flows::Flow;
+use latmove::net::Network;
+use latmove::profile::{ProfileBuilder, ProfileOptions};
+
+use crate::util::*;
+
+fn flow<'a>(
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    t: f64,
+    bwd: f64,
+    label: &'a [u8],
+) -> Flow<'a> {
+    Flow {
+        src_ip: src.parse().unwrap(),
+        src_port: Some(sport),
+        dst_ip: dst.parse().unwrap(),
+        dst_port: dport,
+        protocol: Some(6),
+        timestamp: Some(t),
+        duration_us: Some(10.0),
+        fwd_packets: Some(1.0),
+        bwd_packets: Some(bwd),
+        fwd_bytes: Some(0.0),
+        bwd_bytes: Some(0.0),
+        syn_flags: Some(1.0),
+        rst_flags: Some(0.0),
+        label: Some(label),
+    }
+}
+
+fn feature(name: &str) -> usize {
+    FULL_FEATURES.iter().position(|f| f.name == name).unwrap()
+}
+
+#[test]
+fn reply_direction_flows_count_for_the_client() {
+    let replies = [
+        flow(
+            "192.168.10.3",
+            53,
+            "192.168.10.5",
+            52311,
+            0.0,
+            1.0,
+            b"BENIGN",
+        ),
+        flow(
+            "192.168.10.3",
+            53,
+            "192.168.10.5",
+            52312,
+            1.0,
+            1.0,
+            b"BENIGN",
+        ),
+        flow(
+            "192.168.10.5",
+            52313,
+            "192.168.10.3",
+            53,
+            2.0,
+            1.0,
+            b"BENIGN",
+        ),
+    ];
+    let mut oriented = ProfileBuilder::with_options(ProfileOptions::default());
+    let mut raw = ProfileBuilder::with_options(ProfileOptions {
+        orient: false,
+        ..Default::default()
+    });
+    for f in &replies {
+        oriented.add(f);
+        raw.add(f);
+    }
+    let o = oriented.finish();
+    assert_eq!(
+        o.hosts.len(),
+        1,
+        "the DC's replies belong to the workstation"
+    );
+    let ws = &o.hosts[0];
+    assert_eq!(ws.ip.to_string(), "192.168.10.5");
+    assert_eq!(ws.flows, 3);
+    assert_eq!(ws.reoriented, 2);
+    assert_eq!(ws.dst_ports.iter().copied().collect::<Vec<_>>(), vec![53]);
+    let r = raw.finish();
+    let dc = r
+        .hosts
+        .iter()
+        .find(|h| h.ip.to_string() == "192.168.10.3")
+        .unwrap();
+    assert_eq!(
+        dc.dst_ports.len(),
+        2,
+        "left alone, the DC looks like a port scanner"
+    );
+}
+
+#[test]
+fn behaviour_features_measure_a_scan() {
+    let mut b = ProfileBuilder::with_options(ProfileOptions {
+        network: Network {
+            internal: latmove::net::parse_cidrs("192.168.10.0/24").unwrap(),
+        },
+        window_secs: None,
+        ..Default::default()
+    });
+    // 3 internal hosts x 20 ports, unanswered, within 2 minutes; plus one
+    // external flow with a reply.
+    let mut t = 0.0;
+    for h in [5, 9, 12] {
+        for p in [
+            22u16, 23, 80, 88, 135, 139, 389, 443, 445, 3389, 5900, 5985, 8080, 1, 2, 3, 4, 5, 6, 7,
+        ] {
+            b.add(&flow(
+                "192.168.10.8",
+                50000,
+                &format!("192.168.10.{h}"),
+                p,
+                t,
+                0.0,
+                b"PortScan",
+            ));
+            t += 2.0;
+        }
+    }
+    b.add(&flow(
+        "192.168.10.8",
+        50001,
+        "8.8.8.8",
+        53,
+        t,
+        1.0,
+        b"BENIGN",
+    ));
+    let p = b.finish();
+    let host = &p.hosts[0];
+    let table = FeatureTable::build(&[host], FULL_FEATURES);
+    let v = |n: &str| table.values[[0, feature(n)]];
+    assert_eq!(v("unique_dst_ips"), 4.0);
+    assert_eq!(v("internal_dst_ips"), 3.0);
+    assert_eq!(v("external_dst_ips"), 1.0);
+    assert_eq!(v("internal_subnets"), 1.0);
+    assert_eq!(v("unique_dst_ports"), 21.0);
+    assert_eq!(v("max_ports_one_host"), 20.0);
+    assert_eq!(v("max_hosts_one_port"), 3.0);
+    assert_eq!(
+        v("sensitive_ports"),
+        10.0,
+        "22 23 88 135 139 389 445 3389 5900 5985"
+    );
+    assert_eq!(v("privileged_ports"), 17.0, "16 scanned below 1024, and 53");
+    assert!((v("unanswered_share") - 60.0 / 61.0).abs() < 1e-12);
+    assert!((v("tiny_flow_share") - 60.0 / 61.0).abs() < 1e-12);
+    assert_eq!(v("peak_5min_dst_pairs"), 61.0);
+    assert_eq!(v("peak_5min_flows_one_service"), 1.0);
+    assert!(v("dst_port_entropy") > 4.0);
+    assert_eq!(host.is_attack(), Some(true));
+}
+
+#[test]
+fn windows_split_a_host_by_time() {
+    let mut b = ProfileBuilder::with_options(ProfileOptions {
+        window_secs: Some(900),
+        ..Default::default()
+    });
+    b.add(&flow(
+        "10.0.0.1", 50000, "10.0.0.2", 443, 100.0, 1.0, b"BENIGN",
+    ));
+    b.add(&flow(
+        "10.0.0.1", 50000, "10.0.0.3", 443, 950.0, 1.0, b"BENIGN",
+    ));
+    b.add(&flow(
+        "10.0.0.1", 50000, "10.0.0.4", 443, 1000.0, 1.0, b"BENIGN",
+    ));
+    let p = b.finish();
+    assert_eq!(p.hosts[0].flows, 3);
+    assert_eq!(p.windows.len(), 2);
+    assert_eq!((p.windows[0].index, p.windows[0].profile.flows), (0, 1));
+    assert_eq!((p.windows[1].index, p.windows[1].profile.flows), (1, 2));
+}
+
+#[test]
+fn sources_internal_keeps_internal_sources_only() {
+    let dir = tempdir();
+    let out = dir.path().join("o");
+    let o = latmove(&[
+        "detect",
+        sample().to_str().unwrap(),
+        "--sources",
+        "internal",
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let (header, rows) = read_csv(&out.join("host_scores.csv"));
+    let internal = header.iter().position(|h| h == "internal").unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r[internal] == "true"));
+    let ip = header.iter().position(|h| h == "ip").unwrap();
+    assert!(rows.iter().all(|r| {
+        r[ip]
+            .parse::<IpAddr>()
+            .unwrap()
+            .to_string()
+            .starts_with("192.168.")
+            || r[ip].starts_with("172.16.")
+    }));
+}
+
+/// A hard synthetic day and its benign baseline, generated once per test.
+fn hard_day(dir: &std::path::Path) -> (String, String) {
+    let day = dir.join("hard.csv.gz");
+    let base = dir.join("baseline.csv.gz");
+    expect_code(
+        &latmove(&[
+            "synth",
+            "--scenario",
+            "hard",
+            "--rows",
+            "40000",
+            "--seed",
+            "3",
+            "-o",
+            day.to_str().unwrap(),
+        ]),
+        0,
+    );
+    expect_code(
+        &latmove(&[
+            "synth",
+            "--scenario",
+            "hard",
+            "--benign-only",
+            "--rows",
+            "40000",
+            "--seed",
+            "4",
+            "-o",
+            base.to_str().unwrap(),
+        ]),
+        0,
+    );
+    (
+        day.to_str().unwrap().to_string(),
+        base.to_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn hard_day_with_baseline_and_allowlist() {
+    let dir = tempdir();
+    let (day, base) = hard_day(dir.path());
+    let allow = write(
+        dir.path(),
+        "allow.txt",
+        b"# the organisation's vulnerability scanner\n192.168.10.80\n192.168.10.70 161\n",
+    );
+    let out = dir.path().join("o");
+    let o = latmove(&[
+        "detect",
+        &day,
+        "--train",
+        &base,
+        "--allow",
+        allow.to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("benign hosts of the --train files"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Allowlisted (--allow): 1 host(s)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(" 0 flow(s) to allowlisted ports"),
+        "the poller's SNMP flows are dropped: {stdout}"
+    );
+    let (header, rows) = read_csv(&out.join("host_scores.csv"));
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let find = |ip: &str| {
+        rows.iter()
+            .find(|r| r[col("ip")] == ip)
+            .unwrap_or_else(|| panic!("{ip}"))
+    };
+    for attacker in ["192.168.10.8", "192.168.10.17", "192.168.10.14"] {
+        assert_eq!(find(attacker)[col("flagged")], "true", "{attacker} flagged");
+    }
+    let vs = find("192.168.10.80");
+    assert_eq!(
+        (vs[col("allowed")].as_str(), vs[col("flagged")].as_str()),
+        ("true", "false")
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+    let fams: Vec<String> = m["metrics"]["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["family"].as_str().unwrap().to_string())
+        .collect();
+    for f in [
+        "PortScan",
+        "PortScan-Slow",
+        "Sweep",
+        "LateralMovement",
+        "FTP-Patator",
+    ] {
+        assert!(fams.iter().any(|x| x == f), "family {f} in {fams:?}");
+    }
+    assert!(m["metrics"]["recall_at_5pct_fpr"].as_f64().unwrap() >= 0.8);
+    assert!(m["metrics"]["roc_auc"].as_f64().unwrap() >= 0.98);
+    // The scan's window is the scanner's peak, and the sentence says why.
+    let (fh, frows) = read_csv(&out.join("flagged_hosts.csv"));
+    let what = fh.iter().position(|h| h == "what").unwrap();
+    let scan = frows.iter().find(|r| r[1] == "192.168.10.8").unwrap();
+    assert!(scan[what].contains("no reply"), "{}", scan[what]);
+    assert!(find("192.168.10.8")[col("peak_window_start")].starts_with("2017-07-04 15:"));
+}
+
+#[test]
+fn truth_file_overrides_flow_labels() {
+    let dir = tempdir();
+    let truth = write(
+        dir.path(),
+        "truth.csv",
+        b"ip,start,end,label\n192.168.10.19,4/7/2017 9:00,4/7/2017 4:00,Insider\n172.16.0.1,BENIGN\n",
+    );
+    let out = dir.path().join("o");
+    let o = latmove(&[
+        "detect",
+        sample().to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let (header, rows) = read_csv(&out.join("host_scores.csv"));
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let find = |ip: &str| rows.iter().find(|r| r[col("ip")] == ip).unwrap();
+    assert_eq!(find("192.168.10.19")[col("label")], "attack");
+    assert_eq!(find("192.168.10.19")[col("attack_labels")], "Insider");
+    assert_eq!(find("172.16.0.1")[col("label")], "benign");
+    let bad = write(dir.path(), "bad.csv", b"192.168.10.300,x\n");
+    let o = latmove(&[
+        "detect",
+        sample().to_str().unwrap(),
+        "--truth",
+        bad.to_str().unwrap(),
+    ]);
+    expect_code(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 1, column 1"));
+}
+
+#[test]
+fn bad_window_and_feature_options_are_refused() {
+    for (flag, value, needle) in [
+        ("--window", "5 parsecs", "--window"),
+        ("--features", "fancy", "--features"),
+        ("--internal", "10.0.0.0/40", "--internal"),
+        ("--sources", "some", "--sources"),
+    ] {
+        let o = latmove(&["detect", sample().to_str().unwrap(), flag, value]);
+        expect_code(&o, 2);
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(needle),
+            "{flag}"
+        );
+    }
+}
