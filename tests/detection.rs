@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 
-use latmove::detect::read_profiles_with;
 use latmove::features::{FULL_FEATURES, FeatureTable};
 use latmove::flows::Flow;
 use latmove::net::Network;
