@@ -133,15 +133,9 @@ fn behaviour_features_measure_a_scan() {
             t += 2.0;
         }
     }
-    b.add(&flow(
-        "192.168.10.8",
-        50001,
-        "8.8.8.8",
-        53,
-        t,
-        1.0,
-        b"BENIGN",
-    ));
+    let mut dns = flow("192.168.10.8", 50001, "8.8.8.8", 53, t, 1.0, b"BENIGN");
+    dns.fwd_bytes = Some(40.0);
+    b.add(&dns);
     let p = b.finish();
     let host = &p.hosts[0];
     let table = FeatureTable::build(&[host], FULL_FEATURES);
@@ -160,7 +154,11 @@ fn behaviour_features_measure_a_scan() {
     );
     assert_eq!(v("privileged_ports"), 17.0, "16 scanned below 1024, and 53");
     assert!((v("unanswered_share") - 60.0 / 61.0).abs() < 1e-12);
-    assert!((v("tiny_flow_share") - 60.0 / 61.0).abs() < 1e-12);
+    assert!(
+        (v("tiny_flow_share") - 60.0 / 61.0).abs() < 1e-12,
+        "{}",
+        v("tiny_flow_share")
+    );
     assert_eq!(v("peak_5min_dst_pairs"), 61.0);
     assert_eq!(v("peak_5min_flows_one_service"), 1.0);
     assert!(v("dst_port_entropy") > 4.0);
