@@ -331,18 +331,47 @@ pub fn fanout(d: &Detection, path: &Path) -> Result<()> {
     })
 }
 
-/// Chart (c): flagged hosts' feature values against the benign hosts.
-pub fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
+/// Features for chart (c): those that most often explain the top flagged
+/// hosts, then the ones farthest from the benign median, up to `max`.
+fn chart_features(d: &Detection, flagged: &[&HostResult], max: usize) -> Vec<usize> {
     let nf = d.feature_names.len();
-    let cols = if nf <= 4 { 2 } else { 3 };
-    let rows_n = nf.div_ceil(cols);
+    if nf <= max {
+        return (0..nf).collect();
+    }
+    let mut votes = vec![0usize; nf];
+    let mut far = vec![0f64; nf];
+    for h in flagged.iter().take(10) {
+        for &j in crate::report::top_reasons(h).iter().take(3) {
+            votes[j] += 1;
+        }
+        for j in 0..nf {
+            far[j] = far[j].max(h.robust_z[j].abs());
+        }
+    }
+    let mut idx: Vec<usize> = (0..nf).collect();
+    idx.sort_by(|&a, &b| {
+        votes[b]
+            .cmp(&votes[a])
+            .then(far[b].total_cmp(&far[a]))
+            .then(a.cmp(&b))
+    });
+    idx.truncate(max);
+    idx.sort_unstable();
+    idx
+}
+
+/// Chart (c): flagged hosts' feature values against the benign hosts.
+///
+/// Counts are drawn on a log axis (values below 1 at 1), shares on a linear
+/// 0-100% axis.
+pub fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
     let reference: Vec<&HostResult> = if d.metrics.is_some() {
         d.hosts
             .iter()
-            .filter(|h| h.is_attack == Some(false))
+            .filter(|h| h.is_attack == Some(false) && !h.allowed)
             .collect()
     } else {
-        d.hosts.iter().collect()
+        d.hosts.iter().filter(|h| !h.allowed).collect()
     };
     let ref_name = if d.metrics.is_some() {
         "benign hosts"
@@ -350,37 +379,85 @@ pub fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
         "all hosts"
     };
     let flagged: Vec<&HostResult> = d.flagged().collect();
+    let shown = chart_features(d, &flagged, 8);
+    let cols = if shown.len() <= 4 { 2 } else { 4 };
+    let rows_n = shown.len().div_ceil(cols);
+    let what = if d.window_secs.is_some() {
+        "peak-window values"
+    } else {
+        "values"
+    };
     draw_png(
         path,
-        (640 * cols as u32, 60 + 430 * rows_n as u32),
+        (520 * cols as u32, 90 + 400 * rows_n as u32),
         |root| {
-            let (title, body) = root.split_vertically(60);
+            let (title, body) = root.split_vertically(90);
+            let line1 = format!(
+                "Flagged hosts (red, top {} labelled) against the {} (grey): {what}",
+                flagged.len().min(5),
+                ref_name
+            );
+            let line2 = format!(
+                "line = median, dashed = 99th percentile of the {ref_name}; {} of {} features shown: those that set the flagged hosts apart most",
+                shown.len(),
+                d.feature_names.len()
+            );
             title
-            .titled(
-                &format!(
-                    "Flagged hosts (red, top {} labelled) against the {} (grey); line = median, dashed = 99th percentile",
-                    flagged.len().min(5),
-                    ref_name
-                ),
-                (FAMILY, 18),
-            )
-            .map_err(err)?;
+                .draw(&Text::new(
+                    line1,
+                    (20, 12),
+                    (FAMILY, 20).into_font().color(&BLACK),
+                ))
+                .map_err(err)?;
+            title
+                .draw(&Text::new(
+                    line2,
+                    (20, 46),
+                    (FAMILY, 15).into_font().color(&BLACK),
+                ))
+                .map_err(err)?;
             let panels = body.split_evenly((rows_n, cols));
-            for (j, panel) in panels.iter().enumerate().take(nf) {
+            for (panel, &j) in panels.iter().zip(&shown) {
+                let share = d.feature_names[j].ends_with("_share");
+                // Display space: log10 for counts, the raw share for shares.
+                let y = |v: f64| {
+                    if share {
+                        v.clamp(0.0, 1.0)
+                    } else {
+                        v.max(1.0).log10()
+                    }
+                };
                 let vals: Vec<f64> = reference.iter().map(|h| h.features[j]).collect();
                 let fvals: Vec<f64> = flagged.iter().map(|h| h.features[j]).collect();
-                let all_max = vals.iter().chain(&fvals).copied().fold(1.0, f64::max);
-                let ymax = all_max * 3.0;
+                let top = if share {
+                    1.05
+                } else {
+                    (vals
+                        .iter()
+                        .chain(&fvals)
+                        .copied()
+                        .fold(1.0, f64::max)
+                        .log10()
+                        + 0.4)
+                        .ceil()
+                        .max(1.0)
+                };
                 let mut chart = ChartBuilder::on(panel)
-                    .caption(
-                        format!("{}: {}", d.feature_names[j], d.feature_descriptions[j]),
-                        (FAMILY, 16),
-                    )
+                    .caption(d.feature_names[j], (FAMILY, 17))
                     .margin(12)
                     .x_label_area_size(30)
-                    .y_label_area_size(70)
-                    .build_cartesian_2d(0f64..2.35, (1f64..ymax).log_scale())
+                    .y_label_area_size(62)
+                    .build_cartesian_2d(0f64..2.35, 0f64..top)
                     .map_err(err)?;
+                let log_label = |v: &f64| {
+                    if share {
+                        format!("{:.0}%", v * 100.0)
+                    } else if (v - v.round()).abs() < 1e-9 {
+                        fmt_value(10f64.powf(*v))
+                    } else {
+                        String::new()
+                    }
+                };
                 chart
                     .configure_mesh()
                     .disable_x_mesh()
@@ -394,23 +471,24 @@ pub fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
                             String::new()
                         }
                     })
-                    .y_label_formatter(&|v| fmt_value(v.round()))
-                    .y_desc("value (log; below 1 drawn at 1)")
+                    .y_labels(if share { 6 } else { (top as usize) + 1 })
+                    .y_label_formatter(&log_label)
+                    .y_desc(if share { "share of flows" } else { "log scale" })
                     .label_style((FAMILY, 13))
                     .draw()
                     .map_err(err)?;
                 chart
                     .draw_series(vals.iter().enumerate().map(|(i, v)| {
                         Circle::new(
-                            (0.5 + 0.6 * jitter(i as u64 * 31 + j as u64), v.max(1.0)),
+                            (0.5 + 0.6 * jitter(i as u64 * 31 + j as u64), y(*v)),
                             3,
                             BENIGN.mix(0.6).filled(),
                         )
                     }))
                     .map_err(err)?;
                 if !vals.is_empty() {
-                    let med = quantile(&vals, 0.5).max(1.0);
-                    let p99 = quantile(&vals, 0.99).max(1.0);
+                    let med = y(quantile(&vals, 0.5));
+                    let p99 = y(quantile(&vals, 0.99));
                     chart
                         .draw_series(std::iter::once(PathElement::new(
                             vec![(0.0, med), (2.0, med)],
@@ -426,24 +504,23 @@ pub fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
                         ))
                         .map_err(err)?;
                 }
+                let px = |i: usize| 1.5 + 0.3 * jitter(i as u64 * 17 + j as u64);
                 chart
-                    .draw_series(fvals.iter().enumerate().map(|(i, v)| {
-                        Circle::new(
-                            (1.5 + 0.3 * jitter(i as u64 * 17 + j as u64), v.max(1.0)),
-                            5,
-                            ATTACK.filled(),
-                        )
-                    }))
+                    .draw_series(
+                        fvals
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| Circle::new((px(i), y(*v)), 5, ATTACK.filled())),
+                    )
                     .map_err(err)?;
                 // Labels for the top five flagged hosts, stacked without overlap
                 // at the right of the panel, each joined to its point.
-                let log_range = ymax.log10();
-                let gap = log_range * 0.06;
+                let gap = top * 0.07;
                 let mut tags: Vec<(f64, usize)> = flagged
                     .iter()
                     .take(5)
                     .enumerate()
-                    .map(|(i, h)| (h.features[j].max(1.0).log10(), i))
+                    .map(|(i, h)| (y(h.features[j]), i))
                     .collect();
                 tags.sort_by(|a, b| a.0.total_cmp(&b.0));
                 let mut last = f64::NEG_INFINITY;
@@ -451,21 +528,25 @@ pub fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
                     t.0 = t.0.max(last + gap);
                     last = t.0;
                 }
-                let overflow = (last - (log_range - gap / 2.0)).max(0.0);
+                let overflow = (last - (top - gap / 2.0)).max(0.0);
                 for (ty, i) in &tags {
                     let h = flagged[*i];
-                    let px = 1.5 + 0.3 * jitter(*i as u64 * 17 + j as u64);
-                    let py = h.features[j].max(1.0);
-                    let label_y = 10f64.powf(ty - overflow);
+                    let label_y = ty - overflow;
                     chart
                         .draw_series(std::iter::once(PathElement::new(
-                            vec![(px, py), (1.68, label_y)],
+                            vec![(px(*i), y(h.features[j])), (1.68, label_y)],
                             BLACK.mix(0.4).stroke_width(1),
                         )))
                         .map_err(err)?;
+                    let v = h.features[j];
+                    let shown_value = if share {
+                        format!("{:.0}%", v * 100.0)
+                    } else {
+                        fmt_value(v)
+                    };
                     chart
                         .draw_series(std::iter::once(Text::new(
-                            format!("{} {}", h.ip, fmt_value(h.features[j])),
+                            format!("{} {}", h.ip, shown_value),
                             (1.69, label_y),
                             (FAMILY, 12)
                                 .into_font()

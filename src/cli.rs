@@ -106,6 +106,11 @@ pub struct DetectArgs {
     /// backup servers, pollers); allowed hosts are reported on their own.
     #[arg(long, value_name = "FILE")]
     pub allow: Option<PathBuf>,
+    /// 'forest' (the Isolation Forest) or 'rules': the Zeek-style baseline
+    /// (25 hosts on one port or 15 ports on one host, failed connections,
+    /// within 5 minutes), scored as max(hosts/25, ports/15).
+    #[arg(long, default_value = "forest", value_name = "NAME")]
+    pub detector: String,
     /// Flagged hosts shown in the summary.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
@@ -208,6 +213,11 @@ fn run_detect(a: DetectArgs) -> Result<ExitCode> {
     };
     cfg.profile.window_secs = parse_window(&a.window)?;
     cfg.train_inputs = a.train.clone();
+    cfg.rules = match a.detector.as_str() {
+        "forest" => false,
+        "rules" => true,
+        other => bail!("--detector must be 'forest' or 'rules', got '{other}'"),
+    };
     if let Some(t) = &a.truth {
         cfg.truth = Some(crate::truth::Truth::from_file(t).context("--truth")?);
     }

@@ -39,6 +39,8 @@ pub struct DetectConfig {
     pub truth: Option<crate::truth::Truth>,
     /// Allowlisted hosts and (host, port) pairs (`--allow`).
     pub allow: crate::truth::Allowlist,
+    /// Score with the Zeek-style rule baseline instead of the forest.
+    pub rules: bool,
 }
 
 impl DetectConfig {
@@ -54,6 +56,7 @@ impl DetectConfig {
             train_inputs: Vec::new(),
             truth: None,
             allow: crate::truth::Allowlist::default(),
+            rules: false,
         }
     }
 }
@@ -115,6 +118,9 @@ pub struct Detection {
     pub metrics: Option<Metrics>,
     pub forest: IsolationForest,
     pub params: IsolationForestParams,
+    /// Scores are the Zeek-style rule's (flagged at 1 and above), not the
+    /// forest's.
+    pub rules: bool,
 }
 
 impl Detection {
@@ -266,6 +272,11 @@ pub fn detect_with_training(
             }
         }
     }
+    if cfg.rules {
+        for (e, (_, _, p)) in entities.iter().enumerate() {
+            scores[e] = crate::profile::zeek_rule_score(p);
+        }
+    }
     // Host score: the highest score among its entities.
     let mut peak: Vec<Option<usize>> = vec![None; truth.len()];
     for (e, (h, _, _)) in entities.iter().enumerate() {
@@ -275,6 +286,7 @@ pub fn detect_with_training(
     }
     let host_score = |h: usize| peak[h].map_or(0.0, |e| scores[e]);
     let threshold = match cfg.forest.contamination {
+        _ if cfg.rules => 0.999_999,
         crate::forest::Contamination::Auto => 0.5,
         crate::forest::Contamination::Fraction(c) => {
             let s: Vec<f64> = train_hosts.iter().map(|&h| host_score(h)).collect();
@@ -369,6 +381,7 @@ pub fn detect_with_training(
         metrics,
         forest,
         params: cfg.forest.clone(),
+        rules: cfg.rules,
     })
 }
 

@@ -75,6 +75,9 @@ pub struct HostProfile {
     /// Distinct (5-minute window, destination, port) triples, and flows per
     /// (window, destination, port).
     pub window_service_flows: HashMap<(i64, IpAddr, u16), u32>,
+    /// (5-minute window, destination, port) of flows that got no reply or
+    /// a reset: what Zeek-style scan rules count.
+    pub failed_triples: HashSet<(i64, IpAddr, u16)>,
     /// Sum and count of the durations that were present and valid (µs).
     pub duration_sum_us: f64,
     pub duration_count: u64,
@@ -108,6 +111,7 @@ impl HostProfile {
             reoriented: 0,
             active_minutes: HashSet::new(),
             window_service_flows: HashMap::new(),
+            failed_triples: HashSet::new(),
             duration_sum_us: 0.0,
             duration_count: 0,
             first_seen: None,
@@ -281,6 +285,10 @@ fn apply(
         let reset = flow.rst_flags.is_some_and(|r| r > 0.0);
         if back == 0.0 || reset {
             host.unanswered += 1;
+            if let Some(t) = flow.timestamp {
+                let w = (t / PEAK_WINDOW_SECS).floor() as i64;
+                host.failed_triples.insert((w, o.dst, o.dport));
+            }
         }
     }
     let payload = flow.fwd_bytes.unwrap_or(0.0) + flow.bwd_bytes.unwrap_or(0.0);
@@ -351,4 +359,20 @@ impl Profiles {
             .map(|(id, _)| self.labels[id as usize].clone())
             .collect()
     }
+}
+
+/// The Zeek-style rule score of a profile: the largest of (distinct hosts
+/// reached on one port with failed connections in one 5-minute window) /
+/// 25 and (distinct ports on one host, failed, same window) / 15. A score of
+/// 1 or more is a scan by Zeek's scan policy thresholds.
+pub fn zeek_rule_score(p: &HostProfile) -> f64 {
+    let mut hosts_per_port: HashMap<(i64, u16), u32> = HashMap::new();
+    let mut ports_per_host: HashMap<(i64, IpAddr), u32> = HashMap::new();
+    for (w, ip, port) in &p.failed_triples {
+        *hosts_per_port.entry((*w, *port)).or_default() += 1;
+        *ports_per_host.entry((*w, *ip)).or_default() += 1;
+    }
+    let h = hosts_per_port.values().copied().max().unwrap_or(0) as f64 / 25.0;
+    let v = ports_per_host.values().copied().max().unwrap_or(0) as f64 / 15.0;
+    h.max(v)
 }

@@ -226,6 +226,12 @@ pub fn summary(d: &Detection, top: usize) -> String {
 
     let flagged: Vec<&HostResult> = d.flagged().collect();
     let _ = writeln!(s, "\nModel");
+    if d.rules {
+        let _ = writeln!(
+            s,
+            "  --detector rules: Zeek-style baseline, score = max(hosts on one port / 25, ports on one host / 15), failed connections within 5 minutes; flagged at 1"
+        );
+    }
     let _ = writeln!(
         s,
         "  Isolation Forest: {} trees, subsample {}, seed {}, contamination {}",
