@@ -344,8 +344,8 @@ fn chart_features(d: &Detection, flagged: &[&HostResult], max: usize) -> Vec<usi
         for &j in crate::report::top_reasons(h).iter().take(3) {
             votes[j] += 1;
         }
-        for j in 0..nf {
-            far[j] = far[j].max(h.robust_z[j].abs());
+        for (f, z) in far.iter_mut().zip(&h.robust_z) {
+            *f = f.max(z.abs());
         }
     }
     let mut idx: Vec<usize> = (0..nf).collect();
