@@ -3,7 +3,8 @@
 
 Usage (pandas and scikit-learn installed with pip):
     latmove synth -o /tmp/day.csv
-    latmove detect /tmp/day.csv --folds 1 --no-charts --out /tmp/lm
+    latmove detect /tmp/day.csv --features seed --window none --folds 1 \
+        --sklearn-paths --no-orient --no-charts --out /tmp/lm
     python3 bench/compare_sklearn.py /tmp/lm/host_scores.csv
 
 Fits scikit-learn's StandardScaler + IsolationForest (100 trees, 256 samples,

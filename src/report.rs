@@ -71,19 +71,21 @@ pub fn fmt_value(v: f64) -> String {
     }
 }
 
-/// The features that set a host apart, strongest first: (feature index,
-/// contribution). Only features the host sits above the benign median on,
-/// or far below it, are kept.
+/// The features that set a host apart, as indices, strongest first.
 pub fn top_reasons(h: &HostResult) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..h.contributions.len()).collect();
+    // Features the forest actually cut on for this host, at least 3 robust
+    // units from the median, farthest first (ties: earlier cuts first).
+    let mut idx: Vec<usize> = (0..h.contributions.len())
+        .filter(|&j| h.contributions[j] > 0.0 && h.robust_z[j].abs() >= 3.0)
+        .collect();
     idx.sort_by(|&a, &b| {
-        h.contributions[b]
-            .total_cmp(&h.contributions[a])
+        h.robust_z[b]
+            .abs()
+            .total_cmp(&h.robust_z[a].abs())
+            .then(h.contributions[b].total_cmp(&h.contributions[a]))
             .then(a.cmp(&b))
     });
-    idx.into_iter()
-        .filter(|&j| h.robust_z[j].abs() >= 3.0)
-        .collect()
+    idx
 }
 
 /// One line on why a host stands out, e.g.

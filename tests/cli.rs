@@ -71,9 +71,10 @@ fn detect_on_the_shipped_sample_ranks_the_scanner_first_and_writes_every_output(
             .enumerate()
             .all(|(i, r)| r[rank] == (i + 1).to_string())
     );
-    // The brute-forcer is no lateral mover and the seed features do not
-    // isolate it well; it must still rank in the top 5% of hosts.
+    // The brute-forcer is flagged too and ranks among the top five.
     let bf = rows.iter().position(|r| r[ip] == "172.16.0.1").unwrap();
+    assert_eq!(rows[bf][flagged], "true");
+    assert!(bf < 5, "172.16.0.1 ranks {}", bf + 1);
     assert!(
         bf < rows.len() / 20,
         "172.16.0.1 ranks {} of {}",
