@@ -209,7 +209,7 @@ pub fn score_distribution(d: &Detection, path: &Path) -> Result<()> {
             chart
                 .draw_series(std::iter::once(Text::new(
                     format!("{} (#{})", h.ip, h.rank),
-                    (h.score + dx, y + 0.05 * if k % 2 == 0 { 1.0 } else { -1.0 }),
+                    (h.score + dx, y + 0.07 * (k % 3) as f64 - 0.07),
                     (FAMILY, 13).into_font().color(&BLACK).pos(pos),
                 )))
                 .map_err(err)?;
@@ -236,7 +236,11 @@ pub fn fanout(d: &Detection, path: &Path) -> Result<()> {
     draw_png(path, (1100, 800), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "Fan-out per source host: who talks to many hosts, or many ports",
+                if d.window_secs.is_some() {
+                    "Fan-out per source host in its peak window: who talks to many hosts, or many ports"
+                } else {
+                    "Fan-out per source host: who talks to many hosts, or many ports"
+                },
                 (FAMILY, 22),
             )
             .margin(16)
