@@ -53,11 +53,16 @@ fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .filter(|(_, l)| !l.is_empty())
 }
 
+/// Reads `path` and parses it, naming the file in errors.
+fn parse_file<T>(path: &Path, parse: fn(&str) -> Result<T>) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text).with_context(|| format!("in {}", path.display()))
+}
+
 impl Truth {
     pub fn from_file(path: &Path) -> Result<Truth> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Truth::parse(&text).with_context(|| format!("in {}", path.display()))
+        parse_file(path, Truth::parse)
     }
 
     pub fn parse(text: &str) -> Result<Truth> {
@@ -144,9 +149,7 @@ pub struct Allowlist {
 
 impl Allowlist {
     pub fn from_file(path: &Path) -> Result<Allowlist> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Allowlist::parse(&text).with_context(|| format!("in {}", path.display()))
+        parse_file(path, Allowlist::parse)
     }
 
     pub fn parse(text: &str) -> Result<Allowlist> {
