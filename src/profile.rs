@@ -7,7 +7,7 @@
 //! adding state here (if it needs any) and a definition there, without
 //! touching the reader or the forest.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 
 use crate::flows::{Flow, is_benign_label};
@@ -95,13 +95,13 @@ impl HostProfile {
         HostProfile {
             ip,
             flows: 0,
-            dst_ips: HashSet::new(),
-            dst_ports: HashSet::new(),
+            dst_ips: HashSet::default(),
+            dst_ports: HashSet::default(),
             internal: false,
-            internal_dsts: HashSet::new(),
-            internal_subnets: HashSet::new(),
-            pairs: HashSet::new(),
-            port_flows: HashMap::new(),
+            internal_dsts: HashSet::default(),
+            internal_subnets: HashSet::default(),
+            pairs: HashSet::default(),
+            port_flows: HashMap::default(),
             reply_known: 0,
             unanswered: 0,
             tiny_flows: 0,
@@ -109,9 +109,9 @@ impl HostProfile {
             packets_sum: 0.0,
             volume_known: 0,
             reoriented: 0,
-            active_minutes: HashSet::new(),
-            window_service_flows: HashMap::new(),
-            failed_triples: HashSet::new(),
+            active_minutes: HashSet::default(),
+            window_service_flows: HashMap::default(),
+            failed_triples: HashSet::default(),
             duration_sum_us: 0.0,
             duration_count: 0,
             first_seen: None,
@@ -366,8 +366,8 @@ impl Profiles {
 /// 25 and (distinct ports on one host, failed, same window) / 15. A score of
 /// 1 or more is a scan by Zeek's scan policy thresholds.
 pub fn zeek_rule_score(p: &HostProfile) -> f64 {
-    let mut hosts_per_port: HashMap<(i64, u16), u32> = HashMap::new();
-    let mut ports_per_host: HashMap<(i64, IpAddr), u32> = HashMap::new();
+    let mut hosts_per_port: HashMap<(i64, u16), u32> = HashMap::default();
+    let mut ports_per_host: HashMap<(i64, IpAddr), u32> = HashMap::default();
     for (w, ip, port) in &p.failed_triples {
         *hosts_per_port.entry((*w, *port)).or_default() += 1;
         *ports_per_host.entry((*w, *ip)).or_default() += 1;

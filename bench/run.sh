@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Speed benchmark: latmove detect vs the pandas + scikit-learn recipe
+# (bench/reference.py) on a full-size synthetic Tuesday (445,909 rows) and a
+# 10x day, alternating, each run measured with /usr/bin/time -v (wall, peak RSS).
+# Usage: bench/run.sh [work-dir] [repeats]   (default: target/bench, 3)
+# Python packages go into bench/.venv (created here, pip from the registry).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-target/bench}
+reps=${2:-3}
+mkdir -p "$work"
+cargo build --release --quiet
+lm=$PWD/target/release/latmove
+if [ ! -x bench/.venv/bin/python ]; then
+  python3 -m venv bench/.venv
+  bench/.venv/bin/pip install --quiet pandas scikit-learn
+fi
+py=bench/.venv/bin/python
+[ -f "$work/day1x.csv" ] || $lm synth --rows 445909 --seed 42 -o "$work/day1x.csv" >/dev/null
+[ -f "$work/day10x.csv" ] || $lm synth --rows 4459090 --seed 42 -o "$work/day10x.csv" >/dev/null
+
+measure() { # label, command...
+  local label=$1; shift
+  /usr/bin/time -v "$@" >/dev/null 2>"$work/time.txt"
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$work/time.txt")
+  rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$work/time.txt")
+  printf '%s\t%s\t%s\n' "$label" "$wall" "$rss"
+}
+: > "$work/raw.tsv"
+for size in 1x 10x; do
+  f="$work/day$size.csv"
+  for _ in $(seq "$reps"); do
+    measure "$size|latmove detect (defaults)" $lm detect "$f" --no-charts --out "$work/out" >> "$work/raw.tsv"
+    measure "$size|latmove detect --features seed --window none" $lm detect "$f" --features seed --window none --no-charts --out "$work/out" >> "$work/raw.tsv"
+    measure "$size|pandas + scikit-learn (bench/reference.py)" $py bench/reference.py "$f" >> "$work/raw.tsv"
+  done
+done
+python3 - "$work/raw.tsv" <<'PY'
+import sys, statistics
+from collections import defaultdict
+runs = defaultdict(list)
+for line in open(sys.argv[1]):
+    label, wall, rss = line.rstrip("\n").split("\t")
+    runs[label].append((float(wall), float(rss)))
+print("| day | pipeline | wall (median) | peak RSS (max) | vs the reference |")
+print("|---|---|---|---|---|")
+ref = {}
+for label, r in runs.items():
+    size, name = label.split("|")
+    w = statistics.median(x[0] for x in r)
+    m = max(x[1] for x in r)
+    if name.startswith("pandas"):
+        ref[size] = (w, m)
+for label, r in runs.items():
+    size, name = label.split("|")
+    w = statistics.median(x[0] for x in r)
+    m = max(x[1] for x in r)
+    ratio = "" if name.startswith("pandas") or size not in ref else f"{ref[size][0] / w:.1f}x faster, {ref[size][1] / m:.1f}x less memory"
+    print(f"| {size} | {name} | {w:.2f} s | {m:.0f} MB | {ratio} |")
+PY
