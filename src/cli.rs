@@ -94,9 +94,9 @@ pub struct DetectArgs {
     /// 'none' scores whole hosts only.
     #[arg(long, default_value = "15m", value_name = "LEN")]
     pub window: String,
-    /// Train on these files (e.g. a benign day) instead of the scored
-    /// files' benign hosts.
-    #[arg(long, value_name = "FILES", num_args = 1..)]
+    /// Train on this file or directory (e.g. a benign day) instead of the
+    /// scored files' benign hosts; repeat for more.
+    #[arg(long, value_name = "FILE")]
     pub train: Vec<PathBuf>,
     /// Ground truth per host, overriding the per-flow labels
     /// (lines: ip[,start,end][,label]).
@@ -338,4 +338,13 @@ fn run_synth(a: SynthArgs) -> Result<ExitCode> {
         println!("  {label:<12} {n:>8}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -513,6 +513,10 @@ struct MetricsJson<'a> {
     features: &'a [&'static str],
     params: &'a crate::forest::IsolationForestParams,
     subsample: usize,
+    detector: &'static str,
+    window_secs: Option<u32>,
+    allowed_hosts: Vec<String>,
+    allowed_flows: u64,
     training_set: &'static str,
     training_hosts: usize,
     cross_fit_folds: usize,
@@ -548,6 +552,19 @@ pub fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
         features: &d.feature_names,
         params: &d.params,
         subsample: d.forest.psi,
+        detector: if d.rules {
+            "zeek-style rules"
+        } else {
+            "isolation forest"
+        },
+        window_secs: d.window_secs,
+        allowed_hosts: d
+            .hosts
+            .iter()
+            .filter(|h| h.allowed)
+            .map(|h| h.ip.to_string())
+            .collect(),
+        allowed_flows: d.allowed_flows,
         training_set: d.training_set,
         training_hosts: d.training_hosts,
         cross_fit_folds: d.folds,
