@@ -186,7 +186,6 @@ pub fn feature_set(name: &str) -> Option<&'static [FeatureDef]> {
 #[derive(Debug, Clone)]
 pub struct FeatureTable {
     pub defs: Vec<FeatureDef>,
-    pub hosts: Vec<IpAddr>,
     /// One row per host, one column per feature; always finite.
     pub values: Array2<f64>,
 }
@@ -204,7 +203,6 @@ impl FeatureTable {
         }
         FeatureTable {
             defs: defs.to_vec(),
-            hosts: profiles.iter().map(|p| p.ip).collect(),
             values,
         }
     }

@@ -177,6 +177,7 @@ impl ProfileBuilder {
                 out_pkts: flow.bwd_packets,
                 back_pkts: flow.fwd_packets,
                 reversed,
+                dst_internal: self.options.network.is_internal(flow.src_ip),
             }
         } else {
             Oriented {
@@ -186,6 +187,7 @@ impl ProfileBuilder {
                 out_pkts: flow.fwd_packets,
                 back_pkts: flow.bwd_packets,
                 reversed,
+                dst_internal: self.options.network.is_internal(flow.dst_ip),
             }
         };
         if self.options.allow.flow_allowed(o.src, o.dport) {
@@ -207,14 +209,14 @@ impl ProfileBuilder {
             .hosts
             .entry(o.src)
             .or_insert_with(|| new_profile(o.src));
-        apply(host, flow, &o, label, network);
+        apply(host, flow, &o, label);
         if let (Some(secs), Some(t)) = (self.options.window_secs, flow.timestamp) {
             let w = (t / f64::from(secs)).floor() as i64;
             let win = self
                 .windows
                 .entry((o.src, w))
                 .or_insert_with(|| new_profile(o.src));
-            apply(win, flow, &o, label, network);
+            apply(win, flow, &o, label);
         }
     }
 
@@ -260,23 +262,19 @@ struct Oriented {
     out_pkts: Option<f64>,
     back_pkts: Option<f64>,
     reversed: bool,
+    /// Whether `dst` is inside the network (computed once per flow).
+    dst_internal: bool,
 }
 
 /// Adds one oriented flow to a profile.
-fn apply(
-    host: &mut HostProfile,
-    flow: &Flow<'_>,
-    o: &Oriented,
-    attack_label: Option<u32>,
-    network: &Network,
-) {
+fn apply(host: &mut HostProfile, flow: &Flow<'_>, o: &Oriented, attack_label: Option<u32>) {
     host.flows += 1;
     host.reoriented += u64::from(o.reversed);
     host.dst_ips.insert(o.dst);
     host.dst_ports.insert(o.dport);
     host.pairs.insert((o.dst, o.dport));
     *host.port_flows.entry(o.dport).or_default() += 1;
-    if network.is_internal(o.dst) {
+    if o.dst_internal {
         host.internal_dsts.insert(o.dst);
         host.internal_subnets.insert(net::subnet_key(o.dst));
     }

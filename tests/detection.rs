@@ -31,7 +31,6 @@ fn flow<'a>(
         bwd_packets: Some(bwd),
         fwd_bytes: Some(0.0),
         bwd_bytes: Some(0.0),
-        syn_flags: Some(1.0),
         rst_flags: Some(0.0),
         label: Some(label),
     }

@@ -40,8 +40,7 @@ pub struct Flow<'a> {
     pub bwd_packets: Option<f64>,
     pub fwd_bytes: Option<f64>,
     pub bwd_bytes: Option<f64>,
-    /// Packets with SYN / RST set (may be unreliable in the 2017 files).
-    pub syn_flags: Option<f64>,
+    /// Packets with RST set (may be unreliable in the 2017 files).
     pub rst_flags: Option<f64>,
     /// The raw label bytes, trimmed; may hold non-UTF-8 bytes.
     pub label: Option<&'a [u8]>,
@@ -437,7 +436,6 @@ fn parse_row<'r>(
     let bwd_packets = number(Field::BwdPackets)?;
     let fwd_bytes = number(Field::FwdBytes)?;
     let bwd_bytes = number(Field::BwdBytes)?;
-    let syn_flags = number(Field::SynFlags)?;
     let rst_flags = number(Field::RstFlags)?;
     if duration_us.is_some_and(|d| d < 0.0) {
         stats.negative_durations += 1;
@@ -467,7 +465,6 @@ fn parse_row<'r>(
         bwd_packets,
         fwd_bytes,
         bwd_bytes,
-        syn_flags,
         rst_flags,
         label: cell(Field::Label).map(|(_, v)| v).filter(|v| !v.is_empty()),
     })
