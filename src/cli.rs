@@ -30,6 +30,12 @@ pub enum Command {
     /// Profile every source host, score it with an Isolation Forest trained
     /// on benign hosts, and report the suspects.
     Detect(Box<DetectArgs>),
+    /// Train on flows (e.g. a benign day) and save the model: the same
+    /// options as `detect`, with the inputs as training data.
+    Train(Box<TrainArgs>),
+    /// Score flows with a saved model, without retraining and without
+    /// labels; writes the same outputs as `detect`.
+    Score(ScoreArgs),
     /// Write a seeded synthetic day in the exact CIC-IDS2017
     /// TrafficLabelling layout, with planted attackers.
     Synth(SynthArgs),
@@ -126,6 +132,49 @@ pub struct DetectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Where to save the model (JSON).
+    #[arg(short = 'o', long = "model-out", value_name = "FILE")]
+    pub model_out: PathBuf,
+    #[command(flatten)]
+    pub detect: DetectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// A model saved by `latmove train`.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Flow CSV files (.csv or .csv.gz) or directories holding them.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Directory for the CSV, JSON and PNG outputs.
+    #[arg(long, default_value = "latmove-out", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Ground truth per host (lines: ip[,start,end][,label]).
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+    /// Allowlist: IPs or CIDRs, optionally with ports.
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
+    /// Threads (0 = every core); results do not depend on it.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
+    /// Flagged hosts shown in the summary.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    /// Exit with code 3 when recall is below R (needs labels).
+    #[arg(long, value_name = "R")]
+    pub min_recall: Option<f64>,
+    /// Exit with code 3 when the false-positive rate is above F (needs labels).
+    #[arg(long, value_name = "F")]
+    pub max_fpr: Option<f64>,
+    /// Do not draw the PNG charts.
+    #[arg(long)]
+    pub no_charts: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct SynthArgs {
     /// Output file; a name ending in .gz is gzip-compressed.
     #[arg(short, long, value_name = "FILE")]
@@ -150,6 +199,8 @@ pub struct SynthArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Detect(a) => run_detect(*a),
+        Command::Train(a) => run_train(*a),
+        Command::Score(a) => run_score(a),
         Command::Synth(a) => run_synth(a),
     }
 }
@@ -185,7 +236,8 @@ fn check_fraction(name: &str, v: Option<f64>) -> Result<()> {
     Ok(())
 }
 
-fn run_detect(a: DetectArgs) -> Result<ExitCode> {
+/// The detection configuration `detect` (and `train`) options describe.
+fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
     let contamination: Contamination = a.contamination.parse()?;
     check_fraction("--min-recall", a.min_recall)?;
     check_fraction("--max-fpr", a.max_fpr)?;
@@ -228,11 +280,70 @@ fn run_detect(a: DetectArgs) -> Result<ExitCode> {
         cfg.threads = a.threads;
     }
     cfg.forest.validate()?;
+    Ok(cfg)
+}
+
+fn run_detect(a: DetectArgs) -> Result<ExitCode> {
+    let cfg = detect_config(&a)?;
     let d = detect::detect(&cfg)?;
     write_outputs(&d, &a.out, !a.no_charts)?;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(report::summary(&d, a.top).as_bytes());
     let _ = writeln!(out, "\nOutputs in {}/", a.out.display());
+    let _ = out.flush();
+    gate(&d, a.min_recall, a.max_fpr)
+}
+
+fn run_train(a: TrainArgs) -> Result<ExitCode> {
+    if !a.detect.train.is_empty() {
+        bail!("train: give the training files as inputs, not with --train");
+    }
+    let cfg = detect_config(&a.detect)?;
+    if cfg.rules {
+        bail!("train: the rule baseline (--detector rules) has no model to save");
+    }
+    let d = detect::detect(&cfg)?;
+    let files = crate::flows::expand_inputs(&cfg.inputs)?;
+    let model = crate::model::Model::from_detection(&cfg, &d, &files)?;
+    report::write_atomic(&a.model_out, &model.to_json()?)?;
+    println!(
+        "trained on {} {} ({} rows from {} file(s)); threshold {:.4}; {} features; model saved to {}",
+        d.training_hosts,
+        d.training_set,
+        d.stats.rows,
+        files.len(),
+        d.threshold,
+        d.feature_names.len(),
+        a.model_out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_score(a: ScoreArgs) -> Result<ExitCode> {
+    check_fraction("--min-recall", a.min_recall)?;
+    check_fraction("--max-fpr", a.max_fpr)?;
+    let model = crate::model::Model::load(&a.model)?;
+    let mut cfg = DetectConfig::new(a.inputs.clone());
+    model.apply_to(&mut cfg)?;
+    if let Some(t) = &a.truth {
+        cfg.truth = Some(crate::truth::Truth::from_file(t).context("--truth")?);
+    }
+    if let Some(f) = &a.allow {
+        cfg.allow = crate::truth::Allowlist::from_file(f).context("--allow")?;
+    }
+    if a.threads > 0 {
+        cfg.threads = a.threads;
+    }
+    let d = detect::detect(&cfg)?;
+    write_outputs(&d, &a.out, !a.no_charts)?;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(report::summary(&d, a.top).as_bytes());
+    let _ = writeln!(
+        out,
+        "\nScored with model {}; outputs in {}/",
+        a.model.display(),
+        a.out.display()
+    );
     let _ = out.flush();
     gate(&d, a.min_recall, a.max_fpr)
 }

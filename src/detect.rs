@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use linfa::DatasetBase;
-use linfa::traits::{Fit, Transformer};
+use linfa::traits::Fit;
 use linfa_preprocessing::linear_scaling::LinearScaler;
 use ndarray::{Array2, Axis};
 
@@ -41,6 +41,8 @@ pub struct DetectConfig {
     pub allow: crate::truth::Allowlist,
     /// Score with the Zeek-style rule baseline instead of the forest.
     pub rules: bool,
+    /// Score with a saved model instead of training (`latmove score`).
+    pub model: Option<crate::model::Model>,
 }
 
 impl DetectConfig {
@@ -57,6 +59,7 @@ impl DetectConfig {
             truth: None,
             allow: crate::truth::Allowlist::default(),
             rules: false,
+            model: None,
         }
     }
 }
@@ -121,6 +124,13 @@ pub struct Detection {
     /// Scores are the Zeek-style rule's (flagged at 1 and above), not the
     /// forest's.
     pub rules: bool,
+    /// The fitted scaling (means, 1 / standard deviations) and the training
+    /// entities' medians and robust spreads: with `forest` and
+    /// `threshold`, everything a saved model needs.
+    pub offsets: Vec<f64>,
+    pub scales: Vec<f64>,
+    pub medians: Vec<f64>,
+    pub spreads: Vec<f64>,
 }
 
 impl Detection {
@@ -225,9 +235,13 @@ pub fn detect_with_training(
         0..n_test
     };
     let pool_labelled = truth[pool.clone()].iter().any(Option::is_some);
-    let train_hosts: Vec<usize> = pool
-        .filter(|&i| (!pool_labelled || truth[i] == Some(false)) && !allowed[i])
-        .collect();
+    // A saved model (`latmove score`) brings its own training.
+    let train_hosts: Vec<usize> = if cfg.model.is_some() {
+        Vec::new()
+    } else {
+        pool.filter(|&i| (!pool_labelled || truth[i] == Some(false)) && !allowed[i])
+            .collect()
+    };
     let mut fold_of = vec![usize::MAX; truth.len()];
     let folds = cfg.folds.min(train_hosts.len());
     let cross_fitted = folds >= 2;
@@ -238,14 +252,41 @@ pub fn detect_with_training(
         .filter(|&e| fold_of[entities[e].0] != usize::MAX)
         .collect();
     let train_raw = table.values.select(Axis(0), &train_idx);
-    let scaler = LinearScaler::standard()
-        .fit(&DatasetBase::from(train_raw.clone()))
-        .context("fitting the standard scaler on the training hosts")?;
-    let all = scaler.transform(table.values.clone());
-    let forest = cfg
-        .forest
-        .fit_threads(all.select(Axis(0), &train_idx).view(), cfg.threads)
-        .with_context(|| format!("training on {} hosts", train_hosts.len()))?;
+    let (offsets, scales, medians, spreads): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) =
+        match &cfg.model {
+            Some(m) => {
+                anyhow::ensure!(
+                    m.features == table.names(),
+                    "the model's features differ from this run's"
+                );
+                (
+                    m.offsets.clone(),
+                    m.scales.clone(),
+                    m.medians.clone(),
+                    m.spreads.clone(),
+                )
+            }
+            None => {
+                let scaler = LinearScaler::standard()
+                    .fit(&DatasetBase::from(train_raw.clone()))
+                    .context("fitting the standard scaler on the training hosts")?;
+                let (medians, spreads) = robust_center(&train_raw);
+                (
+                    scaler.offsets().to_vec(),
+                    scaler.scales().to_vec(),
+                    medians,
+                    spreads,
+                )
+            }
+        };
+    let all = standardize(&table.values, &offsets, &scales);
+    let forest = match &cfg.model {
+        Some(m) => m.forest.clone(),
+        None => cfg
+            .forest
+            .fit_threads(all.select(Axis(0), &train_idx).view(), cfg.threads)
+            .with_context(|| format!("training on {} hosts", train_hosts.len()))?,
+    };
     let mut scores = forest.score_threads(all.view(), cfg.threads)?;
     // Cross-fitting: each training host is scored by a forest grown without
     // any of its entities (fold = its position in IP order modulo k). Other
@@ -287,6 +328,7 @@ pub fn detect_with_training(
     let host_score = |h: usize| peak[h].map_or(0.0, |e| scores[e]);
     let threshold = match cfg.forest.contamination {
         _ if cfg.rules => 0.999_999,
+        _ if cfg.model.is_some() => cfg.model.as_ref().map_or(0.5, |m| m.threshold),
         crate::forest::Contamination::Auto => 0.5,
         crate::forest::Contamination::Fraction(c) => {
             let s: Vec<f64> = train_hosts.iter().map(|&h| host_score(h)).collect();
@@ -299,7 +341,6 @@ pub fn detect_with_training(
             windows_over[*h] += 1;
         }
     }
-    let (medians, spreads) = robust_center(&train_raw);
 
     let mut hosts: Vec<HostResult> = profiles
         .hosts
@@ -362,11 +403,16 @@ pub fn detect_with_training(
         feature_names: table.names(),
         feature_descriptions: table.defs.iter().map(|d| d.description).collect(),
         threshold,
-        training_hosts: train_hosts.len(),
+        training_hosts: cfg
+            .model
+            .as_ref()
+            .map_or(train_hosts.len(), |m| m.training.training_hosts),
         folds: if cross_fitted { folds } else { 0 },
         window_secs: profiles.window_secs,
         allowed_flows: profiles.allowed_flows,
-        training_set: if train.is_some() {
+        training_set: if cfg.model.is_some() {
+            "hosts of the saved model's training files"
+        } else if train.is_some() {
             if pool_labelled {
                 "benign hosts of the --train files"
             } else {
@@ -382,6 +428,10 @@ pub fn detect_with_training(
         forest,
         params: cfg.forest.clone(),
         rules: cfg.rules,
+        offsets,
+        scales,
+        medians,
+        spreads,
     })
 }
 
@@ -408,6 +458,22 @@ fn add_entities<'a>(
             out.push((offset + h, None, prof));
         }
     }
+}
+
+/// Standard scaling with fitted offsets (means) and scales (1 / standard
+/// deviation, 1 for a constant column): `(x - offset) * scale`, the formula
+/// of linfa-preprocessing's `LinearScaler::standard`, applied here so a
+/// saved model scales exactly as the run that fitted it.
+pub fn standardize(x: &Array2<f64>, offsets: &[f64], scales: &[f64]) -> Array2<f64> {
+    let mut out = x.clone();
+    for (mut col, (o, s)) in out
+        .columns_mut()
+        .into_iter()
+        .zip(offsets.iter().zip(scales))
+    {
+        col.mapv_inplace(|v| (v - o) * s);
+    }
+    out
 }
 
 /// Per column: median and a robust spread: the MAD scaled by 1.4826 to

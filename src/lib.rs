@@ -14,6 +14,7 @@ pub mod features;
 pub mod flows;
 pub mod forest;
 pub mod metrics;
+pub mod model;
 pub mod net;
 pub mod profile;
 pub mod report;

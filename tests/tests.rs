@@ -13,6 +13,8 @@ mod synth;
 // Orientation, network awareness, features, windows, training files, truth,
 // allowlists and explanations.
 mod detection;
+// Saved models: train, score, round trips, refusals.
+mod model;
 // The binary end to end: the shipped sample, gates, determinism, errors.
 mod cli;
 // The real CIC-IDS2017 rows in ../shared (skipped when absent).
