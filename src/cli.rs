@@ -126,6 +126,14 @@ pub struct DetectArgs {
     /// Exit with code 3 when the false-positive rate is above F (needs labels).
     #[arg(long, value_name = "F")]
     pub max_fpr: Option<f64>,
+    /// Write one alert per flagged host to FILE ('-' for stdout, the
+    /// summary then goes to stderr).
+    #[arg(long, value_name = "FILE|-")]
+    pub alerts: Option<PathBuf>,
+    /// Alert format: 'ecs' (NDJSON, Elastic Common Schema) or 'cef'
+    /// (ArcSight Common Event Format).
+    #[arg(long, default_value = "ecs", value_name = "FORMAT")]
+    pub alert_format: String,
     /// Do not draw the PNG charts.
     #[arg(long)]
     pub no_charts: bool,
@@ -169,6 +177,14 @@ pub struct ScoreArgs {
     /// Exit with code 3 when the false-positive rate is above F (needs labels).
     #[arg(long, value_name = "F")]
     pub max_fpr: Option<f64>,
+    /// Write one alert per flagged host to FILE ('-' for stdout, the
+    /// summary then goes to stderr).
+    #[arg(long, value_name = "FILE|-")]
+    pub alerts: Option<PathBuf>,
+    /// Alert format: 'ecs' (NDJSON, Elastic Common Schema) or 'cef'
+    /// (ArcSight Common Event Format).
+    #[arg(long, default_value = "ecs", value_name = "FORMAT")]
+    pub alert_format: String,
     /// Do not draw the PNG charts.
     #[arg(long)]
     pub no_charts: bool,
@@ -286,11 +302,10 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
 fn run_detect(a: DetectArgs) -> Result<ExitCode> {
     let cfg = detect_config(&a)?;
     let d = detect::detect(&cfg)?;
+    let alerts = render_alerts(&d, a.alerts.as_deref(), &a.alert_format)?;
     write_outputs(&d, &a.out, !a.no_charts)?;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(report::summary(&d, a.top).as_bytes());
-    let _ = writeln!(out, "\nOutputs in {}/", a.out.display());
-    let _ = out.flush();
+    let tail = format!("\nOutputs in {}/\n", a.out.display());
+    print_results(&d, a.top, &tail, alerts, a.alerts.as_deref())?;
     gate(&d, a.min_recall, a.max_fpr)
 }
 
@@ -346,6 +361,51 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     );
     let _ = out.flush();
     gate(&d, a.min_recall, a.max_fpr)
+}
+
+/// Renders the alerts (`None` without `--alerts`).
+fn render_alerts(
+    d: &Detection,
+    target: Option<&std::path::Path>,
+    format: &str,
+) -> Result<Option<Vec<u8>>> {
+    let bytes = match format {
+        "ecs" => crate::alerts::ecs_ndjson(d),
+        "cef" => crate::alerts::cef_lines(d),
+        other => bail!("--alert-format must be 'ecs' or 'cef', got '{other}'"),
+    };
+    Ok(target.map(|_| bytes))
+}
+
+/// Prints the summary and writes the alerts: to a file (atomically), or to
+/// stdout with the summary moved to stderr.
+fn print_results(
+    d: &Detection,
+    top: usize,
+    tail: &str,
+    alerts: Option<Vec<u8>>,
+    target: Option<&std::path::Path>,
+) -> Result<()> {
+    let text = report::summary(d, top) + tail;
+    match (alerts, target) {
+        (Some(bytes), Some(p)) if p.as_os_str() == "-" => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes).context("writing alerts to stdout")?;
+            out.flush()?;
+            eprint!("{text}");
+        }
+        (Some(bytes), Some(p)) => {
+            report::write_atomic(p, &bytes)?;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = writeln!(out, "Alerts ({}) in {}", d.flagged().count(), p.display());
+        }
+        _ => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+        }
+    }
+    Ok(())
 }
 
 /// Writes every output file into `dir`.

@@ -7,6 +7,7 @@
 //! hosts and scores every host, [`metrics`] measures the result against the
 //! labels, and [`report`] and [`charts`] write what an analyst reads.
 
+pub mod alerts;
 pub mod charts;
 pub mod cli;
 pub mod detect;

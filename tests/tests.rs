@@ -13,6 +13,8 @@ mod synth;
 // Orientation, network awareness, features, windows, training files, truth,
 // allowlists and explanations.
 mod detection;
+// SIEM alerts: ECS NDJSON and CEF.
+mod alerts;
 // Saved models: train, score, round trips, refusals.
 mod model;
 // The binary end to end: the shipped sample, gates, determinism, errors.

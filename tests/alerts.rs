@@ -1,0 +1,106 @@
+//! SIEM alerts from detect and score: ECS NDJSON and CEF.
+
+use crate::util::*;
+
+#[test]
+fn ecs_alerts_one_per_flagged_host_with_the_fields_a_siem_needs() {
+    let dir = tempdir();
+    let alerts = dir.path().join("alerts.ndjson");
+    let out = dir.path().join("o");
+    let o = latmove(&[
+        "detect",
+        sample().to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let text = std::fs::read_to_string(&alerts).unwrap();
+    let (_, flagged) = read_csv(&out.join("flagged_hosts.csv"));
+    let docs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(docs.len(), flagged.len());
+    for d in &docs {
+        for path in [
+            "/@timestamp",
+            "/event/start",
+            "/event/end",
+            "/event/risk_score",
+            "/event/severity",
+            "/rule/name",
+            "/rule/id",
+            "/source/ip",
+            "/message",
+            "/latmove/score",
+        ] {
+            assert!(
+                !d.pointer(path)
+                    .unwrap_or(&serde_json::Value::Null)
+                    .is_null(),
+                "{path} missing in {d}"
+            );
+        }
+        assert_eq!(d["event"]["kind"], "alert");
+        assert_eq!(d["event"]["category"][0], "network");
+        assert_eq!(d["threat"]["framework"], "MITRE ATT&CK");
+        assert_eq!(d["related"]["ip"][0], d["source"]["ip"]);
+        let r = d["event"]["risk_score"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&r));
+    }
+    let scanner = docs
+        .iter()
+        .find(|d| d["source"]["ip"] == "192.168.10.8")
+        .unwrap();
+    assert_eq!(scanner["threat"]["technique"][0]["id"], "T1046");
+    assert!(scanner["message"].as_str().unwrap().contains("no reply"));
+}
+
+#[test]
+fn cef_alerts_to_stdout_move_the_summary_to_stderr() {
+    let dir = tempdir();
+    let o = latmove(&[
+        "detect",
+        sample().to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+        "--alerts",
+        "-",
+        "--alert-format",
+        "cef",
+    ]);
+    expect_code(&o, 0);
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    assert!(stdout.lines().count() >= 2);
+    for line in stdout.lines() {
+        assert!(line.starts_with("CEF:0|latmove|latmove|"), "{line}");
+        // 7 header separators before the extension (escaped pipes excluded).
+        assert_eq!(line.replace("\\|", "").matches('|').count(), 7, "{line}");
+        assert!(line.contains(" src=") && line.contains(" msg="));
+    }
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Top flagged hosts"));
+    let bad = latmove(&[
+        "detect",
+        sample().to_str().unwrap(),
+        "--alerts",
+        "-",
+        "--alert-format",
+        "xml",
+    ]);
+    expect_code(&bad, 2);
+}
+
+#[test]
+fn cef_escaping_follows_the_specification() {
+    use latmove::alerts::{cef_escape_header, cef_escape_value};
+    assert_eq!(cef_escape_header("a|b"), "a\\|b");
+    assert_eq!(cef_escape_header("back\\slash"), "back\\\\slash");
+    assert_eq!(cef_escape_value("k=v"), "k\\=v");
+    assert_eq!(cef_escape_value("two\nlines\r"), "two\\nlines\\r");
+    assert_eq!(cef_escape_value("c:\\temp"), "c:\\\\temp");
+    assert_eq!(cef_escape_value("pipes|stay"), "pipes|stay");
+}
