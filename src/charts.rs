@@ -24,7 +24,8 @@ use crate::report::{fmt_value, temp_sibling};
 
 static FONT: &[u8] = include_bytes!("assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
-const FAMILY: &str = "sans-serif";
+/// The registered font family name.
+pub const FAMILY: &str = "sans-serif";
 
 const BENIGN: RGBColor = RGBColor(150, 150, 150);
 const ATTACK: RGBColor = RGBColor(200, 30, 30);
@@ -50,8 +51,18 @@ fn jitter(i: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+/// Wraps a plotters error.
+pub fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing chart: {e:?}")
+}
+
+/// [`draw_png`] for other modules' charts.
+pub fn draw_png_pub(
+    path: &Path,
+    size: (u32, u32),
+    f: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    draw_png(path, size, f)
 }
 
 /// Draws into a temporary sibling of `path`, then renames it into place.

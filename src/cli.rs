@@ -134,6 +134,10 @@ pub struct DetectArgs {
     /// (ArcSight Common Event Format).
     #[arg(long, default_value = "ecs", value_name = "FORMAT")]
     pub alert_format: String,
+    /// Write a forensic report (a page per flagged host, its flows as CSV,
+    /// a timeline chart, an index and a run manifest) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     /// Do not draw the PNG charts.
     #[arg(long)]
     pub no_charts: bool,
@@ -185,6 +189,10 @@ pub struct ScoreArgs {
     /// (ArcSight Common Event Format).
     #[arg(long, default_value = "ecs", value_name = "FORMAT")]
     pub alert_format: String,
+    /// Write a forensic report (a page per flagged host, its flows as CSV,
+    /// a timeline chart, an index and a run manifest) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     /// Do not draw the PNG charts.
     #[arg(long)]
     pub no_charts: bool,
@@ -304,7 +312,11 @@ fn run_detect(a: DetectArgs) -> Result<ExitCode> {
     let d = detect::detect(&cfg)?;
     let alerts = render_alerts(&d, a.alerts.as_deref(), &a.alert_format)?;
     write_outputs(&d, &a.out, !a.no_charts)?;
-    let tail = format!("\nOutputs in {}/\n", a.out.display());
+    let mut tail = format!("\nOutputs in {}/\n", a.out.display());
+    if let Some(r) = &a.report {
+        crate::forensics::write_report(&cfg, &d, r, &std::env::args().collect::<Vec<_>>())?;
+        tail.push_str(&format!("Forensic report in {}/index.md\n", r.display()));
+    }
     print_results(&d, a.top, &tail, alerts, a.alerts.as_deref())?;
     gate(&d, a.min_recall, a.max_fpr)
 }

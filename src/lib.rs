@@ -13,6 +13,7 @@ pub mod cli;
 pub mod detect;
 pub mod features;
 pub mod flows;
+pub mod forensics;
 pub mod forest;
 pub mod metrics;
 pub mod model;

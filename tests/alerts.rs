@@ -104,3 +104,69 @@ fn cef_escaping_follows_the_specification() {
     assert_eq!(cef_escape_value("c:\\temp"), "c:\\\\temp");
     assert_eq!(cef_escape_value("pipes|stay"), "pipes|stay");
 }
+
+#[test]
+fn forensic_report_gives_each_flagged_host_a_page_its_flows_and_a_timeline() {
+    let dir = tempdir();
+    let rep = dir.path().join("report");
+    let o = latmove(&[
+        "detect",
+        sample().to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+        "--report",
+        rep.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let index = std::fs::read_to_string(rep.join("index.md")).unwrap();
+    assert!(
+        index.contains("[192.168.10.8](host-192-168-10-8.md)"),
+        "{index}"
+    );
+    let page = std::fs::read_to_string(rep.join("host-192-168-10-8.md")).unwrap();
+    for needle in [
+        "first seen: 2017-07-04",
+        "last seen:",
+        "**What:**",
+        "**Why:**",
+        "## Top destination hosts",
+        "## Top destination ports",
+        "host-192-168-10-8-timeline.png",
+    ] {
+        assert!(page.contains(needle), "{needle} in {page}");
+    }
+    let png = std::fs::read(rep.join("host-192-168-10-8-timeline.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let (header, rows) = read_csv(&rep.join("host-192-168-10-8-flows.csv"));
+    assert_eq!(
+        header,
+        [
+            "flow_id",
+            "src_ip",
+            "src_port",
+            "dst_ip",
+            "dst_port",
+            "protocol",
+            "timestamp",
+            "label"
+        ]
+    );
+    assert!(rows.iter().all(|r| r[1] == "192.168.10.8"));
+    assert!(
+        rows.iter().filter(|r| r[7] == "PortScan").count() >= 1000,
+        "the scan's flows are exported"
+    );
+    assert!(rows.iter().all(|r| !r[0].is_empty()), "Flow IDs kept");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(rep.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["inputs"][0]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(m["parameters"]["seed"], 42);
+    assert!(
+        m["flagged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "192.168.10.8")
+    );
+}

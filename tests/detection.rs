@@ -33,6 +33,7 @@ fn flow<'a>(
         bwd_bytes: Some(0.0),
         rst_flags: Some(0.0),
         label: Some(label),
+        flow_id: None,
     }
 }
 

@@ -13,7 +13,7 @@ mod synth;
 // Orientation, network awareness, features, windows, training files, truth,
 // allowlists and explanations.
 mod detection;
-// SIEM alerts: ECS NDJSON and CEF.
+// SIEM alerts (ECS NDJSON, CEF) and the forensic report.
 mod alerts;
 // Saved models: train, score, round trips, refusals.
 mod model;

@@ -44,6 +44,8 @@ pub struct Flow<'a> {
     pub rst_flags: Option<f64>,
     /// The raw label bytes, trimmed; may hold non-UTF-8 bytes.
     pub label: Option<&'a [u8]>,
+    /// The raw Flow ID, when the file has one.
+    pub flow_id: Option<&'a [u8]>,
 }
 
 /// Why a row was skipped.
@@ -467,6 +469,9 @@ fn parse_row<'r>(
         bwd_bytes,
         rst_flags,
         label: cell(Field::Label).map(|(_, v)| v).filter(|v| !v.is_empty()),
+        flow_id: cell(Field::FlowId)
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_empty()),
     })
 }
 
