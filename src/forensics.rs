@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use plotters::prelude::*;
@@ -262,7 +262,7 @@ fn host_page(
 }
 
 /// Flows and new destinations per minute over the host's activity.
-fn timeline(h: &HostResult, flows: &[Contrib], path: &PathBuf) -> Result<()> {
+fn timeline(h: &HostResult, flows: &[Contrib], path: &Path) -> Result<()> {
     let mut per_min: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
     let mut seen: HashSet<(IpAddr, u16)> = HashSet::new();
     for f in flows {
