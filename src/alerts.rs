@@ -158,49 +158,51 @@ pub fn cef_escape_value(s: &str) -> String {
 
 /// One CEF line per flagged host.
 pub fn cef_lines(d: &Detection) -> Vec<u8> {
-    let mut out = String::new();
-    for h in d.flagged() {
-        let (_, severity) = risk(d, h);
-        let cef_severity = match severity {
-            99 => 10,
-            73 => 8,
-            47 => 5,
-            _ => 3,
-        };
-        let (start, end) = window_span(d, h);
-        let ms = |t: Option<f64>| {
-            t.map_or(String::new(), |t| {
-                format!("{}", (t * 1000.0).round() as i64)
-            })
-        };
-        let ext = [
-            ("rt", ms(end)),
-            ("start", ms(start)),
-            ("end", ms(end)),
-            ("src", h.ip.to_string()),
-            ("cat", "network/lateral-movement".to_string()),
-            ("cn1Label", "latmoveScore".to_string()),
-            ("cn1", format!("{:.4}", h.score)),
-            ("cn2Label", "latmoveRank".to_string()),
-            ("cn2", h.rank.to_string()),
-            ("msg", format!("{}. Why: {}", sentence(d, h), explain(d, h))),
-        ];
-        let ext: Vec<String> = ext
-            .iter()
-            .map(|(k, v)| format!("{k}={}", cef_escape_value(v)))
-            .collect();
-        out.push_str(&format!(
-            "CEF:0|{}|{}|{}|{}|{}|{}|{}\n",
-            cef_escape_header("latmove"),
-            cef_escape_header("latmove"),
-            cef_escape_header(env!("CARGO_PKG_VERSION")),
-            cef_escape_header("latmove-host-anomaly"),
-            cef_escape_header("Host behaves like a scanner or lateral mover"),
-            cef_severity,
-            ext.join(" ")
-        ));
-    }
-    out.into_bytes()
+    d.flagged().flat_map(|h| cef_line(d, h)).collect()
+}
+
+/// The CEF line of one host, newline included.
+pub fn cef_line(d: &Detection, h: &HostResult) -> Vec<u8> {
+    let (_, severity) = risk(d, h);
+    let cef_severity = match severity {
+        99 => 10,
+        73 => 8,
+        47 => 5,
+        _ => 3,
+    };
+    let (start, end) = window_span(d, h);
+    let ms = |t: Option<f64>| {
+        t.map_or(String::new(), |t| {
+            format!("{}", (t * 1000.0).round() as i64)
+        })
+    };
+    let ext = [
+        ("rt", ms(end)),
+        ("start", ms(start)),
+        ("end", ms(end)),
+        ("src", h.ip.to_string()),
+        ("cat", "network/lateral-movement".to_string()),
+        ("cn1Label", "latmoveScore".to_string()),
+        ("cn1", format!("{:.4}", h.score)),
+        ("cn2Label", "latmoveRank".to_string()),
+        ("cn2", h.rank.to_string()),
+        ("msg", format!("{}. Why: {}", sentence(d, h), explain(d, h))),
+    ];
+    let ext: Vec<String> = ext
+        .iter()
+        .map(|(k, v)| format!("{k}={}", cef_escape_value(v)))
+        .collect();
+    format!(
+        "CEF:0|{}|{}|{}|{}|{}|{}|{}\n",
+        cef_escape_header("latmove"),
+        cef_escape_header("latmove"),
+        cef_escape_header(env!("CARGO_PKG_VERSION")),
+        cef_escape_header("latmove-host-anomaly"),
+        cef_escape_header("Host behaves like a scanner or lateral mover"),
+        cef_severity,
+        ext.join(" ")
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub enum Command {
     /// Score flows with a saved model, without retraining and without
     /// labels; writes the same outputs as `detect`.
     Score(ScoreArgs),
+    /// Score a stream of flows (stdin or a growing file) with a saved model,
+    /// window by window, and emit alerts as windows close.
+    Watch(WatchArgs),
     /// Write a seeded synthetic day in the exact CIC-IDS2017
     /// TrafficLabelling layout, with planted attackers.
     Synth(SynthArgs),
@@ -199,6 +202,32 @@ pub struct ScoreArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// A model saved by `latmove train` (trained with time windows).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// The flow stream: a CSV file, or '-' for stdin.
+    #[arg(default_value = "-", value_name = "FILE|-")]
+    pub input: PathBuf,
+    /// Keep reading a file that grows (like tail -F) until Ctrl-C.
+    #[arg(long)]
+    pub follow: bool,
+    /// Where alerts go ('-' for stdout).
+    #[arg(long, default_value = "-", value_name = "FILE|-")]
+    pub alerts: PathBuf,
+    /// Alert format: 'ecs' (NDJSON) or 'cef'.
+    #[arg(long, default_value = "ecs", value_name = "FORMAT")]
+    pub alert_format: String,
+    /// Do not alert again on a host within this period (flow time) unless
+    /// its score worsens, e.g. 1h, 30m.
+    #[arg(long, default_value = "1h", value_name = "LEN")]
+    pub suppress: String,
+    /// Allowlist: IPs or CIDRs, optionally with ports.
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct SynthArgs {
     /// Output file; a name ending in .gz is gzip-compressed.
     #[arg(short, long, value_name = "FILE")]
@@ -225,6 +254,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Detect(a) => run_detect(*a),
         Command::Train(a) => run_train(*a),
         Command::Score(a) => run_score(a),
+        Command::Watch(a) => run_watch(a),
         Command::Synth(a) => run_synth(a),
     }
 }
@@ -373,6 +403,51 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     );
     let _ = out.flush();
     gate(&d, a.min_recall, a.max_fpr)
+}
+
+fn run_watch(a: WatchArgs) -> Result<ExitCode> {
+    if a.alert_format != "ecs" && a.alert_format != "cef" {
+        bail!(
+            "--alert-format must be 'ecs' or 'cef', got '{}'",
+            a.alert_format
+        );
+    }
+    let suppress = parse_window(&a.suppress)?.map_or(0.0, f64::from);
+    let cfg = crate::watch::WatchConfig {
+        model: crate::model::Model::load(&a.model)?,
+        input: a.input.clone(),
+        follow: a.follow,
+        suppress_secs: suppress,
+        alert_format: a.alert_format.clone(),
+        allow: match &a.allow {
+            Some(f) => crate::truth::Allowlist::from_file(f).context("--allow")?,
+            None => crate::truth::Allowlist::default(),
+        },
+    };
+    let (stats, read) = if a.alerts.as_os_str() == "-" {
+        crate::watch::watch(&cfg, std::io::stdout().lock())?
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&a.alerts)
+            .with_context(|| format!("opening {}", a.alerts.display()))?;
+        crate::watch::watch(&cfg, std::io::LineWriter::new(file))?
+    };
+    eprintln!(
+        "latmove watch: {} flows ({} rows skipped as malformed or empty), {} windows closed, {} alerts, {} suppressed, {} late and {} untimed flows skipped",
+        stats.flows,
+        read.skipped_total(),
+        stats.windows_closed,
+        stats.alerts,
+        stats.suppressed,
+        stats.late_flows,
+        stats.untimed_flows
+    );
+    for p in &read.problems {
+        eprintln!("  e.g. {p}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Renders the alerts (`None` without `--alerts`).

@@ -22,3 +22,4 @@ pub mod profile;
 pub mod report;
 pub mod synth;
 pub mod truth;
+pub mod watch;

@@ -137,3 +137,81 @@ fn incompatible_models_are_refused() {
     expect_code(&o, 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a latmove model"));
 }
+
+#[test]
+fn watch_raises_the_scanners_alert_within_one_window_of_the_scan() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    expect_code(
+        &latmove(&[
+            "synth",
+            "--rows",
+            "30000",
+            "--seed",
+            "11",
+            "-o",
+            &d("day.csv"),
+        ]),
+        0,
+    );
+    expect_code(
+        &latmove(&[
+            "synth",
+            "--rows",
+            "30000",
+            "--seed",
+            "12",
+            "--benign-only",
+            "-o",
+            &d("base.csv"),
+        ]),
+        0,
+    );
+    expect_code(
+        &latmove(&["train", &d("base.csv"), "-o", &d("model.json")]),
+        0,
+    );
+    // The recorded day through a pipe, with a malformed line at the end.
+    let mut stream = std::fs::read(d("day.csv")).unwrap();
+    stream.extend_from_slice(b"garbage,line\r\n");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latmove"))
+        .args(["watch", "--model", &d("model.json"), "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&stream).unwrap();
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    expect_code(&out, 0);
+    let alerts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let scan: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["source"]["ip"] == "192.168.10.8" && a["latmove"]["label"][0] == "PortScan")
+        .collect();
+    assert!(!scan.is_empty(), "no alert for the scanner: {alerts:?}");
+    // The scan starts at 15:04; its alert covers the window that holds it.
+    assert_eq!(scan[0]["event"]["start"], "2017-07-04T15:00:00");
+    // One alert per host per window at most, and none for the quiet
+    // internet hosts.
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["source"]["ip"].as_str().unwrap().starts_with("192.168.")),
+        "{alerts:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("windows closed") && stderr.contains("row has 2 fields"),
+        "{stderr}"
+    );
+}
