@@ -120,6 +120,13 @@ pub struct DetectArgs {
     /// within 5 minutes), scored as max(hosts/25, ports/15).
     #[arg(long, default_value = "forest", value_name = "NAME")]
     pub detector: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What `detect` and `score` write besides the outputs directory.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
     /// Flagged hosts shown in the summary.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
@@ -175,30 +182,8 @@ pub struct ScoreArgs {
     /// Threads (0 = every core); results do not depend on it.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
-    /// Flagged hosts shown in the summary.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub top: usize,
-    /// Exit with code 3 when recall is below R (needs labels).
-    #[arg(long, value_name = "R")]
-    pub min_recall: Option<f64>,
-    /// Exit with code 3 when the false-positive rate is above F (needs labels).
-    #[arg(long, value_name = "F")]
-    pub max_fpr: Option<f64>,
-    /// Write one alert per flagged host to FILE ('-' for stdout, the
-    /// summary then goes to stderr).
-    #[arg(long, value_name = "FILE|-")]
-    pub alerts: Option<PathBuf>,
-    /// Alert format: 'ecs' (NDJSON, Elastic Common Schema) or 'cef'
-    /// (ArcSight Common Event Format).
-    #[arg(long, default_value = "ecs", value_name = "FORMAT")]
-    pub alert_format: String,
-    /// Write a forensic report (a page per flagged host, its flows as CSV,
-    /// a timeline chart, an index and a run manifest) into DIR.
-    #[arg(long, value_name = "DIR")]
-    pub report: Option<PathBuf>,
-    /// Do not draw the PNG charts.
-    #[arg(long)]
-    pub no_charts: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -293,8 +278,8 @@ fn check_fraction(name: &str, v: Option<f64>) -> Result<()> {
 /// The detection configuration `detect` (and `train`) options describe.
 fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
     let contamination: Contamination = a.contamination.parse()?;
-    check_fraction("--min-recall", a.min_recall)?;
-    check_fraction("--max-fpr", a.max_fpr)?;
+    check_fraction("--min-recall", a.output.min_recall)?;
+    check_fraction("--max-fpr", a.output.max_fpr)?;
     let mut cfg = DetectConfig::new(a.inputs.clone());
     cfg.forest = IsolationForestParams {
         n_trees: a.trees,
@@ -340,15 +325,7 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
 fn run_detect(a: DetectArgs) -> Result<ExitCode> {
     let cfg = detect_config(&a)?;
     let d = detect::detect(&cfg)?;
-    let alerts = render_alerts(&d, a.alerts.as_deref(), &a.alert_format)?;
-    write_outputs(&d, &a.out, !a.no_charts)?;
-    let mut tail = format!("\nOutputs in {}/\n", a.out.display());
-    if let Some(r) = &a.report {
-        crate::forensics::write_report(&cfg, &d, r, &std::env::args().collect::<Vec<_>>())?;
-        tail.push_str(&format!("Forensic report in {}/index.md\n", r.display()));
-    }
-    print_results(&d, a.top, &tail, alerts, a.alerts.as_deref())?;
-    gate(&d, a.min_recall, a.max_fpr)
+    finish(&cfg, &d, &a.out, &a.output, String::new())
 }
 
 fn run_train(a: TrainArgs) -> Result<ExitCode> {
@@ -377,8 +354,8 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
 }
 
 fn run_score(a: ScoreArgs) -> Result<ExitCode> {
-    check_fraction("--min-recall", a.min_recall)?;
-    check_fraction("--max-fpr", a.max_fpr)?;
+    check_fraction("--min-recall", a.output.min_recall)?;
+    check_fraction("--max-fpr", a.output.max_fpr)?;
     let model = crate::model::Model::load(&a.model)?;
     let mut cfg = DetectConfig::new(a.inputs.clone());
     model.apply_to(&mut cfg)?;
@@ -392,17 +369,28 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
         cfg.threads = a.threads;
     }
     let d = detect::detect(&cfg)?;
-    write_outputs(&d, &a.out, !a.no_charts)?;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(report::summary(&d, a.top).as_bytes());
-    let _ = writeln!(
-        out,
-        "\nScored with model {}; outputs in {}/",
-        a.model.display(),
-        a.out.display()
-    );
-    let _ = out.flush();
-    gate(&d, a.min_recall, a.max_fpr)
+    let note = format!("\nScored with model {}.", a.model.display());
+    finish(&cfg, &d, &a.out, &a.output, note)
+}
+
+/// Writes the outputs, alerts and report of a detection, prints the
+/// summary, and applies the gates.
+fn finish(
+    cfg: &DetectConfig,
+    d: &Detection,
+    out_dir: &std::path::Path,
+    o: &OutputArgs,
+    note: String,
+) -> Result<ExitCode> {
+    let alerts = render_alerts(d, o.alerts.as_deref(), &o.alert_format)?;
+    write_outputs(d, out_dir, !o.no_charts)?;
+    let mut tail = format!("{note}\nOutputs in {}/\n", out_dir.display());
+    if let Some(r) = &o.report {
+        crate::forensics::write_report(cfg, d, r, &std::env::args().collect::<Vec<_>>())?;
+        tail.push_str(&format!("Forensic report in {}/index.md\n", r.display()));
+    }
+    print_results(d, o.top, &tail, alerts, o.alerts.as_deref())?;
+    gate(d, o.min_recall, o.max_fpr)
 }
 
 fn run_watch(a: WatchArgs) -> Result<ExitCode> {

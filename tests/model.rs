@@ -66,7 +66,32 @@ fn a_saved_model_scores_exactly_as_detect_with_train() {
         read(&d("a")) == read(&d("b")),
         "score with the saved model differs from detect --train"
     );
-    assert!(String::from_utf8_lossy(&scored.stdout).contains("saved model"));
+    assert!(String::from_utf8_lossy(&scored.stdout).contains("Scored with model"));
+    // score writes alerts and the forensic report like detect does.
+    let with_extras = latmove(&[
+        "score",
+        "--model",
+        &d("model.json"),
+        &d("day.csv"),
+        "--no-charts",
+        "--out",
+        &d("c"),
+        "--alerts",
+        &d("alerts.ndjson"),
+        "--report",
+        &d("report"),
+    ]);
+    expect_code(&with_extras, 0);
+    let alerts = std::fs::read_to_string(d("alerts.ndjson")).unwrap();
+    assert!(
+        alerts.lines().any(|l| l.contains("\"192.168.10.8\"")),
+        "{alerts}"
+    );
+    assert!(
+        std::path::Path::new(&d("report"))
+            .join("index.md")
+            .is_file()
+    );
 
     // Save, load, save again: the same model, byte for byte.
     let m = Model::load(std::path::Path::new(&d("model.json"))).unwrap();
