@@ -387,7 +387,10 @@ fn finish(
     let mut tail = format!("{note}\nOutputs in {}/\n", out_dir.display());
     if let Some(r) = &o.report {
         crate::forensics::write_report(cfg, d, r, &std::env::args().collect::<Vec<_>>())?;
-        tail.push_str(&format!("Forensic report in {}/index.md\n", r.display()));
+        tail.push_str(&format!(
+            "Forensic report in {}\n",
+            r.join("index.md").display()
+        ));
     }
     print_results(d, o.top, &tail, alerts, o.alerts.as_deref())?;
     gate(d, o.min_recall, o.max_fpr)
