@@ -89,6 +89,14 @@ impl Contamination {
     }
 }
 
+/// `c(n)` from a table for the leaf sizes scoring meets (n < 4096), so the
+/// hot loop does not take a logarithm per tree; same values, bit for bit.
+fn c_leaf(n: usize) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| (0..4096).map(average_path_length).collect());
+    t.get(n).copied().unwrap_or_else(|| average_path_length(n))
+}
+
 /// Invalid parameters or data.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ForestError {
@@ -398,6 +406,13 @@ impl Tree {
     /// `h(x)`: depth of the leaf `x` falls into plus `c(leaf size)`
     /// (scikit-learn's path length).
     pub fn path_length(&self, x: ArrayView1<'_, f64>) -> f64 {
+        match x.as_slice() {
+            Some(s) => self.path_length_slice(s),
+            None => self.path_length_slice(&x.to_vec()),
+        }
+    }
+
+    fn path_length_slice(&self, x: &[f64]) -> f64 {
         let mut i = 0usize;
         loop {
             match self.nodes[i] {
@@ -415,7 +430,7 @@ impl Tree {
                     };
                 }
                 Node::Leaf { depth, size } => {
-                    return depth as f64 + average_path_length(size as usize);
+                    return depth as f64 + c_leaf(size as usize);
                 }
             }
         }
@@ -434,6 +449,13 @@ impl Tree {
     /// which plain Isolation Forest scoring cannot tell from the most
     /// extreme training row.
     pub fn expected_path_length(&self, x: ArrayView1<'_, f64>) -> f64 {
+        match x.as_slice() {
+            Some(s) => self.expected_path_length_slice(s),
+            None => self.expected_path_length_slice(&x.to_vec()),
+        }
+    }
+
+    fn expected_path_length_slice(&self, x: &[f64]) -> f64 {
         let mut i = 0usize;
         let mut depth = 0.0;
         let mut still = 1.0;
@@ -466,7 +488,7 @@ impl Tree {
                     };
                 }
                 Node::Leaf { depth: d, size } => {
-                    return total + still * (d as f64 + average_path_length(size as usize));
+                    return total + still * (d as f64 + c_leaf(size as usize));
                 }
             }
         }
@@ -512,10 +534,20 @@ pub struct IsolationForest {
 impl IsolationForest {
     /// Mean path length `E[h(x)]` over the trees.
     pub fn mean_path_length(&self, x: ArrayView1<'_, f64>) -> f64 {
+        match x.as_slice() {
+            Some(s) => self.mean_path_length_slice(s),
+            None => self.mean_path_length_slice(&x.to_vec()),
+        }
+    }
+
+    fn mean_path_length_slice(&self, x: &[f64]) -> f64 {
         let total: f64 = if self.range_aware {
-            self.trees.iter().map(|t| t.expected_path_length(x)).sum()
+            self.trees
+                .iter()
+                .map(|t| t.expected_path_length_slice(x))
+                .sum()
         } else {
-            self.trees.iter().map(|t| t.path_length(x)).sum()
+            self.trees.iter().map(|t| t.path_length_slice(x)).sum()
         };
         total / self.trees.len() as f64
     }
