@@ -23,6 +23,10 @@ use crate::synth::{self, SynthConfig};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// No progress bar (it is shown only on a terminal, for reads longer
+    /// than a second).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +239,8 @@ pub struct SynthArgs {
 
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    crate::flows::progress::enable(!cli.quiet && std::io::stderr().is_terminal());
     match cli.command {
         Command::Detect(a) => run_detect(*a),
         Command::Train(a) => run_train(*a),

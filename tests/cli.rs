@@ -218,3 +218,26 @@ fn unlabelled_input_is_ranked_without_metrics() {
         serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
     assert!(m["metrics"].is_null());
 }
+
+#[test]
+fn no_progress_bar_off_a_terminal_and_quiet_is_accepted() {
+    let dir = tempdir();
+    for extra in [&[][..], &["--quiet"][..]] {
+        let out = dir.path().join("o");
+        let mut args = vec![
+            "detect",
+            sample().to_str().unwrap(),
+            "--no-charts",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = latmove(&args);
+        expect_code(&o, 0);
+        assert!(
+            o.stderr.is_empty(),
+            "stderr: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

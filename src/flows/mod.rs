@@ -281,15 +281,148 @@ pub fn read_flows<F: FnMut(&Flow<'_>)>(
     mut sink: F,
 ) -> Result<ReadStats, ReadError> {
     let mut stats = ReadStats::default();
+    let total: u64 = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = progress::Bar::start(total);
     for path in paths {
-        let reader = open_maybe_gz(path).map_err(|source| ReadError::Io {
+        let reader = open_maybe_gz_counted(path, bar.as_ref()).map_err(|source| ReadError::Io {
             path: path.clone(),
             source,
         })?;
-        read_one(path, reader, &mut stats, &mut sink)?;
+        let mut flows_seen = stats.flows;
+        let mut counted = |f: &Flow<'_>| {
+            flows_seen += 1;
+            if flows_seen % 65_536 == 0
+                && let Some(b) = &bar
+            {
+                b.rows(flows_seen);
+            }
+            sink(f);
+        };
+        read_one(path, reader, &mut stats, &mut counted)?;
         stats.files.push(path.clone());
     }
+    if let Some(b) = bar {
+        b.finish();
+    }
     Ok(stats)
+}
+
+/// Like [`open_maybe_gz`], counting the file's bytes into a progress bar.
+fn open_maybe_gz_counted(
+    path: &Path,
+    bar: Option<&progress::Bar>,
+) -> io::Result<Box<dyn Read + Send>> {
+    let Some(bar) = bar else {
+        return open_maybe_gz(path);
+    };
+    let file = progress::Counting::new(File::open(path)?, bar.clone());
+    let mut file = BufReader::with_capacity(1 << 16, file);
+    let magic = {
+        use std::io::BufRead;
+        let buf = file.fill_buf()?;
+        buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
+    };
+    if magic {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(file),
+        )))
+    } else {
+        Ok(Box::new(file))
+    }
+}
+
+/// A progress bar on stderr for long reads: bytes, flows/s and ETA, shown
+/// after the first second, only when enabled (a terminal, no `--quiet`).
+pub mod progress {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+    static ENABLED: AtomicBool = AtomicBool::new(false);
+
+    /// Turns the progress bar on or off for later reads.
+    pub fn enable(on: bool) {
+        ENABLED.store(on, Ordering::Relaxed);
+    }
+
+    /// A shared bar; hidden until a read has lasted a second.
+    #[derive(Clone)]
+    pub struct Bar {
+        pb: ProgressBar,
+        start: Instant,
+        shown: std::sync::Arc<AtomicBool>,
+        rows: std::sync::Arc<AtomicU64>,
+    }
+
+    impl Bar {
+        pub fn start(total: u64) -> Option<Bar> {
+            if !ENABLED.load(Ordering::Relaxed) {
+                return None;
+            }
+            let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg} ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            Some(Bar {
+                pb,
+                start: Instant::now(),
+                shown: Default::default(),
+                rows: Default::default(),
+            })
+        }
+
+        fn bytes(&self, n: u64) {
+            self.pb.inc(n);
+            if !self.shown.load(Ordering::Relaxed) && self.start.elapsed() > Duration::from_secs(1)
+            {
+                self.shown.store(true, Ordering::Relaxed);
+                self.pb.set_draw_target(ProgressDrawTarget::stderr());
+            }
+            let rows = self.rows.load(Ordering::Relaxed);
+            let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+            self.pb
+                .set_message(format!("{:.0} flows/s", rows as f64 / secs));
+        }
+
+        /// Records the flows read so far (for the flows/s figure).
+        pub fn rows(&self, rows: u64) {
+            self.rows.store(rows, Ordering::Relaxed);
+        }
+
+        pub fn finish(self) {
+            self.pb.finish_and_clear();
+        }
+    }
+
+    /// A reader that reports the bytes it reads.
+    pub struct Counting<R> {
+        inner: R,
+        bar: Bar,
+    }
+
+    impl<R> Counting<R> {
+        pub fn new(inner: R, bar: Bar) -> Self {
+            Counting { inner, bar }
+        }
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.bar.bytes(n as u64);
+            Ok(n)
+        }
+    }
 }
 
 /// Reads one CSV stream (`path` is used in messages only).
