@@ -222,11 +222,12 @@ fn unlabelled_input_is_ranked_without_metrics() {
 #[test]
 fn no_progress_bar_off_a_terminal_and_quiet_is_accepted() {
     let dir = tempdir();
+    let sample = sample();
     for extra in [&[][..], &["--quiet"][..]] {
         let out = dir.path().join("o");
         let mut args = vec![
             "detect",
-            sample().to_str().unwrap(),
+            sample.to_str().unwrap(),
             "--no-charts",
             "--out",
             out.to_str().unwrap(),
