@@ -258,19 +258,21 @@ fn collect_csvs(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 /// Opens a file, transparently gunzipping it when it starts with the gzip
 /// magic bytes (whatever its name).
 pub fn open_maybe_gz(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
-    let magic = {
-        use std::io::BufRead;
-        let buf = file.fill_buf()?;
-        buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
-    };
-    if magic {
+    maybe_gunzip(File::open(path)?)
+}
+
+/// Buffers `raw` and gunzips it when it starts with the gzip magic bytes.
+fn maybe_gunzip<R: Read + Send + 'static>(raw: R) -> io::Result<Box<dyn Read + Send>> {
+    use std::io::BufRead;
+    let mut buffered = BufReader::with_capacity(1 << 16, raw);
+    let buf = buffered.fill_buf()?;
+    if buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b {
         Ok(Box::new(BufReader::with_capacity(
             1 << 16,
-            flate2::bufread::MultiGzDecoder::new(file),
+            flate2::bufread::MultiGzDecoder::new(buffered),
         )))
     } else {
-        Ok(Box::new(file))
+        Ok(Box::new(buffered))
     }
 }
 
@@ -316,23 +318,9 @@ fn open_maybe_gz_counted(
     path: &Path,
     bar: Option<&progress::Bar>,
 ) -> io::Result<Box<dyn Read + Send>> {
-    let Some(bar) = bar else {
-        return open_maybe_gz(path);
-    };
-    let file = progress::Counting::new(File::open(path)?, bar.clone());
-    let mut file = BufReader::with_capacity(1 << 16, file);
-    let magic = {
-        use std::io::BufRead;
-        let buf = file.fill_buf()?;
-        buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b
-    };
-    if magic {
-        Ok(Box::new(BufReader::with_capacity(
-            1 << 16,
-            flate2::bufread::MultiGzDecoder::new(file),
-        )))
-    } else {
-        Ok(Box::new(file))
+    match bar {
+        Some(bar) => maybe_gunzip(progress::Counting::new(File::open(path)?, bar.clone())),
+        None => open_maybe_gz(path),
     }
 }
 
