@@ -31,12 +31,12 @@ pub const SEED_FEATURES: &[FeatureDef] = &[
     FeatureDef {
         name: "unique_dst_ips",
         description: "distinct destination IPs contacted",
-        compute: |h| h.dst_ips.len() as f64,
+        compute: |h| h.dst_ips().len() as f64,
     },
     FeatureDef {
         name: "unique_dst_ports",
         description: "distinct destination ports contacted",
-        compute: |h| h.dst_ports.len() as f64,
+        compute: |h| h.dst_ports().len() as f64,
     },
     FeatureDef {
         name: "flow_count",
@@ -66,7 +66,7 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
     FeatureDef {
         name: "external_dst_ips",
         description: "distinct destinations outside the network",
-        compute: |h| (h.dst_ips.len() - h.internal_dsts.len()) as f64,
+        compute: |h| (h.dst_ips().len() - h.internal_dsts.len()) as f64,
     },
     FeatureDef {
         name: "internal_subnets",
@@ -87,7 +87,7 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "sensitive_ports",
         description: "distinct sensitive service ports (SMB, RDP, SSH, WinRM, RPC, LDAP, Kerberos, VNC, Telnet)",
         compute: |h| {
-            h.dst_ports
+            h.dst_ports()
                 .iter()
                 .filter(|p| SENSITIVE_PORTS.contains(p))
                 .count() as f64
@@ -96,7 +96,7 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
     FeatureDef {
         name: "privileged_ports",
         description: "distinct destination ports below 1024",
-        compute: |h| h.dst_ports.iter().filter(|p| **p < 1024).count() as f64,
+        compute: |h| h.dst_ports().iter().filter(|p| **p < 1024).count() as f64,
     },
     FeatureDef {
         name: "max_hosts_one_port",
@@ -138,7 +138,7 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
     FeatureDef {
         name: "new_dsts_per_active_min",
         description: "distinct destinations per minute with activity",
-        compute: |h| h.dst_ips.len() as f64 / h.active_minutes.len().max(1) as f64,
+        compute: |h| h.dst_ips().len() as f64 / h.active_minutes.len().max(1) as f64,
     },
     FeatureDef {
         name: "peak_5min_dst_pairs",

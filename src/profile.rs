@@ -47,8 +47,6 @@ pub struct HostProfile {
     pub ip: IpAddr,
     /// Flows this host was the source of.
     pub flows: u64,
-    pub dst_ips: HashSet<IpAddr>,
-    pub dst_ports: HashSet<u16>,
     /// Whether this host is inside the network (`--internal`).
     pub internal: bool,
     /// Destinations inside the network, and their /24 subnets.
@@ -95,8 +93,6 @@ impl HostProfile {
         HostProfile {
             ip,
             flows: 0,
-            dst_ips: HashSet::default(),
-            dst_ports: HashSet::default(),
             internal: false,
             internal_dsts: HashSet::default(),
             internal_subnets: HashSet::default(),
@@ -120,6 +116,16 @@ impl HostProfile {
             attack_flows: 0,
             attack_labels: Vec::new(),
         }
+    }
+
+    /// Distinct destinations (derived from `pairs`).
+    pub fn dst_ips(&self) -> HashSet<IpAddr> {
+        self.pairs.iter().map(|(ip, _)| *ip).collect()
+    }
+
+    /// Distinct destination ports (derived from `pairs`).
+    pub fn dst_ports(&self) -> HashSet<u16> {
+        self.pairs.iter().map(|(_, p)| *p).collect()
     }
 
     /// Mean flow duration in microseconds (0 when no duration was valid).
@@ -270,8 +276,6 @@ struct Oriented {
 fn apply(host: &mut HostProfile, flow: &Flow<'_>, o: &Oriented, attack_label: Option<u32>) {
     host.flows += 1;
     host.reoriented += u64::from(o.reversed);
-    host.dst_ips.insert(o.dst);
-    host.dst_ports.insert(o.dport);
     host.pairs.insert((o.dst, o.dport));
     *host.port_flows.entry(o.dport).or_default() += 1;
     if o.dst_internal {

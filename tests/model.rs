@@ -120,47 +120,30 @@ fn incompatible_models_are_refused() {
         0,
     );
     let text = std::fs::read_to_string(&model).unwrap();
-    let old = write(
-        dir.path(),
+    // Scores the sample with a doctored model; returns stderr, expecting exit 2.
+    let refused = |name: &str, json: &str| -> String {
+        let m = write(dir.path(), name, json.as_bytes());
+        let o = latmove(&[
+            "score",
+            "--model",
+            m.to_str().unwrap(),
+            sample().to_str().unwrap(),
+        ]);
+        expect_code(&o, 2);
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let err = refused(
         "old.json",
-        text.replacen("\"model_version\":1", "\"model_version\":0", 1)
-            .as_bytes(),
+        &text.replacen("\"model_version\":1", "\"model_version\":0", 1),
     );
-    let o = latmove(&[
-        "score",
-        "--model",
-        old.to_str().unwrap(),
-        sample().to_str().unwrap(),
-    ]);
-    expect_code(&o, 2);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("model version 0"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let alien = write(
-        dir.path(),
+    assert!(err.contains("model version 0"), "{err}");
+    let err = refused(
         "alien.json",
-        text.replacen("\"flow_count\"", "\"telepathy\"", 1)
-            .as_bytes(),
+        &text.replacen("\"flow_count\"", "\"telepathy\"", 1),
     );
-    let o = latmove(&[
-        "score",
-        "--model",
-        alien.to_str().unwrap(),
-        sample().to_str().unwrap(),
-    ]);
-    expect_code(&o, 2);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("'telepathy'"));
-    let junk = write(dir.path(), "junk.json", b"{\"hello\": 1}");
-    let o = latmove(&[
-        "score",
-        "--model",
-        junk.to_str().unwrap(),
-        sample().to_str().unwrap(),
-    ]);
-    expect_code(&o, 2);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not a latmove model"));
+    assert!(err.contains("'telepathy'"), "{err}");
+    let err = refused("junk.json", "{\"hello\": 1}");
+    assert!(err.contains("not a latmove model"), "{err}");
 }
 
 #[test]

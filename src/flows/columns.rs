@@ -22,16 +22,13 @@ pub enum Field {
     BwdPackets,
     FwdBytes,
     BwdBytes,
-    SynFlags,
     RstFlags,
-    FinFlags,
-    AckFlags,
     Label,
 }
 
 impl Field {
     /// Every field, in a fixed order (used to size the position table).
-    pub const ALL: [Field; 17] = [
+    pub const ALL: [Field; 14] = [
         Field::FlowId,
         Field::SrcIp,
         Field::SrcPort,
@@ -44,10 +41,7 @@ impl Field {
         Field::BwdPackets,
         Field::FwdBytes,
         Field::BwdBytes,
-        Field::SynFlags,
         Field::RstFlags,
-        Field::FinFlags,
-        Field::AckFlags,
         Field::Label,
     ];
 
@@ -69,10 +63,7 @@ impl Field {
             Field::BwdPackets => "Total Backward Packets",
             Field::FwdBytes => "Total Length of Fwd Packets",
             Field::BwdBytes => "Total Length of Bwd Packets",
-            Field::SynFlags => "SYN Flag Count",
             Field::RstFlags => "RST Flag Count",
-            Field::FinFlags => "FIN Flag Count",
-            Field::AckFlags => "ACK Flag Count",
             Field::Label => "Label",
         }
     }
@@ -114,29 +105,11 @@ impl Field {
                 "total length of bwd packet",
                 "totlen_bwd_pkts",
             ],
-            Field::SynFlags => &[
-                "syn flag count",
-                "syn flag cnt",
-                "syn_flag_cnt",
-                "syn_flag_count",
-            ],
             Field::RstFlags => &[
                 "rst flag count",
                 "rst flag cnt",
                 "rst_flag_cnt",
                 "rst_flag_count",
-            ],
-            Field::FinFlags => &[
-                "fin flag count",
-                "fin flag cnt",
-                "fin_flag_cnt",
-                "fin_flag_count",
-            ],
-            Field::AckFlags => &[
-                "ack flag count",
-                "ack flag cnt",
-                "ack_flag_cnt",
-                "ack_flag_count",
             ],
             Field::Label => &["label"],
         }
