@@ -79,6 +79,11 @@ pub struct DetectArgs {
     /// every training value).
     #[arg(long)]
     pub sklearn_paths: bool,
+    /// How the forest picks a split feature: 'family' (a behaviour family
+    /// uniformly, then one of its features) or 'uniform' (any feature, as
+    /// scikit-learn does).
+    #[arg(long, default_value = "family", value_name = "HOW")]
+    pub feature_choice: String,
     /// Threads for the forest (0 = every core); results are bit-identical
     /// whatever the count.
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -293,6 +298,12 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
         contamination,
         seed: a.seed,
         range_aware: !a.sklearn_paths,
+        feature_families: Vec::new(),
+    };
+    cfg.family_choice = match a.feature_choice.as_str() {
+        "family" => true,
+        "uniform" => false,
+        other => bail!("--feature-choice must be 'family' or 'uniform', got '{other}'"),
     };
     cfg.folds = a.folds;
     cfg.features = crate::features::feature_set(&a.features)

@@ -43,6 +43,9 @@ pub struct DetectConfig {
     pub rules: bool,
     /// Score with a saved model instead of training (`latmove score`).
     pub model: Option<crate::model::Model>,
+    /// Give each feature family an equal share of the forest's splits
+    /// (`--feature-choice family`, the default) instead of each feature.
+    pub family_choice: bool,
 }
 
 impl DetectConfig {
@@ -58,6 +61,7 @@ impl DetectConfig {
             train_inputs: Vec::new(),
             truth: None,
             allow: crate::truth::Allowlist::default(),
+            family_choice: true,
             rules: false,
             model: None,
         }
@@ -280,10 +284,13 @@ pub fn detect_with_training(
             }
         };
     let all = standardize(&table.values, &offsets, &scales);
+    let mut params = cfg.forest.clone();
+    if cfg.family_choice {
+        params.feature_families = FeatureTable::families(&table.defs);
+    }
     let forest = match &cfg.model {
         Some(m) => m.forest.clone(),
-        None => cfg
-            .forest
+        None => params
             .fit_threads(all.select(Axis(0), &train_idx).view(), cfg.threads)
             .with_context(|| format!("training on {} hosts", train_hosts.len()))?,
     };
@@ -303,8 +310,7 @@ pub fn detect_with_training(
                 .copied()
                 .filter(|&e| fold_of[entities[e].0] == k)
                 .collect();
-            let fold_forest = cfg
-                .forest
+            let fold_forest = params
                 .fit_threads(all.select(Axis(0), &fit_rows).view(), cfg.threads)
                 .with_context(|| format!("training fold {} of {folds}", k + 1))?;
             let s = fold_forest.score_threads(all.select(Axis(0), &held).view(), cfg.threads)?;
@@ -332,7 +338,7 @@ pub fn detect_with_training(
         crate::forest::Contamination::Auto => 0.5,
         crate::forest::Contamination::Fraction(c) => {
             let s: Vec<f64> = train_hosts.iter().map(|&h| host_score(h)).collect();
-            crate::forest::quantile(&s, 1.0 - c)
+            crate::forest::contamination_threshold(&s, c)
         }
     };
     let mut windows_over = vec![0usize; truth.len()];
@@ -426,7 +432,7 @@ pub fn detect_with_training(
         hosts,
         metrics,
         forest,
-        params: cfg.forest.clone(),
+        params,
         rules: cfg.rules,
         offsets,
         scales,

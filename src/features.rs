@@ -17,6 +17,10 @@ use crate::profile::HostProfile;
 pub struct FeatureDef {
     pub name: &'static str,
     pub description: &'static str,
+    /// The behaviour family (reach, ports, failure, volume, repetition):
+    /// with `--feature-choice family` the forest gives each family an equal
+    /// share of its splits.
+    pub family: &'static str,
     pub compute: fn(&HostProfile) -> f64,
 }
 
@@ -31,21 +35,25 @@ pub const SEED_FEATURES: &[FeatureDef] = &[
     FeatureDef {
         name: "unique_dst_ips",
         description: "distinct destination IPs contacted",
+        family: "reach",
         compute: |h| h.dst_ips().len() as f64,
     },
     FeatureDef {
         name: "unique_dst_ports",
         description: "distinct destination ports contacted",
+        family: "ports",
         compute: |h| h.dst_ports().len() as f64,
     },
     FeatureDef {
         name: "flow_count",
         description: "flows initiated",
+        family: "repetition",
         compute: |h| h.flows as f64,
     },
     FeatureDef {
         name: "mean_duration_us",
         description: "mean flow duration (microseconds)",
+        family: "volume",
         compute: |h| h.mean_duration_us(),
     },
 ];
@@ -61,31 +69,43 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
     FeatureDef {
         name: "internal_dst_ips",
         description: "distinct destinations inside the network",
+        family: "reach",
         compute: |h| h.internal_dsts.len() as f64,
     },
     FeatureDef {
         name: "external_dst_ips",
         description: "distinct destinations outside the network",
+        family: "reach",
         compute: |h| (h.dst_ips().len() - h.internal_dsts.len()) as f64,
     },
     FeatureDef {
         name: "internal_subnets",
         description: "distinct internal /24 subnets touched",
+        family: "reach",
         compute: |h| h.internal_subnets.len() as f64,
+    },
+    FeatureDef {
+        name: "admin_peers_to_date",
+        description: "distinct internal hosts reached on a sensitive service port, from the host's first flow to the end of the window",
+        family: "lateral",
+        compute: |h| h.admin_peers_so_far() as f64,
     },
     FeatureDef {
         name: "unanswered_share",
         description: "share of flows with no reply packet or a reset",
+        family: "failure",
         compute: |h| ratio(h.unanswered, h.reply_known),
     },
     FeatureDef {
         name: "tiny_flow_share",
         description: "share of one-packet or zero-payload flows",
+        family: "failure",
         compute: |h| ratio(h.tiny_flows, h.volume_known),
     },
     FeatureDef {
         name: "sensitive_ports",
         description: "distinct sensitive service ports (SMB, RDP, SSH, WinRM, RPC, LDAP, Kerberos, VNC, Telnet)",
+        family: "ports",
         compute: |h| {
             h.dst_ports()
                 .iter()
@@ -96,21 +116,25 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
     FeatureDef {
         name: "privileged_ports",
         description: "distinct destination ports below 1024",
+        family: "ports",
         compute: |h| h.dst_ports().iter().filter(|p| **p < 1024).count() as f64,
     },
     FeatureDef {
         name: "max_hosts_one_port",
         description: "most distinct hosts reached on one port (horizontal sweep)",
+        family: "reach",
         compute: |h| max_group(h.pairs.iter().map(|(_, p)| u128::from(*p))),
     },
     FeatureDef {
         name: "max_ports_one_host",
         description: "most distinct ports reached on one host (vertical scan)",
+        family: "ports",
         compute: |h| max_group(h.pairs.iter().map(|(ip, _)| ip_key(*ip))),
     },
     FeatureDef {
         name: "dst_port_entropy",
         description: "entropy of the destination ports over flows (bits)",
+        family: "ports",
         compute: |h| {
             // Summed in port order: a hash map's order varies between runs.
             let n = h.flows as f64;
@@ -128,26 +152,31 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
     FeatureDef {
         name: "bytes_per_flow",
         description: "mean bytes per flow, both directions",
+        family: "volume",
         compute: |h| h.bytes_sum / h.volume_known.max(1) as f64,
     },
     FeatureDef {
         name: "packets_per_flow",
         description: "mean packets per flow, both directions",
+        family: "volume",
         compute: |h| h.packets_sum / h.volume_known.max(1) as f64,
     },
     FeatureDef {
         name: "new_dsts_per_active_min",
         description: "distinct destinations per minute with activity",
+        family: "reach",
         compute: |h| h.dst_ips().len() as f64 / h.active_minutes.len().max(1) as f64,
     },
     FeatureDef {
         name: "peak_5min_dst_pairs",
         description: "most distinct (host, port) destinations in one 5-minute window",
+        family: "reach",
         compute: |h| max_group(h.window_service_flows.keys().map(|(w, _, _)| *w as u128)),
     },
     FeatureDef {
         name: "peak_5min_flows_one_service",
         description: "most flows to one (host, port) in one 5-minute window (brute force)",
+        family: "repetition",
         compute: |h| h.window_service_flows.values().copied().max().unwrap_or(0) as f64,
     },
 ];
@@ -205,6 +234,22 @@ impl FeatureTable {
             defs: defs.to_vec(),
             values,
         }
+    }
+
+    /// A family number per column (families numbered in order of first
+    /// appearance), for [`crate::forest::IsolationForestParams::feature_families`].
+    pub fn families(defs: &[FeatureDef]) -> Vec<u32> {
+        let mut seen: Vec<&str> = Vec::new();
+        defs.iter()
+            .map(|d| {
+                if let Some(i) = seen.iter().position(|f| *f == d.family) {
+                    i as u32
+                } else {
+                    seen.push(d.family);
+                    (seen.len() - 1) as u32
+                }
+            })
+            .collect()
     }
 
     pub fn names(&self) -> Vec<&'static str> {

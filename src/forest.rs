@@ -13,9 +13,11 @@
 //!   `c(2) = 1`, `c(n <= 1) = 0`.
 //! * Score `s(x) = 2^(-E[h(x)] / c(psi))`, in (0, 1); higher is more
 //!   anomalous.
-//! * Threshold: with a contamination fraction `c`, the `(1 - c)` quantile
-//!   (linear interpolation) of the training scores; `auto` uses 0.5.
-//!   A host is flagged when its score is strictly above the threshold.
+//! * Threshold: with a contamination fraction `c`, the `(k + 1)`-th highest
+//!   training score with `k = floor(c n)`, so that at most `c n` of the `n`
+//!   training rows are above it (scikit-learn's interpolated percentile
+//!   flags `ceil(c n)`, one more whenever `c n` is not whole); `auto` uses
+//!   0.5. A host is flagged when its score is strictly above the threshold.
 //!
 //! Randomness: tree `t` draws from ChaCha8 seeded with `seed` on stream `t`,
 //! through latmove's own integer and float conversions, so results depend on
@@ -152,6 +154,14 @@ pub struct IsolationForestParams {
     /// Range-aware scoring (see [`Tree::expected_path_length`]); `false`
     /// gives scikit-learn's scores exactly as its semantics define them.
     pub range_aware: bool,
+    /// A family per feature (empty: every feature is its own family). At
+    /// each node a family is drawn uniformly among those with a feature not
+    /// constant in the node, then a feature within it, so that a family of
+    /// seven related counts does not get seven times the splits of a family
+    /// of one. With one feature per family this is scikit-learn's uniform
+    /// choice, draw for draw.
+    #[serde(default)]
+    pub feature_families: Vec<u32>,
 }
 
 impl Default for IsolationForestParams {
@@ -162,6 +172,7 @@ impl Default for IsolationForestParams {
             contamination: Contamination::Fraction(0.01),
             seed: 42,
             range_aware: true,
+            feature_families: Vec::new(),
         }
     }
 }
@@ -199,13 +210,19 @@ impl IsolationForestParams {
             return Err(ForestError::TooFewTrainingRows(n));
         }
         check_finite(x)?;
+        if !self.feature_families.is_empty() && self.feature_families.len() != d {
+            return Err(ForestError::FeatureCountMismatch {
+                expected: self.feature_families.len(),
+                got: d,
+            });
+        }
         let psi = self.max_samples.min(n);
         let depth_limit = (psi as f64).log2().ceil() as usize;
         let grow = |t: usize| {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
             rng.set_stream(t as u64);
             let sample = sample_without_replacement(&mut rng, n, psi);
-            Tree::grow(x, sample, depth_limit, &mut rng)
+            Tree::grow(x, sample, depth_limit, &self.feature_families, &mut rng)
         };
         let trees = in_chunks(self.n_trees, threads, |range| range.map(grow).collect());
         let mut forest = IsolationForest {
@@ -217,7 +234,7 @@ impl IsolationForestParams {
         };
         if let Contamination::Fraction(c) = self.contamination {
             let scores = forest.score_threads(x, threads)?;
-            forest.threshold = quantile(&scores, 1.0 - c);
+            forest.threshold = contamination_threshold(&scores, c);
         }
         Ok(forest)
     }
@@ -292,6 +309,18 @@ fn sample_without_replacement(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<u
     idx
 }
 
+/// The threshold that at most `floor(c n)` of the `n` training scores are
+/// strictly above: the `(floor(c n) + 1)`-th highest score (ties with it
+/// are not above it, so fewer may be). `NaN` for no scores.
+pub fn contamination_threshold(scores: &[f64], c: f64) -> f64 {
+    let mut v = scores.to_vec();
+    v.sort_unstable_by(|a, b| b.total_cmp(a));
+    let k = ((c * v.len() as f64) + 1e-9).floor() as usize;
+    v.get(k.min(v.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
 /// `q`-quantile with linear interpolation (numpy's default).
 pub fn quantile(values: &[f64], q: f64) -> f64 {
     let mut v = values.to_vec();
@@ -335,6 +364,7 @@ impl Tree {
         x: ArrayView2<'_, f64>,
         mut rows: Vec<usize>,
         depth_limit: usize,
+        families: &[u32],
         rng: &mut ChaCha8Rng,
     ) -> Tree {
         let mut tree = Tree { nodes: Vec::new() };
@@ -344,6 +374,7 @@ impl Tree {
         let mut stack = vec![(0usize, 0usize, len, 0usize)];
         let d = x.ncols();
         let mut candidates: Vec<(usize, f64, f64)> = Vec::with_capacity(d);
+        let mut present: Vec<u32> = Vec::with_capacity(d);
         while let Some((node, start, end, depth)) = stack.pop() {
             let size = end - start;
             let leaf = Node::Leaf {
@@ -371,7 +402,30 @@ impl Tree {
                 tree.nodes[node] = leaf;
                 continue;
             }
-            let (feature, lo, hi) = candidates[uniform_index(rng, candidates.len())];
+            let (feature, lo, hi) = if families.is_empty() {
+                candidates[uniform_index(rng, candidates.len())]
+            } else {
+                // A family among those present (in feature order), then a
+                // feature of it.
+                present.clear();
+                for c in &candidates {
+                    if !present.contains(&families[c.0]) {
+                        present.push(families[c.0]);
+                    }
+                }
+                if present.len() == candidates.len() {
+                    candidates[uniform_index(rng, candidates.len())]
+                } else {
+                    let fam = present[uniform_index(rng, present.len())];
+                    let members = candidates.iter().filter(|c| families[c.0] == fam).count();
+                    let k = uniform_index(rng, members);
+                    *candidates
+                        .iter()
+                        .filter(|c| families[c.0] == fam)
+                        .nth(k)
+                        .expect("k < members")
+                }
+            };
             let mut value = lo + uniform_unit(rng) * (hi - lo);
             if value >= hi {
                 value = lo;

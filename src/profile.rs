@@ -51,6 +51,13 @@ pub struct HostProfile {
     pub internal: bool,
     /// Destinations inside the network, and their /24 subnets.
     pub internal_dsts: HashSet<IpAddr>,
+    /// Internal destinations reached on a sensitive service port
+    /// (`net::SENSITIVE_PORTS`: SMB, RDP, WinRM, SSH...).
+    pub admin_peers: HashSet<IpAddr>,
+    /// For a window's profile: distinct `admin_peers` of the host from its
+    /// first window up to this one (set by [`ProfileBuilder::finish`] or by
+    /// `watch`); `None` for a whole host, whose own set is the answer.
+    pub admin_peers_to_date: Option<usize>,
     pub internal_subnets: HashSet<u128>,
     /// Distinct (destination, port) pairs.
     pub pairs: HashSet<(IpAddr, u16)>,
@@ -95,6 +102,8 @@ impl HostProfile {
             flows: 0,
             internal: false,
             internal_dsts: HashSet::default(),
+            admin_peers: HashSet::default(),
+            admin_peers_to_date: None,
             internal_subnets: HashSet::default(),
             pairs: HashSet::default(),
             port_flows: HashMap::default(),
@@ -126,6 +135,12 @@ impl HostProfile {
     /// Distinct destination ports (derived from `pairs`).
     pub fn dst_ports(&self) -> HashSet<u16> {
         self.pairs.iter().map(|(_, p)| *p).collect()
+    }
+
+    /// Distinct internal hosts reached on a sensitive port up to the end of
+    /// this profile's window (the whole host: all of them).
+    pub fn admin_peers_so_far(&self) -> usize {
+        self.admin_peers_to_date.unwrap_or(self.admin_peers.len())
     }
 
     /// Mean flow duration in microseconds (0 when no duration was valid).
@@ -250,6 +265,18 @@ impl ProfileBuilder {
             .map(|((ip, index), profile)| WindowProfile { ip, index, profile })
             .collect();
         windows.sort_by_key(|w| (w.ip, w.index));
+        // Admin peers to date: a running union over each host's windows in
+        // time order (whatever order the flows came in).
+        let mut so_far: HashSet<IpAddr> = HashSet::default();
+        let mut current: Option<IpAddr> = None;
+        for w in &mut windows {
+            if current != Some(w.ip) {
+                so_far.clear();
+                current = Some(w.ip);
+            }
+            so_far.extend(w.profile.admin_peers.iter().copied());
+            w.profile.admin_peers_to_date = Some(so_far.len());
+        }
         Profiles {
             hosts,
             windows,
@@ -281,6 +308,9 @@ fn apply(host: &mut HostProfile, flow: &Flow<'_>, o: &Oriented, attack_label: Op
     if o.dst_internal {
         host.internal_dsts.insert(o.dst);
         host.internal_subnets.insert(net::subnet_key(o.dst));
+        if net::SENSITIVE_PORTS.contains(&o.dport) {
+            host.admin_peers.insert(o.dst);
+        }
     }
     if let Some(back) = o.back_pkts {
         host.reply_known += 1;

@@ -160,6 +160,12 @@ pub fn sentence(d: &Detection, h: &HostResult) -> String {
             plural(n, "sensitive service port", "sensitive service ports")
         ));
     }
+    if let Some(n) = get("admin_peers_to_date").filter(|n| *n >= 5.0) {
+        parts.push(format!(
+            "{} reached on SMB/RDP/WinRM/SSH ports by then",
+            plural(n, "internal host", "internal hosts")
+        ));
+    }
     if let Some(n) = get("peak_5min_flows_one_service").filter(|n| *n >= 20.0) {
         parts.push(format!(
             "up to {} to one service in 5 min",

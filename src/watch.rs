@@ -76,6 +76,9 @@ struct State<'a, W: Write> {
     current: Option<i64>,
     builder: ProfileBuilder,
     last_alert: HashMap<IpAddr, (f64, f64)>,
+    /// Every host's admin peers so far (see `admin_peers_to_date`): the
+    /// one state that outlives a window, one small set per host.
+    admin_seen: HashMap<IpAddr, std::collections::HashSet<IpAddr>>,
     out: W,
     stats: WatchStats,
     error: Option<anyhow::Error>,
@@ -120,6 +123,11 @@ impl<W: Write> State<'_, W> {
         let mut profiles = builder.finish();
         if !self.detect.score_external {
             profiles.hosts.retain(|h| h.internal);
+        }
+        for h in &mut profiles.hosts {
+            let seen = self.admin_seen.entry(h.ip).or_default();
+            seen.extend(h.admin_peers.iter().copied());
+            h.admin_peers_to_date = Some(seen.len());
         }
         self.stats.windows_closed += 1;
         if profiles.hosts.is_empty() {
@@ -194,6 +202,7 @@ pub fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, ReadSta
         current: None,
         builder: ProfileBuilder::with_options(options),
         last_alert: HashMap::new(),
+        admin_seen: HashMap::new(),
         out,
         stats: WatchStats::default(),
         error: None,

@@ -188,6 +188,41 @@ fn windows_split_a_host_by_time() {
 }
 
 #[test]
+fn admin_peers_accumulate_over_a_hosts_windows_in_time_order() {
+    // A workstation that reaches one more internal host over SMB/RDP/WinRM
+    // every window; an HTTPS destination and an external SSH server do not
+    // count. Fed newest first: the running count follows time, not input.
+    let flows = [
+        ("10.0.0.9", 445, 2000.0),
+        ("10.0.0.8", 3389, 1000.0),
+        ("10.0.0.8", 5985, 1001.0),
+        ("10.0.0.7", 445, 100.0),
+        ("10.0.0.6", 443, 200.0),
+        ("8.8.8.8", 22, 300.0),
+        ("10.0.0.7", 445, 2100.0),
+    ];
+    let options = ProfileOptions {
+        window_secs: Some(900),
+        ..Default::default()
+    };
+    let mut b = ProfileBuilder::with_options(options);
+    for (dst, port, t) in flows.iter().rev() {
+        b.add(&flow("10.0.0.1", 50000, dst, *port, *t, 1.0, b"BENIGN"));
+    }
+    let p = b.finish();
+    let so_far: Vec<usize> = p
+        .windows
+        .iter()
+        .map(|w| w.profile.admin_peers_so_far())
+        .collect();
+    assert_eq!(so_far, vec![1, 2, 3]);
+    assert_eq!(p.hosts[0].admin_peers_so_far(), 3);
+    let refs: Vec<_> = p.windows.iter().map(|w| &w.profile).collect();
+    let t = FeatureTable::build(&refs, FULL_FEATURES);
+    assert_eq!(t.values[[2, feature("admin_peers_to_date")]], 3.0);
+}
+
+#[test]
 fn sources_internal_keeps_internal_sources_only() {
     let dir = tempdir();
     let out = dir.path().join("o");
@@ -296,9 +331,22 @@ fn hard_day_with_baseline_and_allowlist() {
             .find(|r| r[col("ip")] == ip)
             .unwrap_or_else(|| panic!("{ip}"))
     };
-    for attacker in ["192.168.10.8", "192.168.10.17", "192.168.10.14"] {
+    for attacker in [
+        "192.168.10.8",
+        "192.168.10.17",
+        "192.168.10.14",
+        "192.168.10.25",
+        "172.16.0.1",
+    ] {
         assert_eq!(find(attacker)[col("flagged")], "true", "{attacker} flagged");
     }
+    // The lateral mover is flagged for its lateral movement (13:00-15:45),
+    // not for an ordinary window of its working day.
+    let lm = &find("192.168.10.25")[col("peak_window_start")];
+    assert!(
+        ("2017-07-04 13:00".."2017-07-04 15:46").contains(&lm.as_str()),
+        "{lm}"
+    );
     let vs = find("192.168.10.80");
     assert_eq!(
         (vs[col("allowed")].as_str(), vs[col("flagged")].as_str()),
@@ -328,6 +376,12 @@ fn hard_day_with_baseline_and_allowlist() {
     let what = fh.iter().position(|h| h == "what").unwrap();
     let scan = frows.iter().find(|r| r[1] == "192.168.10.8").unwrap();
     assert!(scan[what].contains("no reply"), "{}", scan[what]);
+    let lateral = frows.iter().find(|r| r[1] == "192.168.10.25").unwrap();
+    assert!(
+        lateral[what].contains("internal hosts reached on SMB/RDP/WinRM/SSH ports"),
+        "{}",
+        lateral[what]
+    );
     assert!(find("192.168.10.8")[col("peak_window_start")].starts_with("2017-07-04 15:"));
 }
 
@@ -374,6 +428,7 @@ fn bad_window_and_feature_options_are_refused() {
         ("--features", "fancy", "--features"),
         ("--internal", "10.0.0.0/40", "--internal"),
         ("--sources", "some", "--sources"),
+        ("--feature-choice", "random", "--feature-choice"),
     ] {
         let o = latmove(&["detect", sample().to_str().unwrap(), flag, value]);
         expect_code(&o, 2);

@@ -1,5 +1,6 @@
 use latmove::forest::{
-    Contamination, ForestError, IsolationForestParams, Node, Tree, average_path_length, quantile,
+    Contamination, ForestError, IsolationForestParams, Node, Tree, average_path_length,
+    contamination_threshold,
 };
 use ndarray::{Array2, array};
 
@@ -161,7 +162,7 @@ fn same_seed_same_scores_other_seed_other_scores() {
 }
 
 #[test]
-fn contamination_sets_the_threshold_at_the_training_quantile() {
+fn contamination_flags_at_most_that_share_of_the_training_rows() {
     let x = cluster_with_outlier();
     let p = IsolationForestParams {
         contamination: Contamination::Fraction(0.1),
@@ -169,12 +170,15 @@ fn contamination_sets_the_threshold_at_the_training_quantile() {
     };
     let f = p.fit(x.view()).unwrap();
     let s = f.score(x.view()).unwrap();
-    assert!(close(f.threshold, quantile(&s, 0.9)));
+    let mut sorted = s.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    // floor(0.1 * 201) = 20: the threshold is the 21st highest score.
+    assert_eq!(f.threshold, sorted[20]);
     let flagged = s.iter().filter(|v| **v > f.threshold).count();
-    assert!(
-        (19..=21).contains(&flagged),
-        "about 10% of 201 flagged, got {flagged}"
-    );
+    assert_eq!(flagged, 20, "10% of 201, rounded down");
+    assert_eq!(contamination_threshold(&[0.3, 0.9, 0.5], 0.2), 0.9);
+    assert_eq!(contamination_threshold(&[0.3, 0.9, 0.5], 0.34), 0.5);
+    assert!(contamination_threshold(&[], 0.1).is_nan());
     let auto = IsolationForestParams {
         contamination: Contamination::Auto,
         ..Default::default()
@@ -255,5 +259,59 @@ fn thread_count_does_not_change_trees_or_scores() {
     assert_eq!(
         bits(one.score_threads(x.view(), 1).unwrap()),
         bits(many.score_threads(x.view(), 4).unwrap())
+    );
+}
+
+#[test]
+fn one_family_per_feature_is_the_uniform_choice_draw_for_draw() {
+    let x = cluster_with_outlier();
+    let uniform = IsolationForestParams::default();
+    let singletons = IsolationForestParams {
+        feature_families: (0..x.ncols() as u32).collect(),
+        ..Default::default()
+    };
+    let a = uniform.fit(x.view()).unwrap().score(x.view()).unwrap();
+    let b = singletons.fit(x.view()).unwrap().score(x.view()).unwrap();
+    assert_eq!(a, b);
+    let wrong = IsolationForestParams {
+        feature_families: vec![0],
+        ..Default::default()
+    };
+    assert!(matches!(
+        wrong.fit(x.view()),
+        Err(ForestError::FeatureCountMismatch { .. })
+    ));
+}
+
+#[test]
+fn family_choice_reaches_a_signal_that_many_related_features_would_drown() {
+    // Nine related features in one family, one feature on its own; the
+    // point to score is ordinary on the nine and far out on the tenth.
+    let n = 600;
+    let mut x = Array2::zeros((n, 10));
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for i in 0..n {
+        for j in 0..10 {
+            x[[i, j]] = next();
+        }
+    }
+    let mut probe = Array2::from_elem((1, 10), 0.5);
+    probe[[0, 9]] = 4.0;
+    let uniform = IsolationForestParams::default();
+    let families = IsolationForestParams {
+        feature_families: vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        ..Default::default()
+    };
+    let su = uniform.fit(x.view()).unwrap().score(probe.view()).unwrap()[0];
+    let sf = families.fit(x.view()).unwrap().score(probe.view()).unwrap()[0];
+    assert!(
+        sf > su + 0.1,
+        "family choice should isolate it sooner: {sf} vs {su}"
     );
 }
