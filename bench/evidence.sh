@@ -3,6 +3,8 @@
 # Isolation Forest vs the Zeek-style rule baseline, on the synthetic day,
 # the hard-case day and the real CIC-IDS2017 rows in ../shared.
 # Needs only the Rust toolchain and python3 (standard library).
+# Each forest row is run with seeds 42, 1, 2, 3 and 4: the table shows seed
+# 42 and, in brackets, the range over the five.
 # Usage: bench/evidence.sh [work-dir]   (default: target/evidence)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +19,15 @@ lm=./target/release/latmove
 printf '# the organisation'"'"'s vulnerability scanner\n192.168.10.80\n' > "$work/allow.txt"
 
 real=../shared/data/cic-ids2017-improved-samples
-run() { # name, out, args...
+seeds="42 1 2 3 4"
+run() { # name, out, args...  (the forest: once per seed; rules: once)
   local name=$1 out=$2; shift 2
-  $lm detect "$@" --no-charts --out "$work/$out" >/dev/null
-  printf '%s\t%s\n' "$name" "$work/$out/metrics.json"
+  local list=$seeds
+  case "$*" in *"--detector rules"*) list=42 ;; esac
+  for s in $list; do
+    $lm detect "$@" --seed "$s" --no-charts --out "$work/$out-$s" >/dev/null
+    printf '%s\t%s\t%s\n' "$name" "$s" "$work/$out-$s/metrics.json"
+  done
 }
 {
   run "synthetic day (cross-fitted) | seed" day-seed "$work/day.csv.gz" --features seed
@@ -38,15 +45,36 @@ run() { # name, out, args...
 
 python3 - "$work/runs.tsv" <<'PY'
 import json, sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+from collections import OrderedDict
+runs = OrderedDict()
+for line in open(sys.argv[1]):
+    name, seed, path = line.rstrip("\n").split("\t")
+    runs.setdefault(name, []).append((seed, json.load(open(path))["metrics"]))
+def span(vals, fmt="{}"):
+    lo, hi = min(vals), max(vals)
+    return fmt.format(lo) if lo == hi else fmt.format(lo) + "-" + fmt.format(hi)
 print("| data | detector / features | attack hosts found | benign flagged (of) | ROC-AUC | AP | recall at 1% / 5% FPR | missed families |")
 print("|---|---|---|---|---|---|---|---|")
-for name, path in rows:
-    m = json.load(open(path))["metrics"]
+for name, rs in runs.items():
     data, det = name.split(" | ")
+    m = rs[0][1]  # seed 42
     pct = lambda v: "n/a" if v is None else f"{100 * v:.0f}%"
     missed = ", ".join(f["family"] for f in m["families"] if f["flagged"] < f["hosts"]) or "none"
-    print(f"| {data} | {det} | {m['tp']} of {m['attack_hosts']} | {m['fp']} of {m['benign_hosts']} | "
-          f"{m['roc_auc']:.3f} | {m['average_precision']:.3f} | "
+    found = f"{m['tp']} of {m['attack_hosts']}"
+    fp = f"{m['fp']} of {m['benign_hosts']}"
+    auc = f"{m['roc_auc']:.3f}"
+    ap = f"{m['average_precision']:.3f}"
+    if len(rs) > 1:
+        ms = [x[1] for x in rs]
+        found += f" ({span([x['tp'] for x in ms])})"
+        fp += f" ({span([x['fp'] for x in ms])})"
+        auc += f" ({span([x['roc_auc'] for x in ms], '{:.3f}')})"
+        ap += f" ({span([x['average_precision'] for x in ms], '{:.3f}')})"
+        worse = sorted({f["family"] for x in ms for f in x["families"] if f["flagged"] < f["hosts"]})
+        if worse and missed == "none":
+            missed = "none (other seeds: " + ", ".join(worse) + ")"
+        elif worse:
+            missed += " (other seeds: " + ", ".join(worse) + ")"
+    print(f"| {data} | {det} | {found} | {fp} | {auc} | {ap} | "
           f"{pct(m['recall_at_1pct_fpr'])} / {pct(m['recall_at_5pct_fpr'])} | {missed} |")
 PY
