@@ -42,7 +42,7 @@ impl Default for ProfileOptions {
 }
 
 /// Everything latmove remembers about one source host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HostProfile {
     pub ip: IpAddr,
     /// Flows this host was the source of.
@@ -166,8 +166,72 @@ pub struct ProfileBuilder {
     hosts: HashMap<IpAddr, HostProfile>,
     windows: HashMap<(IpAddr, i64), HostProfile>,
     allowed_flows: u64,
+    labels: LabelTable,
+}
+
+/// Attack label texts and their ids, in order of first appearance.
+#[derive(Debug, Default)]
+pub struct LabelTable {
     labels: Vec<String>,
-    label_ids: HashMap<Vec<u8>, u32>,
+    ids: HashMap<Vec<u8>, u32>,
+}
+
+impl LabelTable {
+    /// `None` for no label, `Some(None)` for BENIGN, `Some(Some(id))` for
+    /// an attack label.
+    pub fn classify(&mut self, label: Option<&[u8]>) -> Option<Option<u32>> {
+        let l = label?;
+        if is_benign_label(l) {
+            return Some(None);
+        }
+        Some(Some(match self.ids.get(l) {
+            Some(id) => *id,
+            None => {
+                let id = self.labels.len() as u32;
+                self.labels.push(String::from_utf8_lossy(l).into_owned());
+                self.ids.insert(l.to_vec(), id);
+                id
+            }
+        }))
+    }
+}
+
+/// A flow with what profiling needs, owned (no borrowed cells) so it can
+/// cross threads; its label already resolved by a [`LabelTable`].
+#[derive(Debug, Clone, Copy)]
+pub struct FlowRecord {
+    pub src_ip: IpAddr,
+    pub src_port: Option<u16>,
+    pub dst_ip: IpAddr,
+    pub dst_port: u16,
+    pub timestamp: Option<f64>,
+    pub duration_us: Option<f64>,
+    pub fwd_packets: Option<f64>,
+    pub bwd_packets: Option<f64>,
+    pub fwd_bytes: Option<f64>,
+    pub bwd_bytes: Option<f64>,
+    pub rst_flags: Option<f64>,
+    /// See [`LabelTable::classify`].
+    pub label: Option<Option<u32>>,
+}
+
+impl FlowRecord {
+    pub fn new(flow: &Flow<'_>, labels: &mut LabelTable) -> FlowRecord {
+        FlowRecord {
+            src_ip: flow.src_ip,
+            src_port: flow.src_port,
+            dst_ip: flow.dst_ip,
+            dst_port: flow.dst_port,
+            timestamp: flow.timestamp,
+            duration_us: flow.duration_us,
+            fwd_packets: flow.fwd_packets,
+            bwd_packets: flow.bwd_packets,
+            fwd_bytes: flow.fwd_bytes,
+            bwd_bytes: flow.bwd_bytes,
+            rst_flags: flow.rst_flags,
+            label: labels.classify(flow.label),
+        }
+    }
 }
 
 impl ProfileBuilder {
@@ -185,6 +249,13 @@ impl ProfileBuilder {
     /// Adds one flow to its initiator's profile (and, with windows, to the
     /// profile of the initiator's window).
     pub fn add(&mut self, flow: &Flow<'_>) {
+        let r = FlowRecord::new(flow, &mut self.labels);
+        self.add_record(&r);
+    }
+
+    /// [`ProfileBuilder::add`] for a flow whose label another table has
+    /// resolved; give that table to [`ProfileBuilder::finish_with_labels`].
+    pub fn add_record(&mut self, flow: &FlowRecord) {
         let reversed = self.options.orient
             && flow
                 .src_port
@@ -215,11 +286,6 @@ impl ProfileBuilder {
             self.allowed_flows += 1;
             return;
         }
-        let label = match flow.label {
-            Some(l) if !is_benign_label(l) => Some(self.label_id(l)),
-            Some(_) => None,
-            None => None,
-        };
         let network = &self.options.network;
         let new_profile = |ip: IpAddr| {
             let mut h = HostProfile::new(ip);
@@ -230,28 +296,22 @@ impl ProfileBuilder {
             .hosts
             .entry(o.src)
             .or_insert_with(|| new_profile(o.src));
-        apply(host, flow, &o, label);
+        apply(host, flow, &o);
         if let (Some(secs), Some(t)) = (self.options.window_secs, flow.timestamp) {
             let w = (t / f64::from(secs)).floor() as i64;
             let win = self
                 .windows
                 .entry((o.src, w))
                 .or_insert_with(|| new_profile(o.src));
-            apply(win, flow, &o, label);
+            apply(win, flow, &o);
         }
     }
 
-    fn label_id(&mut self, label: &[u8]) -> u32 {
-        match self.label_ids.get(label) {
-            Some(id) => *id,
-            None => {
-                let id = self.labels.len() as u32;
-                self.labels
-                    .push(String::from_utf8_lossy(label).into_owned());
-                self.label_ids.insert(label.to_vec(), id);
-                id
-            }
-        }
+    /// [`ProfileBuilder::finish`] with the label table that resolved the
+    /// flows given to [`ProfileBuilder::add_record`].
+    pub fn finish_with_labels(mut self, labels: LabelTable) -> Profiles {
+        self.labels = labels;
+        self.finish()
     }
 
     /// Finishes: profiles sorted by IP (windows by IP, then time), so every
@@ -282,7 +342,7 @@ impl ProfileBuilder {
             windows,
             window_secs: self.options.window_secs,
             allowed_flows: self.allowed_flows,
-            labels: self.labels,
+            labels: self.labels.labels,
         }
     }
 }
@@ -300,7 +360,7 @@ struct Oriented {
 }
 
 /// Adds one oriented flow to a profile.
-fn apply(host: &mut HostProfile, flow: &Flow<'_>, o: &Oriented, attack_label: Option<u32>) {
+fn apply(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
     host.flows += 1;
     host.reoriented += u64::from(o.reversed);
     host.pairs.insert((o.dst, o.dport));
@@ -349,7 +409,7 @@ fn apply(host: &mut HostProfile, flow: &Flow<'_>, o: &Oriented, attack_label: Op
     if flow.label.is_some() {
         host.labelled_flows += 1;
     }
-    if let Some(id) = attack_label {
+    if let Some(Some(id)) = flow.label {
         host.attack_flows += 1;
         match host.attack_labels.iter_mut().find(|(l, _)| *l == id) {
             Some((_, n)) => *n += 1,
@@ -359,7 +419,7 @@ fn apply(host: &mut HostProfile, flow: &Flow<'_>, o: &Oriented, attack_label: Op
 }
 
 /// The profile of one host in one time window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WindowProfile {
     pub ip: IpAddr,
     /// Window number: start time = index x window length (seconds).
@@ -368,7 +428,7 @@ pub struct WindowProfile {
 }
 
 /// All host profiles of a run, sorted by IP.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Profiles {
     pub hosts: Vec<HostProfile>,
     /// Host x window profiles (empty without `--window`), sorted by IP then

@@ -349,3 +349,51 @@ fn machine_learning_cve_variant_is_refused_with_the_missing_columns() {
         "{err}"
     );
 }
+
+#[test]
+fn pipelined_ingest_builds_the_same_profiles_as_one_thread() {
+    use latmove::detect::read_profiles_threads;
+    use latmove::profile::ProfileOptions;
+    // The shipped sample (gzip, inflated on its own thread), the real rows
+    // when present (plain CSV, several files, labels in many orders), with
+    // and without windows; more flows than one batch.
+    let mut inputs = vec![vec![sample()]];
+    match real_samples() {
+        Some(r) => inputs.push(vec![r]),
+        None => eprintln!(
+            "skipping the real rows: ../shared/data/cic-ids2017-improved-samples is absent"
+        ),
+    }
+    for files in &inputs {
+        for window_secs in [None, Some(900)] {
+            let options = ProfileOptions {
+                window_secs,
+                ..Default::default()
+            };
+            let (one, s1) = read_profiles_threads(files, &options, 1).unwrap();
+            let (two, s2) = read_profiles_threads(files, &options, 2).unwrap();
+            assert!(s1.flows > 10_000, "{}", s1.flows);
+            assert_eq!(one, two, "{files:?} {window_secs:?}");
+            assert_eq!((s1.rows, s1.flows), (s2.rows, s2.flows));
+            assert_eq!(format!("{:?}", s1.problems), format!("{:?}", s2.problems));
+        }
+    }
+}
+
+#[test]
+fn a_truncated_gzip_file_is_an_error_naming_it() {
+    let dir = tempdir();
+    let full = std::fs::read(sample()).unwrap();
+    let p = dir.path().join("cut.csv.gz");
+    std::fs::write(&p, &full[..full.len() / 2]).unwrap();
+    for threads in [1, 2] {
+        let err = latmove::detect::read_profiles_threads(
+            std::slice::from_ref(&p),
+            &latmove::profile::ProfileOptions::default(),
+            threads,
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("cut.csv.gz"), "{msg}");
+    }
+}

@@ -267,12 +267,87 @@ fn maybe_gunzip<R: Read + Send + 'static>(raw: R) -> io::Result<Box<dyn Read + S
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     let buf = buffered.fill_buf()?;
     if buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b {
-        Ok(Box::new(BufReader::with_capacity(
-            1 << 16,
+        Ok(Box::new(Inflating::spawn(
             flate2::bufread::MultiGzDecoder::new(buffered),
         )))
     } else {
         Ok(Box::new(buffered))
+    }
+}
+
+/// A gzip stream inflated on its own thread, a few 256 KB blocks ahead of
+/// the parser (bounded, so memory stays flat).
+struct Inflating {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    block: Vec<u8>,
+    pos: usize,
+}
+
+impl Inflating {
+    fn spawn<R: Read + Send + 'static>(mut inner: R) -> Inflating {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            loop {
+                let mut block = vec![0u8; 1 << 18];
+                let mut filled = 0;
+                // Fill the block (or reach the end) before sending it.
+                let result = loop {
+                    match inner.read(&mut block[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == block.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                block.truncate(filled);
+                let last = filled == 0 || result.is_err();
+                let msg = match result {
+                    Err(e) if filled == 0 => Err(e),
+                    Err(e) => {
+                        // Deliver what was read, then the error.
+                        if tx.send(Ok(block)).is_err() {
+                            return;
+                        }
+                        Err(e)
+                    }
+                    Ok(()) => Ok(block),
+                };
+                if tx.send(msg).is_err() || last {
+                    return;
+                }
+            }
+        });
+        Inflating {
+            rx,
+            block: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for Inflating {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.block.len() {
+            match self.rx.recv() {
+                Ok(Ok(b)) if b.is_empty() => return Ok(0),
+                Ok(Ok(b)) => {
+                    self.block = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The inflating thread is gone: the stream ended.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
