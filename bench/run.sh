@@ -2,6 +2,8 @@
 # Speed benchmark: latmove detect vs the pandas + scikit-learn recipe
 # (bench/reference.py) on a full-size synthetic Tuesday (445,909 rows) and a
 # 10x day, alternating, each run measured with /usr/bin/time -v (wall, peak RSS).
+# Then the ingest benchmark (latmove's reader vs a bare csv ByteRecord loop on
+# the same file, benches/ingest.rs) and the forest benchmark (benches/forest.rs).
 # Usage: bench/run.sh [work-dir] [repeats]   (default: target/bench, 3)
 # Python packages go into bench/.venv (created here, pip from the registry).
 set -euo pipefail
@@ -59,3 +61,7 @@ for label, r in runs.items():
     ratio = "" if name.startswith("pandas") or size not in ref else f"{ref[size][0] / w:.1f}x faster, {ref[size][1] / m:.1f}x less memory"
     print(f"| {size} | {name} | {w:.2f} s | {m:.0f} MB | {ratio} |")
 PY
+echo
+cargo bench --quiet --bench ingest -- "$work/day1x.csv" 2>/dev/null
+echo
+cargo bench --quiet --bench forest 2>/dev/null

@@ -159,8 +159,10 @@ pub fn read_profiles_with(
 /// Flows per batch handed from the parsing thread to the profiling thread.
 const BATCH: usize = 4096;
 
-/// Reads the inputs and builds host profiles. With `threads` >= 2 parsing
-/// and profiling run as a two-stage pipeline: this thread parses rows into
+/// Reads the inputs and builds host profiles. With `threads` >= 2, plain
+/// files are parsed on `threads` threads in byte ranges and profiled on
+/// this one in file order (`flows::parallel`); when any input is gzip,
+/// parsing and profiling run as a two-stage pipeline: this thread parses rows into
 /// owned [`FlowRecord`]s (resolving labels in file order) and hands them in
 /// batches, through a bounded channel, to a thread that owns the profiles.
 /// That thread sees every flow in the order one thread would, so the
@@ -176,6 +178,16 @@ pub fn read_profiles_threads(
         let mut builder = ProfileBuilder::with_options(options.clone());
         let stats = flows::read_flows(&files, |f| builder.add(f))?;
         return Ok((builder.finish(), stats));
+    }
+    if !files.iter().any(|f| flows::parallel::is_gzip(f)) {
+        // Plain files: parsed on `threads` threads in byte ranges, profiled
+        // here in file order (see `flows::parallel`).
+        let mut builder = ProfileBuilder::with_options(options.clone());
+        let mut labels = LabelTable::default();
+        let stats = flows::parallel::read_plain_files(&files, threads, &mut labels, |r| {
+            builder.add_record(r)
+        })?;
+        return Ok((builder.finish_with_labels(labels), stats));
     }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<FlowRecord>>(8);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<FlowRecord>>();

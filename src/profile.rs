@@ -173,10 +173,21 @@ pub struct ProfileBuilder {
 #[derive(Debug, Default)]
 pub struct LabelTable {
     labels: Vec<String>,
+    raw: Vec<Vec<u8>>,
     ids: HashMap<Vec<u8>, u32>,
 }
 
 impl LabelTable {
+    /// The label texts, by id.
+    pub fn texts(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The label bytes as read, by id.
+    pub fn raw(&self, id: u32) -> &[u8] {
+        &self.raw[id as usize]
+    }
+
     /// `None` for no label, `Some(None)` for BENIGN, `Some(Some(id))` for
     /// an attack label.
     pub fn classify(&mut self, label: Option<&[u8]>) -> Option<Option<u32>> {
@@ -189,6 +200,7 @@ impl LabelTable {
             None => {
                 let id = self.labels.len() as u32;
                 self.labels.push(String::from_utf8_lossy(l).into_owned());
+                self.raw.push(l.to_vec());
                 self.ids.insert(l.to_vec(), id);
                 id
             }

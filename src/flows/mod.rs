@@ -12,6 +12,7 @@
 //! reported with file, line, column and value).
 
 pub mod columns;
+pub mod parallel;
 pub mod timestamp;
 
 use std::collections::BTreeMap;
@@ -444,7 +445,7 @@ pub mod progress {
             })
         }
 
-        fn bytes(&self, n: u64) {
+        pub fn bytes(&self, n: u64) {
             self.pb.inc(n);
             if !self.shown.load(Ordering::Relaxed) && self.start.elapsed() > Duration::from_secs(1)
             {
@@ -488,19 +489,60 @@ pub mod progress {
     }
 }
 
-/// Reads one CSV stream (`path` is used in messages only).
-pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
-    path: &Path,
-    reader: R,
-    stats: &mut ReadStats,
-    sink: &mut F,
-) -> Result<(), ReadError> {
-    let mut rdr = csv::ReaderBuilder::new()
+/// What a file's header tells the record loop.
+pub(crate) struct FileLayout {
+    pub(crate) name: String,
+    pub(crate) header: csv::ByteRecord,
+    pub(crate) map: ColumnMap,
+    /// The highest column index any field needs.
+    pub(crate) needed: usize,
+}
+
+impl FileLayout {
+    /// Checks the header: every required column present.
+    pub(crate) fn new(path: &Path, header: csv::ByteRecord) -> Result<FileLayout, ReadError> {
+        let map = ColumnMap::from_header(header.iter());
+        let missing = map.missing_required();
+        if !missing.is_empty() {
+            return Err(ReadError::MissingColumns {
+                file: path.to_path_buf(),
+                missing: missing.iter().map(|f| f.display_name()).collect(),
+                machine_learning_cve: map.get(Field::DstPort).is_some()
+                    && map.get(Field::Label).is_some(),
+            });
+        }
+        let needed = Field::ALL
+            .iter()
+            .filter_map(|f| map.get(*f))
+            .max()
+            .unwrap_or(0);
+        Ok(FileLayout {
+            name: path.display().to_string(),
+            header,
+            map,
+            needed,
+        })
+    }
+
+    fn column_name(&self, i: usize) -> String {
+        String::from_utf8_lossy(self.header.get(i).unwrap_or(b"?"))
+            .trim()
+            .to_string()
+    }
+}
+
+/// A csv reader with latmove's settings.
+pub(crate) fn csv_reader<R: Read>(reader: R, has_headers: bool) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
         .flexible(true)
-        .has_headers(true)
+        .has_headers(has_headers)
         .buffer_capacity(1 << 16)
-        .from_reader(reader);
-    let csv_err = |source: csv::Error| match source.kind() {
+        .from_reader(reader)
+}
+
+/// Maps a csv error to a read error naming the file.
+pub(crate) fn csv_error(path: &Path, source: csv::Error) -> ReadError {
+    match source.kind() {
         csv::ErrorKind::Io(_) => ReadError::Io {
             path: path.to_path_buf(),
             source: io::Error::other(source.to_string()),
@@ -509,42 +551,47 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
             path: path.to_path_buf(),
             source,
         },
-    };
-    let header = rdr.byte_headers().map_err(csv_err)?.clone();
-    let map = ColumnMap::from_header(header.iter());
-    let missing = map.missing_required();
-    if !missing.is_empty() {
-        return Err(ReadError::MissingColumns {
-            file: path.to_path_buf(),
-            missing: missing.iter().map(|f| f.display_name()).collect(),
-            machine_learning_cve: map.get(Field::DstPort).is_some()
-                && map.get(Field::Label).is_some(),
-        });
     }
-    let label_col = map.get(Field::Label);
-    stats.has_labels |= label_col.is_some();
-    let needed = Field::ALL
-        .iter()
-        .filter_map(|f| map.get(*f))
-        .max()
-        .unwrap_or(0);
-    let name = path.display().to_string();
-    let column_name = |i: usize| {
-        String::from_utf8_lossy(header.get(i).unwrap_or(b"?"))
-            .trim()
-            .to_string()
-    };
+}
 
+/// Reads one file's rows (after its header line) into flows for `sink`,
+/// counting into `stats`.
+pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
+    path: &Path,
+    reader: R,
+    stats: &mut ReadStats,
+    sink: &mut F,
+) -> Result<(), ReadError> {
+    let mut rdr = csv_reader(reader, true);
+    let header = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
+    let layout = FileLayout::new(path, header)?;
+    stats.has_labels |= layout.map.get(Field::Label).is_some();
+    read_records(path, &mut rdr, &layout, 1, stats, sink)
+}
+
+/// The record loop: reads every record of `rdr` (positioned after the
+/// header, or at a line start inside the file), the first being on line
+/// `line_before + 1`. Rows that cannot be used are skipped and counted.
+pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
+    path: &Path,
+    rdr: &mut csv::Reader<R>,
+    layout: &FileLayout,
+    line_before: u64,
+    stats: &mut ReadStats,
+    sink: &mut F,
+) -> Result<(), ReadError> {
+    let map = &layout.map;
+    let needed = layout.needed;
     let mut rec = csv::ByteRecord::new();
     // Line numbers are counted here rather than taken from the csv crate,
     // whose position is one line short after a CRLF header. Flow CSVs have
     // no quoted newlines, so data row n sits on line n + 1.
-    let mut line: u64 = 1;
+    let mut line: u64 = line_before;
     loop {
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(csv_err(e)),
+            Err(e) => return Err(csv_error(path, e)),
         }
         stats.rows += 1;
         line += 1;
@@ -556,9 +603,9 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
             stats.skip(
                 SkipReason::ShortRow,
                 Some(RowProblem {
-                    file: name.clone(),
+                    file: layout.name.clone(),
                     line,
-                    column: column_name(needed),
+                    column: layout.column_name(needed),
                     value: String::new(),
                     reason: format!("row has {} fields, header has {}", rec.len(), map.width),
                 }),
@@ -566,12 +613,12 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
             continue;
         }
         if let Some(i) = map.get(Field::SrcIp)
-            && rec.get(i).map(trim) == header.get(i).map(trim)
+            && rec.get(i).map(trim) == layout.header.get(i).map(trim)
         {
             stats.skip(SkipReason::RepeatedHeader, None);
             continue;
         }
-        match parse_row(&rec, &map, stats) {
+        match parse_row(&rec, map, stats) {
             Ok(flow) => {
                 stats.flows += 1;
                 sink(&flow);
@@ -581,9 +628,9 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
                 stats.skip(
                     reason,
                     Some(RowProblem {
-                        file: name.clone(),
+                        file: layout.name.clone(),
                         line,
-                        column: column_name(col),
+                        column: layout.column_name(col),
                         value,
                         reason: reason.describe().to_string(),
                     }),

@@ -1,0 +1,145 @@
+//! Ingest throughput: latmove's reader and profiles against a bare csv
+//! crate `ByteRecord` loop over the same file.
+//!
+//! `cargo bench --bench ingest [-- FILE]` (default: `target/bench/day1x.csv`,
+//! the full-size synthetic Tuesday `bench/run.sh` writes; generated here
+//! when absent). Prints a table, median of 5 runs each:
+//! * the bare loop on one thread (every record tokenized, nothing parsed);
+//! * the bare loop on every core: the file split into byte ranges at line
+//!   starts, one reader per range (the best any csv-crate reader can do);
+//! * latmove's ingest (`read_profiles_threads`) without and with 15-minute
+//!   windows, one thread and pipelined.
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use latmove::detect::read_profiles_threads;
+use latmove::profile::ProfileOptions;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+/// Records in `[start, end)` of the file, `start` moved to the next line
+/// start (a range owns the lines that begin inside it).
+fn count_range(path: &Path, start: u64, end: u64) -> u64 {
+    let mut f = std::fs::File::open(path).unwrap();
+    f.seek(SeekFrom::Start(start)).unwrap();
+    let mut r = BufReader::with_capacity(1 << 16, f);
+    let mut skipped = 0u64;
+    if start > 0 {
+        let mut line = Vec::new();
+        skipped = r.read_until(b'\n', &mut line).unwrap() as u64;
+    }
+    let begin = start + skipped;
+    if begin >= end {
+        return 0;
+    }
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(r.take(u64::MAX));
+    let mut rec = csv::ByteRecord::new();
+    let mut n = 0;
+    while rdr.read_byte_record(&mut rec).unwrap() {
+        n += 1;
+        // The record that starts at or after `end` belongs to the next range.
+        if begin + rec.position().unwrap().byte() >= end {
+            n -= 1;
+            break;
+        }
+    }
+    n
+}
+
+fn bare_loop(path: &Path, threads: usize) -> u64 {
+    let len = std::fs::metadata(path).unwrap().len();
+    let step = len.div_ceil(threads as u64);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|i| {
+                let (a, b) = (i * step, ((i + 1) * step).min(len));
+                s.spawn(move || count_range(path, a, b))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
+fn main() {
+    let path: PathBuf = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/bench/day1x.csv"));
+    if !path.exists() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let cfg = latmove::synth::SynthConfig {
+            rows: latmove::synth::TUESDAY_ROWS,
+            seed: 42,
+            scenario: latmove::synth::Scenario::Standard,
+            benign_only: false,
+        };
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        latmove::synth::write_day(&cfg, &mut w).unwrap();
+    }
+    let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
+    let cores = latmove::forest::default_threads();
+    let runs = 5;
+    let rows = bare_loop(&path, 1);
+    assert_eq!(
+        rows,
+        bare_loop(&path, cores),
+        "byte ranges lost or doubled rows"
+    );
+    println!(
+        "{} ({mb:.0} MB, {rows} records with the header), {cores} cores",
+        path.display()
+    );
+    println!("| reader | wall (median of {runs}) | MB/s |");
+    println!("|---|---|---|");
+    let row = |name: &str, d: Duration| {
+        println!(
+            "| {name} | {:.3} s | {:.0} |",
+            d.as_secs_f64(),
+            mb / d.as_secs_f64()
+        )
+    };
+    row(
+        "csv ByteRecord loop, 1 thread",
+        time(runs, || bare_loop(&path, 1)),
+    );
+    row(
+        &format!("csv ByteRecord loop, {cores} threads (byte ranges)"),
+        time(runs, || bare_loop(&path, cores)),
+    );
+    for (label, window_secs) in [("no windows", None), ("15-min windows", Some(900))] {
+        let options = ProfileOptions {
+            window_secs,
+            ..Default::default()
+        };
+        for threads in [1, cores.max(2)] {
+            row(
+                &format!("latmove ingest, {label}, {threads} thread(s)"),
+                time(runs, || {
+                    read_profiles_threads(std::slice::from_ref(&path), &options, threads).unwrap()
+                }),
+            );
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Reading plain (uncompressed) files on every core.
+//!
+//! A file is cut into byte ranges of about [`CHUNK_BYTES`] at line starts
+//! (flow CSVs have no quoted newlines). Parsing threads each take the next
+//! range, parse it with the same record loop as the sequential reader into
+//! owned [`FlowRecord`]s, and the calling thread hands the ranges' flows to
+//! the sink strictly in file order, resolving attack labels and fixing line
+//! numbers as it goes. The sink therefore sees exactly the sequence the
+//! sequential reader produces, and whatever it computes (float sums
+//! included) is bit-identical. At most `2 x threads` ranges are parsed
+//! ahead of the sink, so memory stays flat in the file size.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, mpsc};
+
+use super::{
+    FileLayout, MAX_PROBLEMS_KEPT, ReadError, ReadStats, csv_error, csv_reader, progress,
+    read_records,
+};
+use crate::profile::{FlowRecord, LabelTable};
+
+/// Target size of one byte range.
+pub const CHUNK_BYTES: u64 = 4 << 20;
+
+/// One parsed range.
+struct Chunk {
+    /// Labels refer to `labels` (this range's own ids).
+    records: Vec<FlowRecord>,
+    labels: LabelTable,
+    /// Line numbers in `problems` count from the range's start (line 1 is
+    /// its first line).
+    stats: ReadStats,
+}
+
+/// Whether the file starts with the gzip magic bytes.
+pub fn is_gzip(path: &Path) -> bool {
+    let mut magic = [0u8; 2];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|_| magic == [0x1f, 0x8b])
+}
+
+/// Reads plain CSV files with `threads` parsing threads; `sink` gets every
+/// flow in file order, its attack label resolved through `labels` (ids in
+/// order of first appearance, as the sequential reader assigns them).
+pub fn read_plain_files<F: FnMut(&FlowRecord)>(
+    paths: &[PathBuf],
+    threads: usize,
+    labels: &mut LabelTable,
+    sink: F,
+) -> Result<ReadStats, ReadError> {
+    read_plain_files_in(paths, threads, CHUNK_BYTES, labels, sink)
+}
+
+/// [`read_plain_files`] with byte ranges of about `chunk_bytes` (tests use
+/// small ones to cut a small file into many ranges).
+pub fn read_plain_files_in<F: FnMut(&FlowRecord)>(
+    paths: &[PathBuf],
+    threads: usize,
+    chunk_bytes: u64,
+    labels: &mut LabelTable,
+    mut sink: F,
+) -> Result<ReadStats, ReadError> {
+    let mut stats = ReadStats::default();
+    let total: u64 = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = progress::Bar::start(total);
+    for path in paths {
+        read_plain_file(
+            path,
+            threads.max(1),
+            chunk_bytes.max(1),
+            labels,
+            &mut stats,
+            bar.as_ref(),
+            &mut sink,
+        )?;
+        stats.files.push(path.clone());
+    }
+    if let Some(b) = bar {
+        b.finish();
+    }
+    Ok(stats)
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> ReadError + '_ {
+    move |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Range starts: the first line after the header, then the line start at
+/// or after every `CHUNK_BYTES`; the last entry is the file's length.
+fn boundaries(path: &Path, data_start: u64, len: u64, chunk: u64) -> Result<Vec<u64>, ReadError> {
+    let mut out = vec![data_start];
+    let mut f = BufReader::with_capacity(1 << 12, File::open(path).map_err(io_error(path))?);
+    let mut nominal = data_start + chunk;
+    let mut skip = Vec::new();
+    while nominal < len {
+        f.seek(SeekFrom::Start(nominal)).map_err(io_error(path))?;
+        skip.clear();
+        let n = f.read_until(b'\n', &mut skip).map_err(io_error(path))? as u64;
+        let start = nominal + n;
+        if start >= len {
+            break;
+        }
+        if start > *out.last().expect("non-empty") {
+            out.push(start);
+        }
+        nominal = start + chunk;
+    }
+    out.push(len);
+    Ok(out)
+}
+
+fn parse_range(path: &Path, layout: &FileLayout, from: u64, to: u64) -> Result<Chunk, ReadError> {
+    let mut f = File::open(path).map_err(io_error(path))?;
+    f.seek(SeekFrom::Start(from)).map_err(io_error(path))?;
+    let mut rdr = csv_reader(f.take(to - from), false);
+    let mut chunk = Chunk {
+        records: Vec::with_capacity(((to - from) / 300) as usize),
+        labels: LabelTable::default(),
+        stats: ReadStats::default(),
+    };
+    let (records, labels) = (&mut chunk.records, &mut chunk.labels);
+    read_records(path, &mut rdr, layout, 0, &mut chunk.stats, &mut |f| {
+        records.push(FlowRecord::new(f, labels));
+    })?;
+    Ok(chunk)
+}
+
+/// Shared claim state: the next range to parse, the next one the sink
+/// needs, and whether to stop.
+struct Claims {
+    next: usize,
+    consumed: usize,
+    stop: bool,
+}
+
+fn read_plain_file<F: FnMut(&FlowRecord)>(
+    path: &Path,
+    threads: usize,
+    chunk: u64,
+    labels: &mut LabelTable,
+    stats: &mut ReadStats,
+    bar: Option<&progress::Bar>,
+    sink: &mut F,
+) -> Result<(), ReadError> {
+    let len = std::fs::metadata(path).map_err(io_error(path))?.len();
+    // The header: the first line.
+    let mut first = Vec::new();
+    BufReader::new(File::open(path).map_err(io_error(path))?)
+        .read_until(b'\n', &mut first)
+        .map_err(io_error(path))?;
+    let mut hr = csv_reader(&first[..], true);
+    let header = hr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
+    let layout = FileLayout::new(path, header)?;
+    stats.has_labels |= layout.map.get(super::Field::Label).is_some();
+    let bounds = boundaries(path, first.len() as u64, len, chunk)?;
+    let ranges = bounds.len() - 1;
+    let ahead = 2 * threads;
+    let claims = Mutex::new(Claims {
+        next: 0,
+        consumed: 0,
+        stop: false,
+    });
+    let wake = Condvar::new();
+    let (tx, rx) = mpsc::channel::<(usize, Result<Chunk, ReadError>)>();
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(ranges) {
+            let tx = tx.clone();
+            let (claims, wake, layout, bounds) = (&claims, &wake, &layout, &bounds);
+            s.spawn(move || {
+                loop {
+                    let k = {
+                        let mut c = claims.lock().expect("claims lock");
+                        while !c.stop && c.next < ranges && c.next >= c.consumed + ahead {
+                            c = wake.wait(c).expect("claims lock");
+                        }
+                        if c.stop || c.next >= ranges {
+                            return;
+                        }
+                        c.next += 1;
+                        c.next - 1
+                    };
+                    let result = parse_range(path, layout, bounds[k], bounds[k + 1]);
+                    if tx.send((k, result)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let stop = |e: ReadError| {
+            claims.lock().expect("claims lock").stop = true;
+            wake.notify_all();
+            e
+        };
+        let mut pending: BTreeMap<usize, Chunk> = BTreeMap::new();
+        // Lines before the current range: the header's, then its rows.
+        let mut line_offset = 1u64;
+        let mut flows_seen = stats.flows;
+        for k in 0..ranges {
+            let chunk = loop {
+                if let Some(c) = pending.remove(&k) {
+                    break c;
+                }
+                match rx.recv() {
+                    Ok((j, Ok(c))) => {
+                        pending.insert(j, c);
+                    }
+                    Ok((_, Err(e))) => return Err(stop(e)),
+                    Err(_) => {
+                        return Err(stop(ReadError::Io {
+                            path: path.to_path_buf(),
+                            source: std::io::Error::other("a parsing thread stopped"),
+                        }));
+                    }
+                }
+            };
+            {
+                let mut c = claims.lock().expect("claims lock");
+                c.consumed = k + 1;
+            }
+            wake.notify_all();
+            let rows = chunk.stats.rows;
+            merge_stats(stats, chunk.stats, line_offset);
+            line_offset += rows;
+            let mut global: Vec<Option<u32>> = vec![None; chunk.labels.texts().len()];
+            for r in &chunk.records {
+                let mut r = *r;
+                if let Some(Some(local)) = r.label {
+                    let id = *global[local as usize].get_or_insert_with(|| {
+                        match labels.classify(Some(chunk.labels.raw(local))) {
+                            Some(Some(id)) => id,
+                            _ => unreachable!("an attack label stays one"),
+                        }
+                    });
+                    r.label = Some(Some(id));
+                }
+                sink(&r);
+            }
+            flows_seen += chunk.records.len() as u64;
+            if let Some(b) = bar {
+                b.rows(flows_seen);
+                b.bytes(bounds[k + 1] - bounds[k] + if k == 0 { bounds[0] } else { 0 });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Adds a range's counts to the file's, its problems after the ones kept
+/// so far (up to [`MAX_PROBLEMS_KEPT`]) with their lines made absolute.
+fn merge_stats(into: &mut ReadStats, from: ReadStats, line_offset: u64) {
+    into.rows += from.rows;
+    into.flows += from.flows;
+    for (reason, n) in from.skipped {
+        *into.skipped.entry(reason).or_default() += n;
+    }
+    for mut p in from.problems {
+        if into.problems.len() < MAX_PROBLEMS_KEPT {
+            p.line += line_offset;
+            into.problems.push(p);
+        }
+    }
+    into.non_finite_values += from.non_finite_values;
+    into.negative_durations += from.negative_durations;
+    into.bad_timestamps += from.bad_timestamps;
+    into.has_labels |= from.has_labels;
+}
