@@ -5,12 +5,10 @@
 //! [`HostProfile`]. The forest only sees the resulting matrix, so new
 //! features are added here alone.
 
-use std::net::IpAddr;
-
 use ndarray::Array2;
 
 use crate::net::SENSITIVE_PORTS;
-use crate::profile::HostProfile;
+use crate::profile::{HostProfile, pair_dst, pair_port};
 
 /// One named feature.
 #[derive(Clone, Copy)]
@@ -36,7 +34,7 @@ pub const SEED_FEATURES: &[FeatureDef] = &[
         name: "unique_dst_ips",
         description: "distinct destination IPs contacted",
         family: "reach",
-        compute: |h| h.dst_ips().len() as f64,
+        compute: |h| h.distinct_dsts() as f64,
     },
     FeatureDef {
         name: "unique_dst_ports",
@@ -76,7 +74,7 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "external_dst_ips",
         description: "distinct destinations outside the network",
         family: "reach",
-        compute: |h| (h.dst_ips().len() - h.internal_dsts.len()) as f64,
+        compute: |h| (h.distinct_dsts() - h.internal_dsts.len()) as f64,
     },
     FeatureDef {
         name: "internal_subnets",
@@ -123,13 +121,13 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "max_hosts_one_port",
         description: "most distinct hosts reached on one port (horizontal sweep)",
         family: "reach",
-        compute: |h| max_group(h.pairs.iter().map(|(_, p)| u128::from(*p))),
+        compute: |h| max_group(h.pairs.iter().map(|k| u128::from(pair_port(*k)))),
     },
     FeatureDef {
         name: "max_ports_one_host",
         description: "most distinct ports reached on one host (vertical scan)",
         family: "ports",
-        compute: |h| max_group(h.pairs.iter().map(|(ip, _)| ip_key(*ip))),
+        compute: |h| max_group(h.pairs.iter().map(|k| u128::from(pair_dst(*k)))),
     },
     FeatureDef {
         name: "dst_port_entropy",
@@ -138,7 +136,7 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         compute: |h| {
             // Summed in port order: a hash map's order varies between runs.
             let n = h.flows as f64;
-            let mut counts: Vec<(u16, u64)> = h.port_flows.iter().map(|(p, c)| (*p, *c)).collect();
+            let mut counts: Vec<(u16, u32)> = h.port_flows.iter().map(|(p, c)| (*p, *c)).collect();
             counts.sort_unstable();
             counts
                 .iter()
@@ -165,7 +163,7 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "new_dsts_per_active_min",
         description: "distinct destinations per minute with activity",
         family: "reach",
-        compute: |h| h.dst_ips().len() as f64 / h.active_minutes.len().max(1) as f64,
+        compute: |h| h.distinct_dsts() as f64 / h.active_minutes.len().max(1) as f64,
     },
     FeatureDef {
         name: "peak_5min_dst_pairs",
@@ -183,13 +181,6 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
 
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
-}
-
-fn ip_key(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v) => u128::from(u32::from(v)),
-        IpAddr::V6(v) => u128::from(v),
-    }
 }
 
 /// The size of the largest group among keys (how often the most frequent

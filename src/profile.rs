@@ -49,8 +49,9 @@ pub struct HostProfile {
     pub flows: u64,
     /// Whether this host is inside the network (`--internal`).
     pub internal: bool,
-    /// Destinations inside the network, and their /24 subnets.
-    pub internal_dsts: HashSet<IpAddr>,
+    /// Destinations inside the network (as [`DstId`]s), and their /24
+    /// subnets.
+    pub internal_dsts: HashSet<DstId>,
     /// Internal destinations reached on a sensitive service port
     /// (`net::SENSITIVE_PORTS`: SMB, RDP, WinRM, SSH...).
     pub admin_peers: HashSet<IpAddr>,
@@ -59,10 +60,10 @@ pub struct HostProfile {
     /// `watch`); `None` for a whole host, whose own set is the answer.
     pub admin_peers_to_date: Option<usize>,
     pub internal_subnets: HashSet<u128>,
-    /// Distinct (destination, port) pairs.
-    pub pairs: HashSet<(IpAddr, u16)>,
+    /// Distinct (destination, port) pairs, packed by [`pair_key`].
+    pub pairs: HashSet<u64>,
     /// Flows per destination port.
-    pub port_flows: HashMap<u16, u64>,
+    pub port_flows: HashMap<u16, u32>,
     /// Flows whose reply packet count is known, and those that got no
     /// reply or were reset.
     pub reply_known: u64,
@@ -75,14 +76,14 @@ pub struct HostProfile {
     pub volume_known: u64,
     /// Flows re-oriented to this host (they were recorded as replies).
     pub reoriented: u64,
-    /// Minutes with at least one flow.
-    pub active_minutes: HashSet<i64>,
+    /// Minutes with at least one flow (minutes since the epoch).
+    pub active_minutes: HashSet<i32>,
     /// Distinct (5-minute window, destination, port) triples, and flows per
     /// (window, destination, port).
-    pub window_service_flows: HashMap<(i64, IpAddr, u16), u32>,
+    pub window_service_flows: HashMap<(i32, DstId, u16), u32>,
     /// (5-minute window, destination, port) of flows that got no reply or
     /// a reset: what Zeek-style scan rules count.
-    pub failed_triples: HashSet<(i64, IpAddr, u16)>,
+    pub failed_triples: HashSet<(i32, DstId, u16)>,
     /// Sum and count of the durations that were present and valid (µs).
     pub duration_sum_us: f64,
     pub duration_count: u64,
@@ -127,14 +128,18 @@ impl HostProfile {
         }
     }
 
-    /// Distinct destinations (derived from `pairs`).
-    pub fn dst_ips(&self) -> HashSet<IpAddr> {
-        self.pairs.iter().map(|(ip, _)| *ip).collect()
+    /// The number of distinct destinations (derived from `pairs`).
+    pub fn distinct_dsts(&self) -> usize {
+        self.pairs
+            .iter()
+            .map(|k| pair_dst(*k))
+            .collect::<HashSet<DstId>>()
+            .len()
     }
 
     /// Distinct destination ports (derived from `pairs`).
     pub fn dst_ports(&self) -> HashSet<u16> {
-        self.pairs.iter().map(|(_, p)| *p).collect()
+        self.pairs.iter().map(|k| pair_port(*k)).collect()
     }
 
     /// Distinct internal hosts reached on a sensitive port up to the end of
@@ -159,10 +164,31 @@ impl HostProfile {
     }
 }
 
+/// A destination IP as a small number: profiles keep these instead of
+/// 17-byte addresses (ids are given by one [`ProfileBuilder`] in the order
+/// destinations first appear, and mean nothing outside it).
+pub type DstId = u32;
+
+/// A (destination, port) pair packed into one integer.
+pub fn pair_key(dst: DstId, port: u16) -> u64 {
+    (u64::from(dst) << 16) | u64::from(port)
+}
+
+/// The destination of a [`pair_key`].
+pub fn pair_dst(key: u64) -> DstId {
+    (key >> 16) as DstId
+}
+
+/// The port of a [`pair_key`].
+pub fn pair_port(key: u64) -> u16 {
+    key as u16
+}
+
 /// Builds profiles from a stream of flows.
 #[derive(Debug, Default)]
 pub struct ProfileBuilder {
     options: ProfileOptions,
+    dst_ids: HashMap<IpAddr, DstId>,
     hosts: HashMap<IpAddr, HostProfile>,
     windows: HashMap<(IpAddr, i64), HostProfile>,
     allowed_flows: u64,
@@ -282,6 +308,7 @@ impl ProfileBuilder {
                 back_pkts: flow.fwd_packets,
                 reversed,
                 dst_internal: self.options.network.is_internal(flow.src_ip),
+                dst_id: 0,
             }
         } else {
             Oriented {
@@ -292,12 +319,16 @@ impl ProfileBuilder {
                 back_pkts: flow.bwd_packets,
                 reversed,
                 dst_internal: self.options.network.is_internal(flow.dst_ip),
+                dst_id: 0,
             }
         };
         if self.options.allow.flow_allowed(o.src, o.dport) {
             self.allowed_flows += 1;
             return;
         }
+        let next = self.dst_ids.len() as DstId;
+        let dst_id = *self.dst_ids.entry(o.dst).or_insert(next);
+        let o = Oriented { dst_id, ..o };
         let network = &self.options.network;
         let new_profile = |ip: IpAddr| {
             let mut h = HostProfile::new(ip);
@@ -369,16 +400,17 @@ struct Oriented {
     reversed: bool,
     /// Whether `dst` is inside the network (computed once per flow).
     dst_internal: bool,
+    dst_id: DstId,
 }
 
 /// Adds one oriented flow to a profile.
 fn apply(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
     host.flows += 1;
     host.reoriented += u64::from(o.reversed);
-    host.pairs.insert((o.dst, o.dport));
+    host.pairs.insert(pair_key(o.dst_id, o.dport));
     *host.port_flows.entry(o.dport).or_default() += 1;
     if o.dst_internal {
-        host.internal_dsts.insert(o.dst);
+        host.internal_dsts.insert(o.dst_id);
         host.internal_subnets.insert(net::subnet_key(o.dst));
         if net::SENSITIVE_PORTS.contains(&o.dport) {
             host.admin_peers.insert(o.dst);
@@ -390,8 +422,8 @@ fn apply(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
         if back == 0.0 || reset {
             host.unanswered += 1;
             if let Some(t) = flow.timestamp {
-                let w = (t / PEAK_WINDOW_SECS).floor() as i64;
-                host.failed_triples.insert((w, o.dst, o.dport));
+                let w = (t / PEAK_WINDOW_SECS).floor() as i32;
+                host.failed_triples.insert((w, o.dst_id, o.dport));
             }
         }
     }
@@ -409,11 +441,11 @@ fn apply(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
         host.duration_count += 1;
     }
     if let Some(t) = flow.timestamp {
-        host.active_minutes.insert((t / 60.0).floor() as i64);
-        let w = (t / PEAK_WINDOW_SECS).floor() as i64;
+        host.active_minutes.insert((t / 60.0).floor() as i32);
+        let w = (t / PEAK_WINDOW_SECS).floor() as i32;
         *host
             .window_service_flows
-            .entry((w, o.dst, o.dport))
+            .entry((w, o.dst_id, o.dport))
             .or_default() += 1;
         host.first_seen = Some(host.first_seen.map_or(t, |f| f.min(t)));
         host.last_seen = Some(host.last_seen.map_or(t, |l| l.max(t)));
@@ -470,8 +502,8 @@ impl Profiles {
 /// 25 and (distinct ports on one host, failed, same window) / 15. A score of
 /// 1 or more is a scan by Zeek's scan policy thresholds.
 pub fn zeek_rule_score(p: &HostProfile) -> f64 {
-    let mut hosts_per_port: HashMap<(i64, u16), u32> = HashMap::default();
-    let mut ports_per_host: HashMap<(i64, IpAddr), u32> = HashMap::default();
+    let mut hosts_per_port: HashMap<(i32, u16), u32> = HashMap::default();
+    let mut ports_per_host: HashMap<(i32, DstId), u32> = HashMap::default();
     for (w, ip, port) in &p.failed_triples {
         *hosts_per_port.entry((*w, *port)).or_default() += 1;
         *ports_per_host.entry((*w, *ip)).or_default() += 1;

@@ -7,7 +7,7 @@
 //! the sink strictly in file order, resolving attack labels and fixing line
 //! numbers as it goes. The sink therefore sees exactly the sequence the
 //! sequential reader produces, and whatever it computes (float sums
-//! included) is bit-identical. At most `2 x threads` ranges are parsed
+//! included) is bit-identical. At most `threads + 2` ranges are parsed
 //! ahead of the sink, so memory stays flat in the file size.
 
 use std::collections::BTreeMap;
