@@ -361,9 +361,16 @@ pub fn detect_with_training(
     if cfg.family_choice {
         params.feature_families = FeatureTable::families(&table.defs);
     }
-    let forest = match &cfg.model {
+    // The forests' own thresholds (their training rows' quantile) are not
+    // used here: the threshold comes from the host scores below. Growing
+    // them with `auto` skips scoring every training row once per forest.
+    let fit_params = IsolationForestParams {
+        contamination: crate::forest::Contamination::Auto,
+        ..params.clone()
+    };
+    let mut forest = match &cfg.model {
         Some(m) => m.forest.clone(),
-        None => params
+        None => fit_params
             .fit_threads(all.select(Axis(0), &train_idx).view(), cfg.threads)
             .with_context(|| format!("training on {} hosts", train_hosts.len()))?,
     };
@@ -399,7 +406,7 @@ pub fn detect_with_training(
                 .copied()
                 .filter(|&e| fold_of[entities[e].0] == k)
                 .collect();
-            let fold_forest = params
+            let fold_forest = fit_params
                 .fit_threads(all.select(Axis(0), &fit_rows).view(), cfg.threads)
                 .with_context(|| format!("training fold {} of {folds}", k + 1))?;
             let s = fold_forest.score_threads(all.select(Axis(0), &held).view(), cfg.threads)?;
@@ -430,6 +437,8 @@ pub fn detect_with_training(
             crate::forest::contamination_threshold(&s, c)
         }
     };
+    // The forest carries the run's threshold (a saved model shows it).
+    forest.threshold = threshold;
     let mut windows_over = vec![0usize; truth.len()];
     for (e, (h, _, _)) in entities.iter().enumerate() {
         if scores[e] > threshold {

@@ -189,8 +189,13 @@ pub fn pair_port(key: u64) -> u16 {
 pub struct ProfileBuilder {
     options: ProfileOptions,
     dst_ids: HashMap<IpAddr, DstId>,
-    hosts: HashMap<IpAddr, HostProfile>,
-    windows: HashMap<(IpAddr, i64), HostProfile>,
+    /// Profiles in a vector, found through small index maps: a map holding
+    /// the profiles themselves would keep up to twice their size in empty
+    /// buckets and copy them all when it grows.
+    host_index: HashMap<IpAddr, u32>,
+    hosts: Vec<HostProfile>,
+    window_index: HashMap<(IpAddr, i64), u32>,
+    windows: Vec<WindowProfile>,
     allowed_flows: u64,
     labels: LabelTable,
 }
@@ -335,18 +340,24 @@ impl ProfileBuilder {
             h.internal = network.is_internal(ip);
             h
         };
-        let host = self
-            .hosts
-            .entry(o.src)
-            .or_insert_with(|| new_profile(o.src));
-        apply(host, flow, &o);
+        let next = self.hosts.len() as u32;
+        let h = *self.host_index.entry(o.src).or_insert(next);
+        if h == next {
+            self.hosts.push(new_profile(o.src));
+        }
+        apply(&mut self.hosts[h as usize], flow, &o);
         if let (Some(secs), Some(t)) = (self.options.window_secs, flow.timestamp) {
             let w = (t / f64::from(secs)).floor() as i64;
-            let win = self
-                .windows
-                .entry((o.src, w))
-                .or_insert_with(|| new_profile(o.src));
-            apply(win, flow, &o);
+            let next = self.windows.len() as u32;
+            let i = *self.window_index.entry((o.src, w)).or_insert(next);
+            if i == next {
+                self.windows.push(WindowProfile {
+                    ip: o.src,
+                    index: w,
+                    profile: new_profile(o.src),
+                });
+            }
+            apply(&mut self.windows[i as usize].profile, flow, &o);
         }
     }
 
@@ -360,14 +371,10 @@ impl ProfileBuilder {
     /// Finishes: profiles sorted by IP (windows by IP, then time), so every
     /// later step is deterministic.
     pub fn finish(self) -> Profiles {
-        let mut hosts: Vec<HostProfile> = self.hosts.into_values().collect();
-        hosts.sort_by_key(|h| h.ip);
-        let mut windows: Vec<WindowProfile> = self
-            .windows
-            .into_iter()
-            .map(|((ip, index), profile)| WindowProfile { ip, index, profile })
-            .collect();
-        windows.sort_by_key(|w| (w.ip, w.index));
+        let (mut hosts, mut windows) = (self.hosts, self.windows);
+        drop((self.host_index, self.window_index, self.dst_ids));
+        hosts.sort_unstable_by_key(|h| h.ip);
+        windows.sort_unstable_by_key(|w| (w.ip, w.index));
         // Admin peers to date: a running union over each host's windows in
         // time order (whatever order the flows came in).
         let mut so_far: HashSet<IpAddr> = HashSet::default();
