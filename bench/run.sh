@@ -3,7 +3,8 @@
 # (bench/reference.py) on a full-size synthetic Tuesday (445,909 rows) and a
 # 10x day, alternating, each run measured with /usr/bin/time -v (wall, peak RSS).
 # Then the ingest benchmark (latmove's reader vs a bare csv ByteRecord loop on
-# the same file, benches/ingest.rs) and the forest benchmark (benches/forest.rs).
+# the same file, benches/ingest.rs), the forest benchmark (benches/forest.rs)
+# and what a million hosts cost (benches/hosts.rs).
 # Usage: bench/run.sh [work-dir] [repeats]   (default: target/bench, 3)
 # Python packages go into bench/.venv (created here, pip from the registry).
 set -euo pipefail
@@ -65,3 +66,6 @@ echo
 cargo bench --quiet --bench ingest -- "$work/day1x.csv" 2>/dev/null
 echo
 cargo bench --quiet --bench forest 2>/dev/null
+echo
+cargo bench --quiet --bench hosts 2>/dev/null
+cargo bench --quiet --bench hosts -- --windows 2>/dev/null

@@ -724,7 +724,36 @@ fn trim(b: &[u8]) -> &[u8] {
 
 /// Parses an IPv4 or IPv6 address from bytes.
 pub fn parse_ip(v: &[u8]) -> Option<IpAddr> {
+    if let Some(v4) = parse_ipv4_fast(v) {
+        return Some(IpAddr::V4(v4));
+    }
     std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Dotted-quad IPv4 without the detour through `str`: four decimal octets
+/// of one to three digits, at most 255, no leading zero (what the standard
+/// parser accepts). Anything else is left to the standard parser.
+fn parse_ipv4_fast(v: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = v.split(|b| *b == b'.');
+    for o in &mut octets {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+            return None;
+        }
+        let mut n: u16 = 0;
+        for b in p {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u16::from(b - b'0');
+        }
+        *o = u8::try_from(n).ok()?;
+    }
+    parts
+        .next()
+        .is_none()
+        .then_some(std::net::Ipv4Addr::from(octets))
 }
 
 /// Parses a port: an integer 0..=65535 (a float with no fraction, such as
@@ -749,6 +778,19 @@ pub fn parse_port(v: &[u8]) -> Option<u16> {
 pub fn parse_number(v: &[u8]) -> Result<Option<f64>, NotANumber> {
     if v.is_empty() {
         return Ok(None);
+    }
+    // Whole numbers (most cells): exact below 2^53, as `str::parse` gives.
+    if v.len() <= 15 {
+        let (neg, digits) = match v[0] {
+            b'-' => (true, &v[1..]),
+            _ => (false, v),
+        };
+        if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+            let n = digits
+                .iter()
+                .fold(0u64, |n, b| n * 10 + u64::from(b - b'0')) as f64;
+            return Ok(Some(if neg { -n } else { n }));
+        }
     }
     let s = std::str::from_utf8(v).map_err(|_| NotANumber)?;
     match s.parse::<f64>() {
@@ -786,5 +828,49 @@ mod tests {
         assert_eq!(parse_port(b"80.0"), Some(80));
         assert_eq!(parse_port(b"70000"), None);
         assert_eq!(parse_port(b"x"), None);
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_standard_parsers() {
+        for n in [
+            "0",
+            "-0",
+            "007",
+            "42",
+            "-17",
+            "123456789012345",
+            "1234567890123456",
+            "99999999999999999999",
+            "12.5",
+            "-",
+            "+5",
+            "1e3",
+            "0x10",
+        ] {
+            let std: Result<f64, _> = n.parse();
+            match (parse_number(n.as_bytes()), std) {
+                (Ok(Some(a)), Ok(b)) => assert_eq!(a.to_bits(), b.to_bits(), "{n}"),
+                (Err(NotANumber), Err(_)) => {}
+                (a, b) => panic!("{n}: {a:?} vs {b:?}"),
+            }
+        }
+        for ip in [
+            "192.168.10.8",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "::1",
+            "fe80::1",
+            "1.2.3.a",
+            "10.0.0.1000",
+            "",
+        ] {
+            let std: Option<IpAddr> = ip.parse().ok();
+            assert_eq!(parse_ip(ip.as_bytes()), std, "{ip}");
+        }
     }
 }
