@@ -579,6 +579,12 @@ impl Tree {
 struct Compiled {
     nodes: Vec<CompiledNode>,
     roots: Vec<u32>,
+    /// `nodes` with every leaf turned into a node that never cuts and leads
+    /// to itself (its path length in `leaf_len`), so side-by-side walks
+    /// can all take `max_depth` steps without checking for leaves.
+    walk: Vec<CompiledNode>,
+    leaf_len: Vec<f64>,
+    max_depth: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -599,6 +605,9 @@ impl Compiled {
         let mut c = Compiled {
             nodes: Vec::with_capacity(trees.iter().map(|t| t.nodes.len()).sum()),
             roots: Vec::with_capacity(trees.len()),
+            walk: Vec::new(),
+            leaf_len: Vec::new(),
+            max_depth: 0,
         };
         for t in trees {
             c.roots.push(c.nodes.len() as u32);
@@ -645,6 +654,29 @@ impl Compiled {
                 };
             }
         }
+        c.walk = c.nodes.clone();
+        c.leaf_len = vec![0.0; c.nodes.len()];
+        for (i, n) in c.walk.iter_mut().enumerate() {
+            if n.feature == LEAF {
+                c.leaf_len[i] = n.value;
+                *n = CompiledNode {
+                    feature: 0,
+                    left: i as u32,
+                    value: f64::INFINITY,
+                    lo: f64::NEG_INFINITY,
+                    hi: f64::INFINITY,
+                };
+            }
+        }
+        c.max_depth = trees
+            .iter()
+            .flat_map(|t| t.nodes.iter())
+            .map(|n| match n {
+                Node::Leaf { depth, .. } => *depth as usize,
+                Node::Split { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0);
         c
     }
 
@@ -674,20 +706,9 @@ impl Compiled {
             let mut depth = [0.0f64; LANES];
             let mut still = [1.0f64; LANES];
             let mut total = [0.0f64; LANES];
-            let mut live = LANES;
-            let mut done = [false; LANES];
-            while live > 0 {
+            for _ in 0..self.max_depth {
                 for l in 0..LANES {
-                    if done[l] {
-                        continue;
-                    }
-                    let node = self.nodes[at[l]];
-                    if node.feature == LEAF {
-                        totals[base + l] += total[l] + still[l] * node.value;
-                        done[l] = true;
-                        live -= 1;
-                        continue;
-                    }
+                    let node = self.walk[at[l]];
                     let v = rows[(base + l) * d + node.feature as usize];
                     if v > node.hi || v < node.lo {
                         let cut = if v > node.hi {
@@ -701,6 +722,9 @@ impl Compiled {
                     depth[l] += 1.0;
                     at[l] = node.left as usize + usize::from(v > node.value);
                 }
+            }
+            for l in 0..LANES {
+                totals[base + l] += total[l] + still[l] * self.leaf_len[at[l]];
             }
             base += LANES;
         }
