@@ -4,7 +4,8 @@
 //! data are 19 random features per host (the full feature set's width),
 //! drawn from a seeded generator, so the trees have their real depth.
 
-use std::time::{Duration, Instant};
+mod common;
+use common::time;
 
 use latmove::forest::IsolationForestParams;
 use ndarray::Array2;
@@ -18,23 +19,6 @@ fn data(n: usize, d: usize) -> Array2<f64> {
         let u: f64 = rng.gen_range(0.0..1.0);
         (1.0 - u).ln().abs()
     })
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
-    median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed()
-            })
-            .collect(),
-    )
 }
 
 fn main() {

@@ -359,12 +359,7 @@ pub fn read_flows<F: FnMut(&Flow<'_>)>(
     mut sink: F,
 ) -> Result<ReadStats, ReadError> {
     let mut stats = ReadStats::default();
-    let total: u64 = paths
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = progress::Bar::start(total);
+    let bar = progress::Bar::for_files(paths);
     for path in paths {
         let reader = open_maybe_gz_counted(path, bar.as_ref()).map_err(|source| ReadError::Io {
             path: path.clone(),
@@ -426,6 +421,16 @@ pub mod progress {
     }
 
     impl Bar {
+        /// A bar for reading these files (their total size).
+        pub fn for_files(paths: &[std::path::PathBuf]) -> Option<Bar> {
+            let total = paths
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            Bar::start(total)
+        }
+
         pub fn start(total: u64) -> Option<Bar> {
             if !ENABLED.load(Ordering::Relaxed) {
                 return None;

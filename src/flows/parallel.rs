@@ -65,12 +65,7 @@ pub fn read_plain_files_in<F: FnMut(&FlowRecord)>(
     mut sink: F,
 ) -> Result<ReadStats, ReadError> {
     let mut stats = ReadStats::default();
-    let total: u64 = paths
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = progress::Bar::start(total);
+    let bar = progress::Bar::for_files(paths);
     for path in paths {
         read_plain_file(
             path,
