@@ -373,7 +373,7 @@ impl Tree {
         let len = rows.len();
         let mut stack = vec![(0usize, 0usize, len, 0usize)];
         let d = x.ncols();
-        let mut candidates: Vec<(usize, f64, f64)> = Vec::with_capacity(d);
+        let mut candidates: Vec<usize> = Vec::with_capacity(d);
         let mut present: Vec<u32> = Vec::with_capacity(d);
         while let Some((node, start, end, depth)) = stack.pop() {
             let size = end - start;
@@ -385,47 +385,52 @@ impl Tree {
                 tree.nodes[node] = leaf;
                 continue;
             }
+            // Features not constant in the node: a scan that stops at the
+            // first value differing from the node's first row (the range is
+            // computed below for the chosen feature only).
             candidates.clear();
+            let node_rows = &rows[start..end];
             for f in 0..d {
-                let mut lo = f64::INFINITY;
-                let mut hi = f64::NEG_INFINITY;
-                for &r in &rows[start..end] {
-                    let v = x[[r, f]];
-                    lo = lo.min(v);
-                    hi = hi.max(v);
-                }
-                if hi > lo {
-                    candidates.push((f, lo, hi));
+                let first = x[[node_rows[0], f]];
+                if node_rows[1..].iter().any(|&r| x[[r, f]] != first) {
+                    candidates.push(f);
                 }
             }
             if candidates.is_empty() {
                 tree.nodes[node] = leaf;
                 continue;
             }
-            let (feature, lo, hi) = if families.is_empty() {
+            let feature = if families.is_empty() {
                 candidates[uniform_index(rng, candidates.len())]
             } else {
                 // A family among those present (in feature order), then a
                 // feature of it.
                 present.clear();
-                for c in &candidates {
-                    if !present.contains(&families[c.0]) {
-                        present.push(families[c.0]);
+                for &c in &candidates {
+                    if !present.contains(&families[c]) {
+                        present.push(families[c]);
                     }
                 }
                 if present.len() == candidates.len() {
                     candidates[uniform_index(rng, candidates.len())]
                 } else {
                     let fam = present[uniform_index(rng, present.len())];
-                    let members = candidates.iter().filter(|c| families[c.0] == fam).count();
+                    let members = candidates.iter().filter(|&&c| families[c] == fam).count();
                     let k = uniform_index(rng, members);
                     *candidates
                         .iter()
-                        .filter(|c| families[c.0] == fam)
+                        .filter(|&&c| families[c] == fam)
                         .nth(k)
                         .expect("k < members")
                 }
             };
+            let (lo, hi) =
+                node_rows
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
+                        let v = x[[r, feature]];
+                        (lo.min(v), hi.max(v))
+                    });
             let mut value = lo + uniform_unit(rng) * (hi - lo);
             if value >= hi {
                 value = lo;
