@@ -425,6 +425,18 @@ fn byte_range_ingest_equals_the_sequential_reader_exactly() {
     lines.insert(1500, bad_ip);
     lines.insert(3000, header);
     lines.insert(5999, b"1,2\r\n".as_slice());
+    // Blank lines (the csv crate skips them uncounted), a blank row, and
+    // far apart a quoted field and a bare carriage return (their byte
+    // ranges go through the csv crate, the others through the splitter).
+    lines.insert(700, b"\r\n".as_slice());
+    lines.insert(701, b"\n".as_slice());
+    lines.insert(2200, b" , ,\r\n".as_slice());
+    let quoted = b"q,\"10.0.0.9\",1,10.0.0.10,445,6,4/7/2017 9:00,5,1,1,0,0\r\n".as_slice();
+    lines.insert(4000, quoted);
+    lines.insert(
+        5000,
+        b"r,10.0.0.9,1,10.0.0.10,445\r6,4/7/2017 9:00\r\n".as_slice(),
+    );
     let planted = dir.path().join("planted.csv");
     std::fs::write(&planted, lines.concat()).unwrap();
     let files = vec![planted.clone(), day.clone()];

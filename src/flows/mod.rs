@@ -585,8 +585,6 @@ pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
     stats: &mut ReadStats,
     sink: &mut F,
 ) -> Result<(), ReadError> {
-    let map = &layout.map;
-    let needed = layout.needed;
     let mut rec = csv::ByteRecord::new();
     // Line numbers are counted here rather than taken from the csv crate,
     // whose position is one line short after a CRLF header. Flow CSVs have
@@ -598,62 +596,100 @@ pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
             Ok(false) => break,
             Err(e) => return Err(csv_error(path, e)),
         }
-        stats.rows += 1;
         line += 1;
-        if rec.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
-            stats.skip(SkipReason::EmptyRow, None);
-            continue;
-        }
-        if rec.len() <= needed {
-            stats.skip(
-                SkipReason::ShortRow,
-                Some(RowProblem {
-                    file: layout.name.clone(),
-                    line,
-                    column: layout.column_name(needed),
-                    value: String::new(),
-                    reason: format!("row has {} fields, header has {}", rec.len(), map.width),
-                }),
-            );
-            continue;
-        }
-        if let Some(i) = map.get(Field::SrcIp)
-            && rec.get(i).map(trim) == layout.header.get(i).map(trim)
-        {
-            stats.skip(SkipReason::RepeatedHeader, None);
-            continue;
-        }
-        match parse_row(&rec, map, stats) {
-            Ok(flow) => {
-                stats.flows += 1;
-                sink(&flow);
-            }
-            Err((reason, col)) => {
-                let value = String::from_utf8_lossy(rec.get(col).unwrap_or(b"")).into_owned();
-                stats.skip(
-                    reason,
-                    Some(RowProblem {
-                        file: layout.name.clone(),
-                        line,
-                        column: layout.column_name(col),
-                        value,
-                        reason: reason.describe().to_string(),
-                    }),
-                );
-            }
-        }
+        handle_row(&rec, layout, line, stats, sink);
     }
     Ok(())
 }
 
+/// The fields of one data row, however they were split.
+pub(crate) trait Row {
+    /// Field `i`, untrimmed; `None` past the row's end.
+    fn field(&self, i: usize) -> Option<&[u8]>;
+    /// The number of fields.
+    fn width(&self) -> usize;
+    /// Whether every field is empty or blank.
+    fn is_blank(&self) -> bool;
+}
+
+impl Row for csv::ByteRecord {
+    fn field(&self, i: usize) -> Option<&[u8]> {
+        self.get(i)
+    }
+
+    fn width(&self) -> usize {
+        self.len()
+    }
+
+    fn is_blank(&self) -> bool {
+        self.iter().all(|f| f.iter().all(u8::is_ascii_whitespace))
+    }
+}
+
+/// Checks and parses one data row on line `line`, counting it into
+/// `stats`; a usable flow goes to `sink`.
+pub(crate) fn handle_row<R: Row, F: FnMut(&Flow<'_>)>(
+    rec: &R,
+    layout: &FileLayout,
+    line: u64,
+    stats: &mut ReadStats,
+    sink: &mut F,
+) {
+    let map = &layout.map;
+    let needed = layout.needed;
+    stats.rows += 1;
+    if rec.is_blank() {
+        stats.skip(SkipReason::EmptyRow, None);
+        return;
+    }
+    if rec.width() <= needed {
+        stats.skip(
+            SkipReason::ShortRow,
+            Some(RowProblem {
+                file: layout.name.clone(),
+                line,
+                column: layout.column_name(needed),
+                value: String::new(),
+                reason: format!("row has {} fields, header has {}", rec.width(), map.width),
+            }),
+        );
+        return;
+    }
+    if let Some(i) = map.get(Field::SrcIp)
+        && rec.field(i).map(trim) == layout.header.get(i).map(trim)
+    {
+        stats.skip(SkipReason::RepeatedHeader, None);
+        return;
+    }
+    match parse_row(rec, map, stats) {
+        Ok(flow) => {
+            stats.flows += 1;
+            sink(&flow);
+        }
+        Err((reason, col)) => {
+            let value = String::from_utf8_lossy(rec.field(col).unwrap_or(b"")).into_owned();
+            stats.skip(
+                reason,
+                Some(RowProblem {
+                    file: layout.name.clone(),
+                    line,
+                    column: layout.column_name(col),
+                    value,
+                    reason: reason.describe().to_string(),
+                }),
+            );
+        }
+    }
+}
+
 type RowError = (SkipReason, usize);
 
-fn parse_row<'r>(
-    rec: &'r csv::ByteRecord,
+fn parse_row<'r, R: Row>(
+    rec: &'r R,
     map: &ColumnMap,
     stats: &mut ReadStats,
 ) -> Result<Flow<'r>, RowError> {
-    let cell = |f: Field| map.get(f).map(|i| (i, trim(rec.get(i).unwrap_or(b""))));
+    let cell = |f: Field| map.get(f).map(|i| (i, trim(rec.field(i).unwrap_or(b""))));
     let ip = |f: Field, reason: SkipReason| -> Result<IpAddr, RowError> {
         let (i, v) = cell(f).expect("required column");
         parse_ip(v).ok_or((reason, i))
