@@ -437,6 +437,11 @@ fn byte_range_ingest_equals_the_sequential_reader_exactly() {
         5000,
         b"r,10.0.0.9,1,10.0.0.10,445\r6,4/7/2017 9:00\r\n".as_slice(),
     );
+    // A real row relabelled with Thursday's non-UTF-8 label.
+    let base = lines[10];
+    let cut = base.iter().rposition(|b| *b == b',').unwrap();
+    let relabelled = [&base[..=cut], b"Web Attack \x96 Brute Force\r\n".as_slice()].concat();
+    lines.insert(3500, &relabelled);
     let planted = dir.path().join("planted.csv");
     std::fs::write(&planted, lines.concat()).unwrap();
     let files = vec![planted.clone(), day.clone()];
@@ -448,6 +453,13 @@ fn byte_range_ingest_equals_the_sequential_reader_exactly() {
         let mut one = ProfileBuilder::with_options(options.clone());
         let s1 = latmove::flows::read_flows(&files, |f| one.add(f)).unwrap();
         let one = one.finish();
+        assert!(
+            one.labels
+                .iter()
+                .any(|l| l.starts_with("Web Attack \u{fffd}")),
+            "{:?}",
+            one.labels
+        );
         assert!(
             s1.problems.iter().any(|p| p.line == 1501),
             "{:?}",
