@@ -348,3 +348,58 @@ fn batch_scoring_equals_the_per_tree_path_lengths_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn each_split_records_the_range_of_the_training_rows_that_reach_it() {
+    // With psi = n every row is in every tree's sample, so the rows that
+    // reach a node can be recomputed by following the splits from the root.
+    let n = 200;
+    let mut x = Array2::zeros((n, 4));
+    for i in 0..n {
+        x[[i, 0]] = (i % 17) as f64;
+        x[[i, 1]] = ((i * 7) % 23) as f64 * 0.5;
+        x[[i, 2]] = if i % 5 == 0 { 1.0 } else { 0.0 };
+        x[[i, 3]] = 3.0; // constant: never split on
+    }
+    for families in [vec![], vec![0, 0, 1, 2]] {
+        let p = IsolationForestParams {
+            max_samples: n,
+            feature_families: families,
+            ..Default::default()
+        };
+        let f = p.fit(x.view()).unwrap();
+        for tree in &f.trees {
+            let mut stack = vec![(0usize, (0..n).collect::<Vec<usize>>())];
+            while let Some((node, rows)) = stack.pop() {
+                match tree.nodes[node] {
+                    Node::Split {
+                        feature,
+                        value,
+                        left,
+                        right,
+                        lo,
+                        hi,
+                    } => {
+                        let j = feature as usize;
+                        assert_ne!(j, 3, "split on a constant feature");
+                        let min = rows
+                            .iter()
+                            .map(|&r| x[[r, j]])
+                            .fold(f64::INFINITY, f64::min);
+                        let max = rows
+                            .iter()
+                            .map(|&r| x[[r, j]])
+                            .fold(f64::NEG_INFINITY, f64::max);
+                        assert_eq!((lo, hi), (min, max));
+                        assert!(lo <= value && value < hi);
+                        let (l, r): (Vec<usize>, Vec<usize>) =
+                            rows.iter().partition(|&&r| x[[r, j]] <= value);
+                        stack.push((left as usize, l));
+                        stack.push((right as usize, r));
+                    }
+                    Node::Leaf { size, .. } => assert_eq!(size as usize, rows.len()),
+                }
+            }
+        }
+    }
+}
