@@ -84,8 +84,9 @@ pub struct DetectArgs {
     /// scikit-learn does).
     #[arg(long, default_value = "family", value_name = "HOW")]
     pub feature_choice: String,
-    /// Threads for the forest (0 = every core); results are bit-identical
-    /// whatever the count.
+    /// Threads for reading and for the forest (0 = every core); results
+    /// are bit-identical whatever the count. (A gzip input is also inflated
+    /// on a thread of its own.)
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
     /// Feature set: 'full' (behaviour features) or 'seed' (the four of the
