@@ -143,17 +143,10 @@ impl Detection {
     }
 }
 
-/// Reads the inputs and builds host profiles with the default options.
+/// Reads the inputs and builds host profiles with the default options, on
+/// one thread.
 pub fn read_profiles(inputs: &[PathBuf]) -> Result<(Profiles, ReadStats)> {
-    read_profiles_with(inputs, &ProfileOptions::default())
-}
-
-/// Reads the inputs and builds host profiles on one thread.
-pub fn read_profiles_with(
-    inputs: &[PathBuf],
-    options: &ProfileOptions,
-) -> Result<(Profiles, ReadStats)> {
-    read_profiles_threads(inputs, options, 1)
+    read_profiles_threads(inputs, &ProfileOptions::default(), 1)
 }
 
 /// Flows per batch handed from the parsing thread to the profiling thread.

@@ -56,7 +56,7 @@ fn infinity_and_nan_rows_are_kept_and_never_reach_the_model() {
         b"BENIGN",
     );
     let p = write(dir.path(), "inf.csv", &file_2017(&[a, b]));
-    let (profiles, stats) = read_profiles(&[p]).unwrap();
+    let (profiles, stats) = read_both(&[p]);
     assert_eq!(stats.flows, 2);
     assert_eq!(stats.skipped_total(), 0);
     assert!(stats.non_finite_values >= 1);
@@ -91,7 +91,7 @@ fn non_utf8_labels_are_decoded_lossily_and_count_as_attacks() {
         ),
     ];
     let p = write(dir.path(), "thursday.csv", &file_2017(&rows));
-    let (profiles, stats) = read_profiles(&[p]).unwrap();
+    let (profiles, stats) = read_both(&[p]);
     assert_eq!(
         stats.flows, 2,
         "a strict UTF-8 reader would lose the attack row"
@@ -123,7 +123,7 @@ fn all_empty_rows_are_skipped_and_counted() {
         empty,
     ];
     let p = write(dir.path(), "empty.csv", &file_2017(&rows));
-    let (_, stats) = read_profiles(&[p]).unwrap();
+    let (_, stats) = read_both(&[p]);
     assert_eq!(stats.rows, 4);
     assert_eq!(stats.flows, 1);
     assert_eq!(stats.skipped.get(&SkipReason::EmptyRow), Some(&3));
@@ -163,7 +163,7 @@ fn twelve_hour_timestamps_without_am_pm_land_in_the_afternoon() {
         ),
     ];
     let p = write(dir.path(), "ts.csv", &file_2017(&rows));
-    let (profiles, stats) = read_profiles(&[p]).unwrap();
+    let (profiles, stats) = read_both(&[p]);
     assert_eq!(stats.bad_timestamps, 0);
     let h = host(&profiles, "192.168.10.5");
     let fmt = latmove::flows::timestamp::format_timestamp;
@@ -193,7 +193,7 @@ fn negative_durations_are_counted_not_fatal() {
         ),
     ];
     let p = write(dir.path(), "neg.csv", &file_2017(&rows));
-    let (profiles, stats) = read_profiles(&[p]).unwrap();
+    let (profiles, stats) = read_both(&[p]);
     assert_eq!(stats.negative_durations, 1);
     assert_eq!(host(&profiles, "192.168.10.5").mean_duration_us(), 30.0);
 }
@@ -214,7 +214,7 @@ fn reply_direction_flows_are_read_as_written() {
         b"BENIGN",
     )];
     let p = write(dir.path(), "reply.csv", &file_2017(&rows));
-    let (profiles, _) = read_profiles(&[p]).unwrap();
+    let (profiles, _) = read_both(&[p]);
     let dc = host(&profiles, "192.168.10.3");
     assert!(dc.dst_ports().contains(&52311));
 }
@@ -258,7 +258,7 @@ fn bad_ip_port_and_number_rows_are_skipped_and_reported_with_place() {
         b"192.168.10.5,short\r\n".to_vec(),
     ];
     let p = write(dir.path(), "bad.csv", &file_2017(&rows));
-    let (_, stats) = read_profiles(&[p]).unwrap();
+    let (_, stats) = read_both(&[p]);
     assert_eq!(stats.flows, 1);
     assert_eq!(stats.skipped.get(&SkipReason::BadSourceIp), Some(&1));
     assert_eq!(stats.skipped.get(&SkipReason::BadPort), Some(&1));
@@ -294,7 +294,7 @@ fn sibling_layouts_are_aliased() {
     let a = write(dir.path(), "a.csv", ids2018.as_bytes());
     let b = write(dir.path(), "b.csv", py.as_bytes());
     let c = write(dir.path(), "c.csv", v4.as_bytes());
-    let (profiles, stats) = read_profiles(&[a, b, c]).unwrap();
+    let (profiles, stats) = read_both(&[a, b, c]);
     assert_eq!(stats.flows, 3);
     assert_eq!(stats.bad_timestamps, 0);
     assert_eq!(stats.skipped.get(&SkipReason::RepeatedHeader), Some(&1));
@@ -326,7 +326,7 @@ fn gzip_files_and_directories_are_read() {
     write(&sub, "Tuesday.csv.gz", &gz.finish().unwrap());
     write(&sub, "Monday.csv", &file_2017(&rows));
     write(&sub, "notes.txt", b"not a csv");
-    let (profiles, stats) = read_profiles(&[dir.path().to_path_buf()]).unwrap();
+    let (profiles, stats) = read_both(&[dir.path().to_path_buf()]);
     assert_eq!(stats.files.len(), 2);
     assert_eq!(host(&profiles, "192.168.10.5").flows, 2);
 }
@@ -339,7 +339,16 @@ fn machine_learning_cve_variant_is_refused_with_the_missing_columns() {
         "Tuesday-WorkingHours.pcap_ISCX.csv",
         b" Destination Port, Flow Duration, Total Fwd Packets, Label\r\n80,100,1,BENIGN\r\n",
     );
-    let err = read_profiles(&[p]).unwrap_err().to_string();
+    let err = read_profiles(std::slice::from_ref(&p))
+        .unwrap_err()
+        .to_string();
+    let options = latmove::profile::ProfileOptions::default();
+    let parallel = latmove::detect::read_profiles_threads(&[p], &options, 3).unwrap_err();
+    assert_eq!(
+        parallel.to_string(),
+        err,
+        "the byte-range reader refuses alike"
+    );
     assert!(
         err.contains("'Source IP'") && err.contains("'Destination IP'"),
         "{err}"

@@ -89,3 +89,19 @@ pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
         .collect();
     (header, rows)
 }
+
+/// Reads with one thread and with three (the byte-range path for plain
+/// files, the pipeline for gzip), asserts that profiles and read
+/// statistics are identical, and returns them.
+pub fn read_both(inputs: &[PathBuf]) -> (latmove::profile::Profiles, latmove::flows::ReadStats) {
+    let options = latmove::profile::ProfileOptions::default();
+    let (one, s1) = latmove::detect::read_profiles_threads(inputs, &options, 1).unwrap();
+    let (three, s3) = latmove::detect::read_profiles_threads(inputs, &options, 3).unwrap();
+    assert_eq!(one, three, "profiles differ between 1 and 3 threads");
+    assert_eq!(
+        format!("{s1:?}"),
+        format!("{s3:?}"),
+        "read statistics differ"
+    );
+    (one, s1)
+}
