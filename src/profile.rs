@@ -345,7 +345,16 @@ impl ProfileBuilder {
         if h == next {
             self.hosts.push(new_profile(o.src));
         }
-        apply(&mut self.hosts[h as usize], flow, &o);
+        // With windows, a flow that falls into one is profiled there; the
+        // host's own profile then only keeps who it is (flows, times,
+        // labels), as its behaviour is scored per window. Untimed flows,
+        // and every flow without windows, are profiled on the host.
+        let windowed = self.options.window_secs.is_some() && flow.timestamp.is_some();
+        if windowed {
+            apply_identity(&mut self.hosts[h as usize], flow, &o);
+        } else {
+            apply(&mut self.hosts[h as usize], flow, &o);
+        }
         if let (Some(secs), Some(t)) = (self.options.window_secs, flow.timestamp) {
             let w = (t / f64::from(secs)).floor() as i64;
             let next = self.windows.len() as u32;
@@ -410,10 +419,37 @@ struct Oriented {
     dst_id: DstId,
 }
 
-/// Adds one oriented flow to a profile.
+/// Adds one oriented flow to a profile: who it is ([`apply_identity`]) and
+/// what it did ([`apply_behaviour`]).
 fn apply(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
+    apply_identity(host, flow, o);
+    apply_behaviour(host, flow, o);
+}
+
+/// Flow count, first and last seen, labels: what a host's report needs
+/// even when its behaviour is profiled per window.
+fn apply_identity(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
     host.flows += 1;
     host.reoriented += u64::from(o.reversed);
+    if let Some(t) = flow.timestamp {
+        host.first_seen = Some(host.first_seen.map_or(t, |f| f.min(t)));
+        host.last_seen = Some(host.last_seen.map_or(t, |l| l.max(t)));
+    }
+    if flow.label.is_some() {
+        host.labelled_flows += 1;
+    }
+    if let Some(Some(id)) = flow.label {
+        host.attack_flows += 1;
+        match host.attack_labels.iter_mut().find(|(l, _)| *l == id) {
+            Some((_, n)) => *n += 1,
+            None => host.attack_labels.push((id, 1)),
+        }
+    }
+}
+
+/// Destinations, ports, replies, volumes, durations, activity: what the
+/// features are computed from.
+fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
     host.pairs.insert(pair_key(o.dst_id, o.dport));
     *host.port_flows.entry(o.dport).or_default() += 1;
     if o.dst_internal {
@@ -454,18 +490,6 @@ fn apply(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
             .window_service_flows
             .entry((w, o.dst_id, o.dport))
             .or_default() += 1;
-        host.first_seen = Some(host.first_seen.map_or(t, |f| f.min(t)));
-        host.last_seen = Some(host.last_seen.map_or(t, |l| l.max(t)));
-    }
-    if flow.label.is_some() {
-        host.labelled_flows += 1;
-    }
-    if let Some(Some(id)) = flow.label {
-        host.attack_flows += 1;
-        match host.attack_labels.iter_mut().find(|(l, _)| *l == id) {
-            Some((_, n)) => *n += 1,
-            None => host.attack_labels.push((id, 1)),
-        }
     }
 }
 

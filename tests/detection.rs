@@ -201,22 +201,28 @@ fn admin_peers_accumulate_over_a_hosts_windows_in_time_order() {
         ("8.8.8.8", 22, 300.0),
         ("10.0.0.7", 445, 2100.0),
     ];
-    let options = ProfileOptions {
-        window_secs: Some(900),
-        ..Default::default()
+    let build = |window_secs| {
+        let mut b = ProfileBuilder::with_options(ProfileOptions {
+            window_secs,
+            ..Default::default()
+        });
+        for (dst, port, t) in flows.iter().rev() {
+            b.add(&flow("10.0.0.1", 50000, dst, *port, *t, 1.0, b"BENIGN"));
+        }
+        b.finish()
     };
-    let mut b = ProfileBuilder::with_options(options);
-    for (dst, port, t) in flows.iter().rev() {
-        b.add(&flow("10.0.0.1", 50000, dst, *port, *t, 1.0, b"BENIGN"));
-    }
-    let p = b.finish();
+    let p = build(Some(900));
     let so_far: Vec<usize> = p
         .windows
         .iter()
         .map(|w| w.profile.admin_peers_so_far())
         .collect();
     assert_eq!(so_far, vec![1, 2, 3]);
-    assert_eq!(p.hosts[0].admin_peers_so_far(), 3);
+    // With windows the behaviour lives in them; the host keeps who it is.
+    assert_eq!((p.hosts[0].flows, p.hosts[0].pairs.len()), (7, 0));
+    assert_eq!(p.hosts[0].first_seen, Some(100.0));
+    // Without windows the whole host has the same three.
+    assert_eq!(build(None).hosts[0].admin_peers_so_far(), 3);
     let refs: Vec<_> = p.windows.iter().map(|w| &w.profile).collect();
     let t = FeatureTable::build(&refs, FULL_FEATURES);
     assert_eq!(t.values[[2, feature("admin_peers_to_date")]], 3.0);
