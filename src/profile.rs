@@ -41,7 +41,10 @@ impl Default for ProfileOptions {
     }
 }
 
-/// Everything latmove remembers about one source host.
+/// Everything latmove remembers about one source host (or one host in one
+/// window). With windows, a host's own profile counts only its identity
+/// (flows, first and last seen, labels) for the flows that fell into a
+/// window; their behaviour is in the window profiles.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostProfile {
     pub ip: IpAddr,
