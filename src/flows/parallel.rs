@@ -331,20 +331,21 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
             wake.notify_all();
             e
         };
-        let mut pending: BTreeMap<usize, Chunk> = BTreeMap::new();
+        // Results by range, errors included, so that the error reported is
+        // the first in file order, as the sequential reader's would be.
+        let mut pending: BTreeMap<usize, Result<Chunk, ReadError>> = BTreeMap::new();
         // Lines before the current range: the header's, then its rows.
         let mut line_offset = 1u64;
         let mut flows_seen = stats.flows;
         for k in 0..ranges {
             let chunk = loop {
                 if let Some(c) = pending.remove(&k) {
-                    break c;
+                    break c.map_err(stop)?;
                 }
                 match rx.recv() {
-                    Ok((j, Ok(c))) => {
+                    Ok((j, c)) => {
                         pending.insert(j, c);
                     }
-                    Ok((_, Err(e))) => return Err(stop(e)),
                     Err(_) => {
                         return Err(stop(ReadError::Io {
                             path: path.to_path_buf(),
