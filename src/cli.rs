@@ -74,6 +74,12 @@ pub struct DetectArgs {
     /// lets in-sample outliers outrank real attackers.
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub folds: usize,
+    /// Means per flow (duration, bytes, packets) of a host or window with n
+    /// flows are pulled toward the benign median by the weight n/(n+K)
+    /// before scoring, so one large download in a quiet window does not
+    /// make it unique; 0 scores them raw.
+    #[arg(long, default_value_t = crate::detect::DEFAULT_MEAN_PRIOR, value_name = "K")]
+    pub prior_flows: f64,
     /// Score with scikit-learn's path lengths exactly, instead of the
     /// range-aware expected path length (which also isolates values beyond
     /// every training value).
@@ -307,6 +313,12 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
         other => bail!("--feature-choice must be 'family' or 'uniform', got '{other}'"),
     };
     cfg.folds = a.folds;
+    anyhow::ensure!(
+        a.prior_flows.is_finite() && a.prior_flows >= 0.0,
+        "--prior-flows must be a number of flows, 0 or more, got {}",
+        a.prior_flows
+    );
+    cfg.mean_prior = a.prior_flows;
     cfg.features = crate::features::feature_set(&a.features)
         .ok_or_else(|| {
             anyhow::anyhow!("--features must be 'full' or 'seed', got '{}'", a.features)

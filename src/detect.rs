@@ -15,6 +15,10 @@ use crate::forest::{IsolationForest, IsolationForestParams};
 use crate::metrics::{self, Metrics};
 use crate::profile::{FlowRecord, LabelTable, ProfileBuilder, ProfileOptions, Profiles};
 
+/// The default `--prior-flows`: a mean per flow counts half when it rests
+/// on this many flows.
+pub const DEFAULT_MEAN_PRIOR: f64 = 100.0;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct DetectConfig {
@@ -46,6 +50,9 @@ pub struct DetectConfig {
     /// Give each feature family an equal share of the forest's splits
     /// (`--feature-choice family`, the default) instead of each feature.
     pub family_choice: bool,
+    /// Flows of prior weight for the means per flow (`--prior-flows`, see
+    /// [`FeatureTable::shrunk_means`]); 0 scores them raw.
+    pub mean_prior: f64,
 }
 
 impl DetectConfig {
@@ -62,6 +69,7 @@ impl DetectConfig {
             truth: None,
             allow: crate::truth::Allowlist::default(),
             family_choice: true,
+            mean_prior: DEFAULT_MEAN_PRIOR,
             rules: false,
             model: None,
         }
@@ -98,6 +106,10 @@ pub struct HostResult {
     /// With windows: how many of the host's windows scored above the
     /// threshold.
     pub windows_flagged: usize,
+    /// With windows: the start of the earliest window above the threshold
+    /// (when the host first looked like this; the peak may come later, as
+    /// `admin_peers_to_date` carries a spread into every later window).
+    pub first_flagged_window: Option<f64>,
     /// Whether the host is inside `--internal`.
     pub internal: bool,
     /// Whether `--allow` lists the host: scored and reported, never flagged.
@@ -135,6 +147,8 @@ pub struct Detection {
     pub scales: Vec<f64>,
     pub medians: Vec<f64>,
     pub spreads: Vec<f64>,
+    /// The prior weight (flows) the means per flow were shrunk with.
+    pub mean_prior: f64,
 }
 
 impl Detection {
@@ -349,7 +363,10 @@ pub fn detect_with_training(
                 )
             }
         };
-    let all = standardize(&table.values, &offsets, &scales);
+    // Means over few flows pulled toward the benign median (the scaler is
+    // fitted on the raw values: the forest does not depend on the scaling).
+    let model_in = table.shrunk_means(&refs, &medians, cfg.mean_prior);
+    let all = standardize(&model_in, &offsets, &scales);
     let mut params = cfg.forest.clone();
     if cfg.family_choice {
         params.feature_families = FeatureTable::families(&table.defs);
@@ -433,9 +450,13 @@ pub fn detect_with_training(
     // The forest carries the run's threshold (a saved model shows it).
     forest.threshold = threshold;
     let mut windows_over = vec![0usize; truth.len()];
-    for (e, (h, _, _)) in entities.iter().enumerate() {
+    let mut first_over: Vec<Option<f64>> = vec![None; truth.len()];
+    for (e, (h, start, _)) in entities.iter().enumerate() {
         if scores[e] > threshold {
             windows_over[*h] += 1;
+            if let Some(s) = start {
+                first_over[*h] = Some(first_over[*h].map_or(*s, |f: f64| f.min(*s)));
+            }
         }
     }
 
@@ -469,6 +490,7 @@ pub fn detect_with_training(
                 features,
                 peak_window_start: entities[e].1,
                 windows_flagged: windows_over[i],
+                first_flagged_window: first_over[i],
                 internal: p.internal,
             }
         })
@@ -529,6 +551,7 @@ pub fn detect_with_training(
         scales,
         medians,
         spreads,
+        mean_prior: cfg.mean_prior,
     })
 }
 

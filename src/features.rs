@@ -20,6 +20,10 @@ pub struct FeatureDef {
     /// share of its splits.
     pub family: &'static str,
     pub compute: fn(&HostProfile) -> f64,
+    /// For a mean per flow: how many flows it is the mean of. Such a mean
+    /// is pulled toward the training median before scoring when it rests
+    /// on few flows (see [`FeatureTable::shrunk_means`]).
+    pub support: Option<fn(&HostProfile) -> u64>,
 }
 
 impl std::fmt::Debug for FeatureDef {
@@ -35,24 +39,28 @@ pub const SEED_FEATURES: &[FeatureDef] = &[
         description: "distinct destination IPs contacted",
         family: "reach",
         compute: |h| h.distinct_dsts() as f64,
+        support: None,
     },
     FeatureDef {
         name: "unique_dst_ports",
         description: "distinct destination ports contacted",
         family: "ports",
         compute: |h| h.dst_ports().len() as f64,
+        support: None,
     },
     FeatureDef {
         name: "flow_count",
         description: "flows initiated",
         family: "repetition",
         compute: |h| h.flows as f64,
+        support: None,
     },
     FeatureDef {
         name: "mean_duration_us",
         description: "mean flow duration (microseconds)",
         family: "volume",
         compute: |h| h.mean_duration_us(),
+        support: Some(|h| h.duration_count),
     },
 ];
 
@@ -69,36 +77,42 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         description: "distinct destinations inside the network",
         family: "reach",
         compute: |h| h.internal_dsts.len() as f64,
+        support: None,
     },
     FeatureDef {
         name: "external_dst_ips",
         description: "distinct destinations outside the network",
         family: "reach",
         compute: |h| (h.distinct_dsts() - h.internal_dsts.len()) as f64,
+        support: None,
     },
     FeatureDef {
         name: "internal_subnets",
         description: "distinct internal /24 subnets touched",
         family: "reach",
         compute: |h| h.internal_subnets.len() as f64,
+        support: None,
     },
     FeatureDef {
         name: "admin_peers_to_date",
         description: "distinct internal hosts reached on a sensitive service port, from the host's first flow to the end of the window",
         family: "lateral",
         compute: |h| h.admin_peers_so_far() as f64,
+        support: None,
     },
     FeatureDef {
         name: "unanswered_share",
         description: "share of flows with no reply packet or a reset",
         family: "failure",
         compute: |h| ratio(h.unanswered, h.reply_known),
+        support: None,
     },
     FeatureDef {
         name: "tiny_flow_share",
         description: "share of one-packet or zero-payload flows",
         family: "failure",
         compute: |h| ratio(h.tiny_flows, h.volume_known),
+        support: None,
     },
     FeatureDef {
         name: "sensitive_ports",
@@ -110,24 +124,28 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
                 .filter(|p| SENSITIVE_PORTS.contains(p))
                 .count() as f64
         },
+        support: None,
     },
     FeatureDef {
         name: "privileged_ports",
         description: "distinct destination ports below 1024",
         family: "ports",
         compute: |h| h.dst_ports().iter().filter(|p| **p < 1024).count() as f64,
+        support: None,
     },
     FeatureDef {
         name: "max_hosts_one_port",
         description: "most distinct hosts reached on one port (horizontal sweep)",
         family: "reach",
         compute: |h| max_group(h.pairs.iter().map(|k| u128::from(pair_port(*k)))),
+        support: None,
     },
     FeatureDef {
         name: "max_ports_one_host",
         description: "most distinct ports reached on one host (vertical scan)",
         family: "ports",
         compute: |h| max_group(h.pairs.iter().map(|k| u128::from(pair_dst(*k)))),
+        support: None,
     },
     FeatureDef {
         name: "dst_port_entropy",
@@ -146,36 +164,42 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
                 })
                 .sum::<f64>()
         },
+        support: None,
     },
     FeatureDef {
         name: "bytes_per_flow",
         description: "mean bytes per flow, both directions",
         family: "volume",
         compute: |h| h.bytes_sum / h.volume_known.max(1) as f64,
+        support: Some(|h| h.volume_known),
     },
     FeatureDef {
         name: "packets_per_flow",
         description: "mean packets per flow, both directions",
         family: "volume",
         compute: |h| h.packets_sum / h.volume_known.max(1) as f64,
+        support: Some(|h| h.volume_known),
     },
     FeatureDef {
         name: "new_dsts_per_active_min",
         description: "distinct destinations per minute with activity",
         family: "reach",
         compute: |h| h.distinct_dsts() as f64 / h.active_minutes.len().max(1) as f64,
+        support: None,
     },
     FeatureDef {
         name: "peak_5min_dst_pairs",
         description: "most distinct (host, port) destinations in one 5-minute window",
         family: "reach",
         compute: |h| max_group(h.window_service_flows.keys().map(|(w, _, _)| *w as u128)),
+        support: None,
     },
     FeatureDef {
         name: "peak_5min_flows_one_service",
         description: "most flows to one (host, port) in one 5-minute window (brute force)",
         family: "repetition",
         compute: |h| h.window_service_flows.values().copied().max().unwrap_or(0) as f64,
+        support: None,
     },
 ];
 
@@ -225,6 +249,35 @@ impl FeatureTable {
             defs: defs.to_vec(),
             values,
         }
+    }
+
+    /// The values the model sees: each mean per flow (a feature with a
+    /// [`FeatureDef::support`]) of an entity with `n` flows behind it is
+    /// pulled toward the training median by the weight `n / (n + prior)`:
+    /// `median + (value - median) * n / (n + prior)`. A mean over a
+    /// handful of flows is weak evidence (one large download makes a quiet
+    /// window's bytes per flow unique), one over hundreds is kept nearly as
+    /// it is. `prior` 0 returns the values unchanged. `profiles` are the
+    /// table's rows, in order.
+    pub fn shrunk_means(
+        &self,
+        profiles: &[&HostProfile],
+        medians: &[f64],
+        prior: f64,
+    ) -> Array2<f64> {
+        let mut out = self.values.clone();
+        if prior <= 0.0 {
+            return out;
+        }
+        for (j, d) in self.defs.iter().enumerate() {
+            let Some(support) = d.support else { continue };
+            for (i, p) in profiles.iter().enumerate() {
+                let n = support(p) as f64;
+                let v = &mut out[[i, j]];
+                *v = medians[j] + (*v - medians[j]) * (n / (n + prior));
+            }
+        }
+        out
     }
 
     /// A family number per column (families numbered in order of first

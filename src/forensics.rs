@@ -184,9 +184,12 @@ fn host_page(
     if let Some(w) = h.peak_window_start {
         let _ = writeln!(
             md,
-            "- peak window starts: {}; windows above the threshold: {}",
+            "- peak window starts: {}; windows above the threshold: {}{}",
             format_timestamp(w),
-            h.windows_flagged
+            h.windows_flagged,
+            h.first_flagged_window
+                .map(|t| format!(", the first from {}", format_timestamp(t)))
+                .unwrap_or_default()
         );
     }
     let _ = writeln!(

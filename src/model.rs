@@ -62,6 +62,10 @@ pub struct Model {
     pub scales: Vec<f64>,
     pub medians: Vec<f64>,
     pub spreads: Vec<f64>,
+    /// `--prior-flows` of the training run (0 in models written before the
+    /// option existed, which scored the means raw).
+    #[serde(default)]
+    pub mean_prior: f64,
     pub forest: IsolationForest,
     pub threshold: f64,
     pub training: TrainingInfo,
@@ -123,6 +127,7 @@ impl Model {
             scales: d.scales.clone(),
             medians: d.medians.clone(),
             spreads: d.spreads.clone(),
+            mean_prior: d.mean_prior,
             forest: d.forest.clone(),
             threshold: d.threshold,
             training: TrainingInfo {
@@ -207,6 +212,7 @@ impl Model {
             .map_err(|e| anyhow::anyhow!("model's internal networks: {e}"))?;
         cfg.score_external = self.score_external;
         cfg.forest = self.training.params.clone();
+        cfg.mean_prior = self.mean_prior;
         cfg.model = Some(self.clone());
         Ok(())
     }

@@ -263,6 +263,13 @@ pub fn summary(d: &Detection, top: usize) -> String {
             let _ = writeln!(s, "  scored per whole host (no time windows)");
         }
     }
+    if d.mean_prior > 0.0 && !d.rules {
+        let _ = writeln!(
+            s,
+            "  means per flow (duration, bytes, packets) over n flows pulled toward the benign median by n/(n+{})",
+            d.mean_prior
+        );
+    }
     if d.folds >= 2 {
         let _ = writeln!(
             s,
@@ -321,8 +328,11 @@ pub fn summary(d: &Detection, top: usize) -> String {
         if h.peak_window_start.is_some() {
             let _ = writeln!(
                 s,
-                "        windows above the threshold: {}",
-                h.windows_flagged
+                "        windows above the threshold: {}{}",
+                h.windows_flagged,
+                h.first_flagged_window
+                    .map(|t| format!(", the first from {}", time_text(Some(t))))
+                    .unwrap_or_default()
             );
         }
         if !h.attack_labels.is_empty() {
@@ -445,6 +455,7 @@ fn host_row_header(d: &Detection, extra: &[&str]) -> Vec<String> {
         "internal",
         "peak_window_start",
         "windows_flagged",
+        "first_flagged_window",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -470,6 +481,7 @@ fn host_row(h: &HostResult) -> Vec<String> {
         h.internal.to_string(),
         time_text(h.peak_window_start),
         h.windows_flagged.to_string(),
+        time_text(h.first_flagged_window),
     ];
     r.extend(h.features.iter().map(|v| format!("{v}")));
     r
@@ -526,6 +538,7 @@ struct MetricsJson<'a> {
     training_set: &'static str,
     training_hosts: usize,
     cross_fit_folds: usize,
+    mean_prior_flows: f64,
     threshold: f64,
     hosts: usize,
     flagged_hosts: usize,
@@ -574,6 +587,7 @@ pub fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
         training_set: d.training_set,
         training_hosts: d.training_hosts,
         cross_fit_folds: d.folds,
+        mean_prior_flows: d.mean_prior,
         threshold: d.threshold,
         hosts: d.hosts.len(),
         flagged_hosts: d.flagged().count(),

@@ -138,6 +138,7 @@ impl<W: Write> State<'_, W> {
         d.window_secs = Some(self.window_secs as u32);
         for h in &mut d.hosts {
             h.peak_window_start = Some(start);
+            h.first_flagged_window = h.flagged.then_some(start);
         }
         let end = start + self.window_secs;
         let flagged: Vec<usize> = (0..d.hosts.len()).filter(|&i| d.hosts[i].flagged).collect();

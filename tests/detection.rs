@@ -166,6 +166,55 @@ fn behaviour_features_measure_a_scan() {
 }
 
 #[test]
+fn means_over_few_flows_are_pulled_toward_the_median() {
+    let mut b = ProfileBuilder::with_options(ProfileOptions {
+        window_secs: None,
+        ..Default::default()
+    });
+    // .1: one flow of 1 MB; .2: 300 flows of 1 MB each.
+    let big = |src: &str, t: f64| Flow {
+        bwd_bytes: Some(1e6),
+        ..flow(src, 50000, "10.0.0.9", 443, t, 5.0, b"BENIGN")
+    };
+    b.add(&big("192.168.10.1", 0.0));
+    for i in 0..300 {
+        b.add(&big("192.168.10.2", f64::from(i)));
+    }
+    let p = b.finish();
+    let refs: Vec<_> = p.hosts.iter().collect();
+    let t = FeatureTable::build(&refs, FULL_FEATURES);
+    let median = 1000.0;
+    let medians = vec![median; FULL_FEATURES.len()];
+    assert_eq!(t.shrunk_means(&refs, &medians, 0.0), t.values);
+    let s = t.shrunk_means(&refs, &medians, 100.0);
+    let (bytes, pkts, dur) = (
+        feature("bytes_per_flow"),
+        feature("packets_per_flow"),
+        feature("mean_duration_us"),
+    );
+    assert_eq!(t.values[[0, bytes]], 1e6);
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    // One flow: 1/101 of its distance from the median is left.
+    assert!(close(s[[0, bytes]], median + (1e6 - median) / 101.0));
+    // 300 flows: 300/400 of it.
+    assert!(close(s[[1, bytes]], median + (1e6 - median) * 0.75));
+    assert!(close(
+        s[[0, pkts]],
+        median + (t.values[[0, pkts]] - median) / 101.0
+    ));
+    assert!(close(
+        s[[1, dur]],
+        median + (t.values[[1, dur]] - median) * 0.75
+    ));
+    // Counts, shares and everything else are not means per flow: untouched.
+    for (j, d) in FULL_FEATURES.iter().enumerate() {
+        if ![bytes, pkts, dur].contains(&j) {
+            assert_eq!(s.column(j), t.values.column(j), "{}", d.name);
+        }
+    }
+}
+
+#[test]
 fn windows_split_a_host_by_time() {
     let mut b = ProfileBuilder::with_options(ProfileOptions {
         window_secs: Some(900),
@@ -347,12 +396,17 @@ fn hard_day_with_baseline_and_allowlist() {
         assert_eq!(find(attacker)[col("flagged")], "true", "{attacker} flagged");
     }
     // The lateral mover is flagged for its lateral movement (13:00-15:45),
-    // not for an ordinary window of its working day.
-    let lm = &find("192.168.10.25")[col("peak_window_start")];
+    // not for an ordinary window of its working day: it first crosses the
+    // threshold during the movement, and its peak window (which carries
+    // the spread's admin peers, as every later window does) is not earlier.
+    let lm = find("192.168.10.25");
+    let first = &lm[col("first_flagged_window")];
     assert!(
-        ("2017-07-04 13:00".."2017-07-04 15:46").contains(&lm.as_str()),
-        "{lm}"
+        ("2017-07-04 13:00".."2017-07-04 15:46").contains(&first.as_str()),
+        "{first}"
     );
+    assert!(lm[col("peak_window_start")].as_str() >= "2017-07-04 13:00");
+    assert!(lm[col("admin_peers_to_date")].parse::<f64>().unwrap() >= 10.0);
     let vs = find("192.168.10.80");
     assert_eq!(
         (vs[col("allowed")].as_str(), vs[col("flagged")].as_str()),
@@ -435,6 +489,8 @@ fn bad_window_and_feature_options_are_refused() {
         ("--internal", "10.0.0.0/40", "--internal"),
         ("--sources", "some", "--sources"),
         ("--feature-choice", "random", "--feature-choice"),
+        ("--prior-flows", "lots", "--prior-flows"),
+        ("--prior-flows", "nan", "--prior-flows"),
     ] {
         let o = latmove(&["detect", sample().to_str().unwrap(), flag, value]);
         expect_code(&o, 2);

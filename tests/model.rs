@@ -38,7 +38,14 @@ fn a_saved_model_scores_exactly_as_detect_with_train() {
         0,
     );
     expect_code(
-        &latmove(&["train", &d("base.csv"), "-o", &d("model.json")]),
+        &latmove(&[
+            "train",
+            &d("base.csv"),
+            "--prior-flows",
+            "40",
+            "-o",
+            &d("model.json"),
+        ]),
         0,
     );
     let direct = latmove(&[
@@ -46,6 +53,8 @@ fn a_saved_model_scores_exactly_as_detect_with_train() {
         &d("day.csv"),
         "--train",
         &d("base.csv"),
+        "--prior-flows",
+        "40",
         "--no-charts",
         "--out",
         &d("a"),
@@ -102,6 +111,9 @@ fn a_saved_model_scores_exactly_as_detect_with_train() {
     assert_eq!(m.training.inputs.len(), 1);
     assert_eq!(m.training.inputs[0].sha256.len(), 64);
     assert_eq!(m.features.len(), 20);
+    // The model carries its --prior-flows (score above used 40, not the
+    // default 100, or its scores would differ from detect's).
+    assert_eq!(m.mean_prior, 40.0);
 }
 
 #[test]
