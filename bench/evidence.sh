@@ -51,8 +51,8 @@ for line in open(sys.argv[1]):
     name, seed, path = line.rstrip("\n").split("\t")
     runs.setdefault(name, []).append((seed, json.load(open(path))["metrics"]))
 def span(vals, fmt="{}"):
-    lo, hi = min(vals), max(vals)
-    return fmt.format(lo) if lo == hi else fmt.format(lo) + "-" + fmt.format(hi)
+    lo, hi = fmt.format(min(vals)), fmt.format(max(vals))
+    return lo if lo == hi else lo + "-" + hi
 print("| data | detector / features | attack hosts found | benign flagged (of) | ROC-AUC | AP | recall at 1% / 5% FPR | missed families |")
 print("|---|---|---|---|---|---|---|---|")
 for name, rs in runs.items():
