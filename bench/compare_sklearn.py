@@ -3,7 +3,7 @@
 
 Usage (pandas and scikit-learn installed with pip):
     latmove synth -o /tmp/day.csv
-    latmove detect /tmp/day.csv --features seed --window none --folds 1 \
+    latmove detect /tmp/day.csv --features seed --window none --folds 1 --prior-flows 0 \
         --sklearn-paths --no-orient --no-charts --out /tmp/lm
     python3 bench/compare_sklearn.py /tmp/lm/host_scores.csv
 
