@@ -729,7 +729,7 @@ fn parse_row<'r, R: Row>(
     }
     let timestamp = match cell(Field::Timestamp) {
         Some((_, v)) if !v.is_empty() => {
-            let t = timestamp::parse_timestamp(v);
+            let t = timestamp::parse_timestamp_cached(v);
             if t.is_none() {
                 stats.bad_timestamps += 1;
             }

@@ -11,6 +11,31 @@
 //! * `yyyy-mm-dd hh:mm:ss[.ffffff]`: the corrected release and the Python
 //!   `cicflowmeter` (a `T` separator is accepted too).
 
+/// [`parse_timestamp`] with a one-entry cache per thread: consecutive rows
+/// of a flow file mostly carry the same timestamp text (the 2017 files
+/// write minutes), which is then parsed once.
+pub fn parse_timestamp_cached(raw: &[u8]) -> Option<f64> {
+    const CAP: usize = 40;
+    thread_local! {
+        static LAST: std::cell::Cell<([u8; CAP], usize, Option<f64>)> =
+            const { std::cell::Cell::new(([0; CAP], usize::MAX, None)) };
+    }
+    if raw.len() > CAP {
+        return parse_timestamp(raw);
+    }
+    LAST.with(|last| {
+        let (text, len, value) = last.get();
+        if len == raw.len() && &text[..len] == raw {
+            return value;
+        }
+        let value = parse_timestamp(raw);
+        let mut text = [0; CAP];
+        text[..raw.len()].copy_from_slice(raw);
+        last.set((text, raw.len(), value));
+        value
+    })
+}
+
 /// Parses one timestamp; `None` when its shape is not one of the above.
 pub fn parse_timestamp(raw: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(raw).ok()?.trim();
