@@ -187,14 +187,7 @@ pub fn read_profiles_threads(
         return Ok((builder.finish(), stats));
     }
     if !files.iter().any(|f| flows::parallel::is_gzip(f)) {
-        // Plain files: parsed on `threads` threads in byte ranges, profiled
-        // here in file order (see `flows::parallel`).
-        let mut builder = ProfileBuilder::with_options(options.clone());
-        let mut labels = LabelTable::default();
-        let stats = flows::parallel::read_plain_files(&files, threads, &mut labels, |r| {
-            builder.add_record(r)
-        })?;
-        return Ok((builder.finish_with_labels(labels), stats));
+        return read_plain_sharded(&files, options, threads);
     }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<FlowRecord>>(8);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<FlowRecord>>();
@@ -237,6 +230,69 @@ pub fn read_profiles_threads(
     let stats = read?;
     anyhow::ensure!(!send_failed, "the profiling thread stopped early");
     Ok((builder.finish_with_labels(labels), stats))
+}
+
+/// Plain files: parsed on `threads` threads in byte ranges and handed over
+/// in file order (see `flows::parallel`); this thread routes each flow
+/// (orientation, allowlist, destination id: what depends on the order of
+/// all flows) and sends it to one of `threads` profiling threads, chosen by
+/// its initiator, so each host's flows are profiled in file order by one
+/// thread: the profiles are bit-identical to one thread's (tested).
+fn read_plain_sharded(
+    files: &[PathBuf],
+    options: &ProfileOptions,
+    threads: usize,
+) -> Result<(Profiles, ReadStats)> {
+    type Batch = Vec<(FlowRecord, crate::profile::Oriented)>;
+    let shards = threads;
+    let mut router = ProfileBuilder::with_options(options.clone());
+    let mut labels = LabelTable::default();
+    std::thread::scope(|s| {
+        let mut senders = Vec::with_capacity(shards);
+        let mut workers = Vec::with_capacity(shards);
+        for _ in 0..shards {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(16);
+            senders.push(tx);
+            let opts = options.clone();
+            workers.push(s.spawn(move || {
+                let mut builder = ProfileBuilder::with_options(opts);
+                for batch in rx {
+                    for (r, o) in &batch {
+                        builder.add_routed(r, o);
+                    }
+                }
+                builder
+            }));
+        }
+        let mut batches: Vec<Batch> = (0..shards).map(|_| Vec::with_capacity(BATCH)).collect();
+        let mut send_failed = false;
+        let read = flows::parallel::read_plain_files(files, threads, &mut labels, |r| {
+            if let Some(o) = router.route(r) {
+                let k = o.shard(shards);
+                batches[k].push((*r, o));
+                if batches[k].len() == BATCH {
+                    let full = std::mem::replace(&mut batches[k], Vec::with_capacity(BATCH));
+                    send_failed |= senders[k].send(full).is_err();
+                }
+            }
+        });
+        for (tx, batch) in senders.iter().zip(batches) {
+            if !batch.is_empty() {
+                send_failed |= tx.send(batch).is_err();
+            }
+        }
+        drop(senders);
+        let built: Vec<ProfileBuilder> = workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a profiling thread panicked"))
+            })
+            .collect::<Result<_>>()?;
+        let stats = read?;
+        anyhow::ensure!(!send_failed, "a profiling thread stopped early");
+        Ok((router.finish_shards(built, labels), stats))
+    })
 }
 
 /// Runs the whole pipeline.

@@ -302,6 +302,18 @@ impl ProfileBuilder {
     /// [`ProfileBuilder::add`] for a flow whose label another table has
     /// resolved; give that table to [`ProfileBuilder::finish_with_labels`].
     pub fn add_record(&mut self, flow: &FlowRecord) {
+        if let Some(o) = self.route(flow) {
+            self.add_routed(flow, &o);
+        }
+    }
+
+    /// The first half of [`ProfileBuilder::add_record`]: turns the flow
+    /// towards its initiator, drops it when the allowlist covers it
+    /// (counting it), and gives its destination an id. Ids depend on the
+    /// order of the flows, so this half runs in file order on one thread;
+    /// the other half ([`ProfileBuilder::add_routed`]) may run on several
+    /// builders, each owning a share of the hosts (see [`Oriented::shard`]).
+    pub fn route(&mut self, flow: &FlowRecord) -> Option<Oriented> {
         let reversed = self.options.orient
             && flow
                 .src_port
@@ -332,11 +344,16 @@ impl ProfileBuilder {
         };
         if self.options.allow.flow_allowed(o.src, o.dport) {
             self.allowed_flows += 1;
-            return;
+            return None;
         }
         let next = self.dst_ids.len() as DstId;
         let dst_id = *self.dst_ids.entry(o.dst).or_insert(next);
-        let o = Oriented { dst_id, ..o };
+        Some(Oriented { dst_id, ..o })
+    }
+
+    /// The second half of [`ProfileBuilder::add_record`]: adds a routed
+    /// flow to its initiator's profile (and window).
+    pub fn add_routed(&mut self, flow: &FlowRecord, o: &Oriented) {
         let network = &self.options.network;
         let new_profile = |ip: IpAddr| {
             let mut h = HostProfile::new(ip);
@@ -354,9 +371,9 @@ impl ProfileBuilder {
         // and every flow without windows, are profiled on the host.
         let windowed = self.options.window_secs.is_some() && flow.timestamp.is_some();
         if windowed {
-            apply_identity(&mut self.hosts[h as usize], flow, &o);
+            apply_identity(&mut self.hosts[h as usize], flow, o);
         } else {
-            apply(&mut self.hosts[h as usize], flow, &o);
+            apply(&mut self.hosts[h as usize], flow, o);
         }
         if let (Some(secs), Some(t)) = (self.options.window_secs, flow.timestamp) {
             let w = (t / f64::from(secs)).floor() as i64;
@@ -369,8 +386,21 @@ impl ProfileBuilder {
                     profile: new_profile(o.src),
                 });
             }
-            apply(&mut self.windows[i as usize].profile, flow, &o);
+            apply(&mut self.windows[i as usize].profile, flow, o);
         }
+    }
+
+    /// Finishes a builder that routed flows to `shards` (builders with the
+    /// same options, each given [`ProfileBuilder::add_routed`] the flows of
+    /// its share of the hosts, in file order): the same profiles as one
+    /// builder given every flow.
+    pub fn finish_shards(mut self, shards: Vec<ProfileBuilder>, labels: LabelTable) -> Profiles {
+        for shard in shards {
+            self.hosts.extend(shard.hosts);
+            self.windows.extend(shard.windows);
+            self.allowed_flows += shard.allowed_flows;
+        }
+        self.finish_with_labels(labels)
     }
 
     /// [`ProfileBuilder::finish`] with the label table that resolved the
@@ -409,8 +439,9 @@ impl ProfileBuilder {
     }
 }
 
-/// A flow turned towards its initiator.
-struct Oriented {
+/// A flow turned towards its initiator (see [`ProfileBuilder::route`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Oriented {
     src: IpAddr,
     dst: IpAddr,
     dport: u16,
@@ -420,6 +451,20 @@ struct Oriented {
     /// Whether `dst` is inside the network (computed once per flow).
     dst_internal: bool,
     dst_id: DstId,
+}
+
+impl Oriented {
+    /// Which of `n` builders profiles this flow's initiator: every flow of
+    /// a host goes to the same one.
+    pub fn shard(&self, n: usize) -> usize {
+        let key = match self.src {
+            IpAddr::V4(a) => u128::from(a.to_bits()),
+            IpAddr::V6(a) => a.to_bits(),
+        };
+        // Fibonacci hashing of the folded address.
+        let folded = (key as u64) ^ ((key >> 64) as u64);
+        ((folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % n as u64) as usize
+    }
 }
 
 /// Adds one oriented flow to a profile: who it is ([`apply_identity`]) and

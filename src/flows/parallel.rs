@@ -177,92 +177,147 @@ fn plain_fields(buf: &[u8]) -> bool {
 }
 
 /// Splits lines into the fields latmove reads without tokenizing the
-/// rest: the fields up to the highest needed one before the last column,
-/// and the last column (the label in every CIC layout) from the line's end.
+/// rest: only the commas that start or end a needed field are located
+/// (blocks of bytes without one are just counted), and the last column
+/// (the label in every CIC layout) is found from the line's end.
 struct FastRows {
-    /// Fields 0..=prefix are located from the line's start.
-    prefix: usize,
     /// The header's width: a row of that width has its last field found
     /// from the end.
     width: usize,
+    /// Which commas to locate: comma `c` (1-based) starts field `c` and
+    /// ends field `c - 1`; `plan.need[c]` when either is needed.
+    plan: CommaPlan,
+    /// Field start offsets, by comma number (valid for the needed ones).
     starts: Vec<usize>,
     /// Whether the CPU has AVX2 (checked once).
     #[cfg(target_arch = "x86_64")]
     avx2: bool,
 }
 
+/// The commas a line scan must locate.
+struct CommaPlan {
+    /// `need[c]`: locate comma `c`; `need.len()` is past the last one.
+    need: Vec<bool>,
+    /// `next[c]`: the first needed comma number >= `c` (`usize::MAX` when
+    /// none), for `c` in `0..=need.len()`.
+    next: Vec<usize>,
+    /// Fields located from the start (`needed_field[i]`).
+    needed_field: Vec<bool>,
+}
+
+impl CommaPlan {
+    /// Plans for the fields `needed` (indices; the one that is the header's
+    /// last column is found from the line's end instead when `width` says so).
+    fn new(needed: &[usize], width: usize) -> CommaPlan {
+        let located: Vec<usize> = needed
+            .iter()
+            .copied()
+            .filter(|&i| !(i + 1 == width && i > 0))
+            .collect();
+        let top = located.iter().map(|i| i + 2).max().unwrap_or(1);
+        let mut need = vec![false; top];
+        let mut needed_field = vec![false; top];
+        for &i in &located {
+            needed_field[i] = true;
+            if i > 0 {
+                need[i] = true;
+            }
+            need[i + 1] = true;
+        }
+        let mut next = vec![usize::MAX; top + 1];
+        for c in (0..top).rev() {
+            next[c] = if need[c] { c } else { next[c + 1] };
+        }
+        CommaPlan {
+            need,
+            next,
+            needed_field,
+        }
+    }
+}
+
 impl FastRows {
     fn new(layout: &FileLayout) -> FastRows {
         let width = layout.header.len();
-        let mut needed: Vec<usize> = Field::ALL
+        let needed: Vec<usize> = Field::ALL
             .iter()
             .filter_map(|f| layout.map.get(*f))
             .collect();
-        needed.sort_unstable();
-        let prefix = match needed.as_slice() {
-            [.., before, last] if *last + 1 == width => *before,
-            [.., last] => *last,
-            [] => 0,
-        };
+        let plan = CommaPlan::new(&needed, width);
         FastRows {
-            prefix,
             width,
-            starts: Vec::with_capacity(prefix + 2),
+            starts: vec![0; plan.need.len()],
+            plan,
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
         }
     }
 
-    /// One pass over the line: counts every comma and records where the
-    /// first `prefix + 1` fields start (32 bytes at a time with AVX2, else
-    /// eight at a time).
+    /// One pass over the line: counts every comma and records the needed
+    /// ones (32 bytes at a time with AVX2, else eight at a time).
     fn split<'a>(&'a mut self, line: &'a [u8]) -> FastRow<'a> {
-        self.starts.clear();
-        self.starts.push(0);
-        let want = self.prefix + 2;
         #[cfg(target_arch = "x86_64")]
         let commas = if self.avx2 {
             // SAFETY: the CPU has AVX2 (checked in `new`).
-            unsafe { commas_avx2(line, want, &mut self.starts) }
+            unsafe { commas_avx2(line, &self.plan, &mut self.starts) }
         } else {
-            commas_swar(line, 0, want, &mut self.starts)
+            commas_swar(line, 0, 0, &self.plan, &mut self.starts)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let commas = commas_swar(line, 0, want, &mut self.starts);
+        let commas = commas_swar(line, 0, 0, &self.plan, &mut self.starts);
         FastRow {
             line,
             starts: &self.starts,
+            needed: &self.plan.needed_field,
+            commas,
             width: commas + 1,
             last_is_header_last: commas + 1 == self.width,
         }
     }
 }
 
-/// Counts the commas of `line[from..]` and pushes the start of the field
-/// after each (an offset into `line`) while `starts` holds fewer than
-/// `want`; eight bytes at a time.
-fn commas_swar(line: &[u8], from: usize, want: usize, starts: &mut Vec<usize>) -> usize {
-    let mut commas = 0usize;
+/// Records comma number `count` at byte `pos` when the plan needs it.
+#[inline(always)]
+fn record(plan: &CommaPlan, starts: &mut [usize], count: usize, pos: usize) {
+    if plan.need.get(count).copied().unwrap_or(false) {
+        starts[count] = pos + 1;
+    }
+}
+
+/// Counts the commas of `line[from..]`, `counted` of them being before
+/// `from`, and records the planned ones in `starts` (offsets of the field
+/// after each, by comma number); eight bytes at a time. Returns the total.
+fn commas_swar(
+    line: &[u8],
+    from: usize,
+    counted: usize,
+    plan: &CommaPlan,
+    starts: &mut [usize],
+) -> usize {
+    let mut count = counted;
     let mut words = line[from..].chunks_exact(8);
     let mut base = from;
     for word in &mut words {
         let mut m = comma_bytes(u64::from_le_bytes(word.try_into().expect("8 bytes")));
-        commas += m.count_ones() as usize;
-        while m != 0 && starts.len() < want {
-            starts.push(base + m.trailing_zeros() as usize / 8 + 1);
-            m &= m - 1;
+        let p = m.count_ones() as usize;
+        if plan.next[(count + 1).min(plan.need.len())] <= count + p {
+            while m != 0 {
+                count += 1;
+                record(plan, starts, count, base + m.trailing_zeros() as usize / 8);
+                m &= m - 1;
+            }
+        } else {
+            count += p;
         }
         base += 8;
     }
     for (k, b) in words.remainder().iter().enumerate() {
         if *b == b',' {
-            commas += 1;
-            if starts.len() < want {
-                starts.push(base + k + 1);
-            }
+            count += 1;
+            record(plan, starts, count, base + k);
         }
     }
-    commas
+    count
 }
 
 /// [`commas_swar`] from the line's start, 32 bytes at a time.
@@ -271,25 +326,30 @@ fn commas_swar(line: &[u8], from: usize, want: usize, starts: &mut Vec<usize>) -
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn commas_avx2(line: &[u8], want: usize, starts: &mut Vec<usize>) -> usize {
+unsafe fn commas_avx2(line: &[u8], plan: &CommaPlan, starts: &mut [usize]) -> usize {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
     };
     let comma = _mm256_set1_epi8(b',' as i8);
-    let mut commas = 0usize;
+    let mut count = 0usize;
     let mut base = 0usize;
     while base + 32 <= line.len() {
         // SAFETY: base + 32 <= line.len(); the load is unaligned.
         let v = unsafe { _mm256_loadu_si256(line.as_ptr().add(base).cast::<__m256i>()) };
         let mut m = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, comma)) as u32;
-        commas += m.count_ones() as usize;
-        while m != 0 && starts.len() < want {
-            starts.push(base + m.trailing_zeros() as usize + 1);
-            m &= m - 1;
+        let p = m.count_ones() as usize;
+        if plan.next[(count + 1).min(plan.need.len())] <= count + p {
+            while m != 0 {
+                count += 1;
+                record(plan, starts, count, base + m.trailing_zeros() as usize);
+                m &= m - 1;
+            }
+        } else {
+            count += p;
         }
         base += 32;
     }
-    commas + commas_swar(line, base, want, starts)
+    commas_swar(line, base, count, plan, starts)
 }
 
 /// The high bit of every byte of `word` (little-endian) that is a comma,
@@ -303,8 +363,11 @@ fn comma_bytes(word: u64) -> u64 {
 /// One line split by [`FastRows`].
 struct FastRow<'a> {
     line: &'a [u8],
-    /// Start offsets of the first fields.
+    /// Field start offsets by comma number (see [`FastRows`]).
     starts: &'a [usize],
+    /// Fields whose bounds are in `starts`.
+    needed: &'a [bool],
+    commas: usize,
     width: usize,
     last_is_header_last: bool,
 }
@@ -314,8 +377,14 @@ impl Row for FastRow<'_> {
         if i >= self.width {
             return None;
         }
-        if i + 1 < self.starts.len() {
-            return Some(&self.line[self.starts[i]..self.starts[i + 1] - 1]);
+        if self.needed.get(i).copied().unwrap_or(false) {
+            let from = if i == 0 { 0 } else { self.starts[i] };
+            let to = if i == self.commas {
+                self.line.len()
+            } else {
+                self.starts[i + 1] - 1
+            };
+            return Some(&self.line[from..to]);
         }
         if i + 1 == self.width && self.last_is_header_last {
             let from = memchr::memrchr(b',', self.line).map_or(0, |c| c + 1);
@@ -484,38 +553,49 @@ mod tests {
     use super::comma_bytes;
 
     /// The AVX2 and eight-byte scanners agree with a plain byte loop on
-    /// lines of every length up to 100 and commas in every position.
+    /// lines of every length up to 100, commas in every position and
+    /// several plans: the same count, and every planned comma located.
     #[test]
     fn comma_scanners_agree_with_a_byte_loop() {
         let mut seed = 12345u64;
+        let plans = [
+            super::CommaPlan::new(&[], 5),
+            super::CommaPlan::new(&[0, 1, 2], 10),
+            super::CommaPlan::new(&[1, 3, 9, 30], 85),
+            super::CommaPlan::new(&[2, 40, 84], 85),
+        ];
         for len in 0..100usize {
             for round in 0..20 {
                 let line: Vec<u8> = (0..len)
                     .map(|_| {
-                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        if (seed >> 33) % (2 + round % 5) == 0 { b',' } else { b'a' + (seed >> 40) as u8 % 26 }
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        if (seed >> 33).is_multiple_of(2 + round % 5) {
+                            b','
+                        } else {
+                            b'a' + (seed >> 40) as u8 % 26
+                        }
                     })
                     .collect();
-                for want in [0usize, 1, 3, 9, 200] {
-                    let mut expect = Vec::new();
-                    let mut count = 0;
-                    for (i, b) in line.iter().enumerate() {
-                        if *b == b',' {
-                            count += 1;
-                            if expect.len() < want {
-                                expect.push(i + 1);
+                let positions: Vec<usize> = (0..len).filter(|&i| line[i] == b',').collect();
+                for plan in &plans {
+                    let check = |count: usize, starts: &[usize]| {
+                        assert_eq!(count, positions.len());
+                        for (c, need) in plan.need.iter().enumerate() {
+                            if *need && c >= 1 && c <= count {
+                                assert_eq!(starts[c], positions[c - 1] + 1, "comma {c}");
                             }
                         }
-                    }
-                    let mut got = Vec::new();
-                    assert_eq!(super::commas_swar(&line, 0, want, &mut got), count);
-                    assert_eq!(got, expect);
+                    };
+                    let mut starts = vec![usize::MAX; plan.need.len()];
+                    check(super::commas_swar(&line, 0, 0, plan, &mut starts), &starts);
                     #[cfg(target_arch = "x86_64")]
                     if std::arch::is_x86_feature_detected!("avx2") {
-                        let mut got = Vec::new();
+                        let mut starts = vec![usize::MAX; plan.need.len()];
                         // SAFETY: AVX2 checked just above.
-                        assert_eq!(unsafe { super::commas_avx2(&line, want, &mut got) }, count);
-                        assert_eq!(got, expect);
+                        let count = unsafe { super::commas_avx2(&line, plan, &mut starts) };
+                        check(count, &starts);
                     }
                 }
             }
