@@ -95,7 +95,8 @@ pub struct HostResult {
     /// Whether the host was in the forest's training set.
     pub trained_on: bool,
     /// Per feature: how early and often it cut this host off (see
-    /// [`IsolationForest::feature_contributions`]).
+    /// [`IsolationForest::feature_contributions`]); empty for a host at or
+    /// below the threshold, which is not explained.
     pub contributions: Vec<f64>,
     /// Per feature: distance from the benign training hosts' median in
     /// robust units (MAD scaled to sigma), signed.
@@ -359,7 +360,7 @@ pub fn detect_with_training(
         all_hosts.extend(t.hosts.iter());
     }
     let refs: Vec<&crate::profile::HostProfile> = entities.iter().map(|e| e.2).collect();
-    let table = FeatureTable::build(&refs, &cfg.features);
+    let table = FeatureTable::build_threads(&refs, &cfg.features, cfg.threads);
     let truth: Vec<Option<bool>> = all_hosts.iter().map(|h| h.is_attack()).collect();
     let labelled = truth[..n_test].iter().any(Option::is_some);
     let allowed: Vec<bool> = all_hosts
@@ -541,7 +542,12 @@ pub fn detect_with_training(
                 first_seen: p.first_seen,
                 last_seen: p.last_seen,
                 trained_on: fold_of[i] != usize::MAX,
-                contributions: forest.feature_contributions(all.row(e)),
+                // Only a host above the threshold is explained.
+                contributions: if scores[e] > threshold {
+                    forest.feature_contributions(all.row(e))
+                } else {
+                    Vec::new()
+                },
                 robust_z,
                 features,
                 peak_window_start: entities[e].1,
@@ -660,11 +666,11 @@ fn robust_center(x: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
     let mut med = Vec::new();
     let mut spread = Vec::new();
     for col in x.columns() {
-        let v: Vec<f64> = col.to_vec();
-        let m = crate::forest::quantile(&v, 0.5);
-        let dev: Vec<f64> = v.iter().map(|x| (x - m).abs()).collect();
-        let mad = 1.4826 * crate::forest::quantile(&dev, 0.5);
+        let mut v: Vec<f64> = col.to_vec();
+        let m = crate::forest::median_in_place(&mut v);
+        let mut dev: Vec<f64> = col.iter().map(|x| (x - m).abs()).collect();
         let mean_dev = 1.2533 * dev.iter().sum::<f64>() / dev.len().max(1) as f64;
+        let mad = 1.4826 * crate::forest::median_in_place(&mut dev);
         med.push(m);
         spread.push(if mad > 0.0 {
             mad

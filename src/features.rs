@@ -137,14 +137,14 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "max_hosts_one_port",
         description: "most distinct hosts reached on one port (horizontal sweep)",
         family: "reach",
-        compute: |h| max_group(h.pairs.iter().map(|k| u128::from(pair_port(*k)))),
+        compute: |h| max_group(h.pairs.iter().map(|k| u64::from(pair_port(*k)))),
         support: None,
     },
     FeatureDef {
         name: "max_ports_one_host",
         description: "most distinct ports reached on one host (vertical scan)",
         family: "ports",
-        compute: |h| max_group(h.pairs.iter().map(|k| u128::from(pair_dst(*k)))),
+        compute: |h| max_group(h.pairs.iter().map(|k| u64::from(pair_dst(*k)))),
         support: None,
     },
     FeatureDef {
@@ -191,7 +191,7 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "peak_5min_dst_pairs",
         description: "most distinct (host, port) destinations in one 5-minute window",
         family: "reach",
-        compute: |h| max_group(h.window_service_flows.keys().map(|(w, _, _)| *w as u128)),
+        compute: |h| max_group(h.window_service_flows.keys().map(|(w, _, _)| *w as u64)),
         support: None,
     },
     FeatureDef {
@@ -209,12 +209,19 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// The size of the largest group among keys (how often the most frequent
 /// key occurs).
-fn max_group(keys: impl Iterator<Item = u128>) -> f64 {
-    let mut counts: std::collections::HashMap<u128, u64> = std::collections::HashMap::new();
-    for k in keys {
-        *counts.entry(k).or_default() += 1;
+fn max_group(keys: impl Iterator<Item = u64>) -> f64 {
+    let mut keys: Vec<u64> = keys.collect();
+    keys.sort_unstable();
+    let (mut best, mut run) = (0usize, 0usize);
+    for (i, k) in keys.iter().enumerate() {
+        run = if i > 0 && keys[i - 1] == *k {
+            run + 1
+        } else {
+            1
+        };
+        best = best.max(run);
     }
-    counts.values().copied().max().unwrap_or(0) as f64
+    best as f64
 }
 
 /// A feature set by name: `seed` or `full`.
@@ -238,12 +245,37 @@ impl FeatureTable {
     /// Computes `defs` for every profile (rows in the profiles' order).
     /// Non-finite results are replaced by 0 so they never reach the model.
     pub fn build(profiles: &[&HostProfile], defs: &[FeatureDef]) -> FeatureTable {
+        FeatureTable::build_threads(profiles, defs, 1)
+    }
+
+    /// [`FeatureTable::build`] on `threads` threads (contiguous blocks of
+    /// rows; the values do not depend on the count).
+    pub fn build_threads(
+        profiles: &[&HostProfile],
+        defs: &[FeatureDef],
+        threads: usize,
+    ) -> FeatureTable {
         let mut values = Array2::zeros((profiles.len(), defs.len()));
-        for (i, p) in profiles.iter().enumerate() {
-            for (j, d) in defs.iter().enumerate() {
-                let v = (d.compute)(p);
-                values[[i, j]] = if v.is_finite() { v } else { 0.0 };
+        let fill = |mut rows: ndarray::ArrayViewMut2<'_, f64>, profiles: &[&HostProfile]| {
+            for (mut row, p) in rows.outer_iter_mut().zip(profiles) {
+                for (cell, d) in row.iter_mut().zip(defs) {
+                    let v = (d.compute)(p);
+                    *cell = if v.is_finite() { v } else { 0.0 };
+                }
             }
+        };
+        let per = profiles.len().div_ceil(threads.max(1)).max(1);
+        if threads <= 1 || profiles.len() < 2 * 1024 {
+            fill(values.view_mut(), profiles);
+        } else {
+            std::thread::scope(|s| {
+                for (rows, ps) in values
+                    .axis_chunks_iter_mut(ndarray::Axis(0), per)
+                    .zip(profiles.chunks(per))
+                {
+                    s.spawn(move || fill(rows, ps));
+                }
+            });
         }
         FeatureTable {
             defs: defs.to_vec(),

@@ -300,13 +300,20 @@ fn uniform_unit(rng: &mut ChaCha8Rng) -> f64 {
 
 /// `k` distinct indices out of `0..n`, by a partial Fisher-Yates shuffle.
 fn sample_without_replacement(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..n).collect();
+    // A partial Fisher-Yates shuffle of 0..n that stores only the
+    // positions it moved: the same draws and the same sample as shuffling
+    // a vector of all n indices, in O(k) instead of O(n).
+    let mut moved: rustc_hash::FxHashMap<usize, usize> = rustc_hash::FxHashMap::default();
+    moved.reserve(2 * k);
+    let mut out = Vec::with_capacity(k);
     for i in 0..k {
         let j = i + uniform_index(rng, n - i);
-        idx.swap(i, j);
+        let at_j = moved.get(&j).copied().unwrap_or(j);
+        let at_i = moved.get(&i).copied().unwrap_or(i);
+        moved.insert(j, at_i);
+        out.push(at_j);
     }
-    idx.truncate(k);
-    idx
+    out
 }
 
 /// The threshold that at most `floor(c n)` of the `n` training scores are
@@ -319,6 +326,28 @@ pub fn contamination_threshold(scores: &[f64], c: f64) -> f64 {
     v.get(k.min(v.len().saturating_sub(1)))
         .copied()
         .unwrap_or(f64::NAN)
+}
+
+/// The median as [`quantile`]`(values, 0.5)` gives it, bit for bit, by
+/// selection instead of a full sort (reorders `values`).
+pub fn median_in_place(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let pos = 0.5 * (values.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let (_, a, rest) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    let a = *a;
+    let b = if pos.ceil() as usize == lo {
+        a
+    } else {
+        rest.iter()
+            .copied()
+            .min_by(f64::total_cmp)
+            .expect("an even count has a value above the lower middle")
+    };
+    // The same arithmetic as `quantile`, even when b == a (-0 + 0 is 0).
+    a + (b - a) * (pos - lo as f64)
 }
 
 /// `q`-quantile with linear interpolation (numpy's default).

@@ -133,16 +133,18 @@ impl HostProfile {
 
     /// The number of distinct destinations (derived from `pairs`).
     pub fn distinct_dsts(&self) -> usize {
-        self.pairs
-            .iter()
-            .map(|k| pair_dst(*k))
-            .collect::<HashSet<DstId>>()
-            .len()
+        let mut dsts: Vec<DstId> = self.pairs.iter().map(|k| pair_dst(*k)).collect();
+        dsts.sort_unstable();
+        dsts.dedup();
+        dsts.len()
     }
 
-    /// Distinct destination ports (derived from `pairs`).
-    pub fn dst_ports(&self) -> HashSet<u16> {
-        self.pairs.iter().map(|k| pair_port(*k)).collect()
+    /// Distinct destination ports, ascending (derived from `pairs`).
+    pub fn dst_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self.pairs.iter().map(|k| pair_port(*k)).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
     }
 
     /// Distinct internal hosts reached on a sensitive port up to the end of

@@ -91,7 +91,7 @@ fn reply_direction_flows_count_for_the_client() {
     assert_eq!(ws.ip.to_string(), "192.168.10.5");
     assert_eq!(ws.flows, 3);
     assert_eq!(ws.reoriented, 2);
-    assert_eq!(ws.dst_ports().iter().copied().collect::<Vec<_>>(), vec![53]);
+    assert_eq!(ws.dst_ports(), vec![53]);
     let r = raw.finish();
     let dc = r
         .hosts

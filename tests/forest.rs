@@ -403,3 +403,29 @@ fn each_split_records_the_range_of_the_training_rows_that_reach_it() {
         }
     }
 }
+
+#[test]
+fn median_by_selection_equals_the_sorted_quantile_bit_for_bit() {
+    let mut seed = 7u64;
+    for n in 0..60usize {
+        for _ in 0..20 {
+            let v: Vec<f64> = (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    // Few distinct values (ties), signed zeros, large spread.
+                    match (seed >> 60) % 4 {
+                        0 => 0.0,
+                        1 => -0.0,
+                        2 => ((seed >> 40) % 5) as f64,
+                        _ => (seed >> 11) as f64 / 3.0 - 1e15,
+                    }
+                })
+                .collect();
+            let want = latmove::forest::quantile(&v, 0.5);
+            let got = latmove::forest::median_in_place(&mut v.clone());
+            assert_eq!(want.to_bits(), got.to_bits(), "{v:?}");
+        }
+    }
+}
