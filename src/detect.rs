@@ -248,6 +248,8 @@ fn read_plain_sharded(
     let shards = threads;
     let mut router = ProfileBuilder::with_options(options.clone());
     let mut labels = LabelTable::default();
+    // Batches the shards are done with, reused (fresh ones cost page faults).
+    let spares: std::sync::Mutex<Vec<Batch>> = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         let mut senders = Vec::with_capacity(shards);
         let mut workers = Vec::with_capacity(shards);
@@ -255,16 +257,26 @@ fn read_plain_sharded(
             let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(16);
             senders.push(tx);
             let opts = options.clone();
+            let spares = &spares;
             workers.push(s.spawn(move || {
                 let mut builder = ProfileBuilder::with_options(opts);
-                for batch in rx {
+                for mut batch in rx {
                     for (r, o) in &batch {
                         builder.add_routed(r, o);
                     }
+                    batch.clear();
+                    spares.lock().expect("spares lock").push(batch);
                 }
                 builder
             }));
         }
+        let spare = || {
+            spares
+                .lock()
+                .expect("spares lock")
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(BATCH))
+        };
         let mut batches: Vec<Batch> = (0..shards).map(|_| Vec::with_capacity(BATCH)).collect();
         let mut send_failed = false;
         let read = flows::parallel::read_plain_files(files, threads, &mut labels, |r| {
@@ -272,7 +284,7 @@ fn read_plain_sharded(
                 let k = o.shard(shards);
                 batches[k].push((*r, o));
                 if batches[k].len() == BATCH {
-                    let full = std::mem::replace(&mut batches[k], Vec::with_capacity(BATCH));
+                    let full = std::mem::replace(&mut batches[k], spare());
                     send_failed |= senders[k].send(full).is_err();
                 }
             }

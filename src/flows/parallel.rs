@@ -128,6 +128,7 @@ fn parse_range(
     from: u64,
     to: u64,
     buf: &mut Vec<u8>,
+    mut records: Vec<FlowRecord>,
 ) -> Result<Chunk, ReadError> {
     let mut f = File::open(path).map_err(io_error(path))?;
     f.seek(SeekFrom::Start(from)).map_err(io_error(path))?;
@@ -135,7 +136,11 @@ fn parse_range(
     f.take(to - from).read_to_end(buf).map_err(io_error(path))?;
     let buf = &buf[..];
     let mut chunk = Chunk {
-        records: Vec::with_capacity(buf.len() / 300),
+        records: {
+            records.clear();
+            records.reserve(buf.len() / 300);
+            records
+        },
         labels: LabelTable::default(),
         stats: ReadStats::default(),
     };
@@ -146,18 +151,13 @@ fn parse_range(
         let mut line = 0u64;
         let mut rest = buf;
         while !rest.is_empty() {
-            let (text, next) = match memchr::memchr(b'\n', rest) {
-                Some(i) => (&rest[..i], &rest[i + 1..]),
-                None => (rest, &rest[rest.len()..]),
-            };
-            rest = next;
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            let (row, end) = splitter.next_line(rest);
+            rest = rest.get(end + 1..).unwrap_or_default();
             // The csv crate skips empty lines without counting them.
-            if text.is_empty() {
+            if row.line.is_empty() {
                 continue;
             }
             line += 1;
-            let row = splitter.split(text);
             super::handle_row(&row, layout, line, &mut chunk.stats, &mut push);
         }
     } else {
@@ -253,26 +253,32 @@ impl FastRows {
         }
     }
 
-    /// One pass over the line: counts every comma and records the needed
-    /// ones (32 bytes at a time with AVX2, else eight at a time).
-    fn split<'a>(&'a mut self, line: &'a [u8]) -> FastRow<'a> {
+    /// The line at the start of `rest` (up to its line feed or the end),
+    /// split in one pass that finds the line feed, counts every comma and
+    /// records the needed ones (32 bytes at a time with AVX2, else eight at
+    /// a time). Returns the row (a trailing carriage return dropped) and
+    /// the offset of the line feed (`rest.len()` without one).
+    fn next_line<'a>(&'a mut self, rest: &'a [u8]) -> (FastRow<'a>, usize) {
         #[cfg(target_arch = "x86_64")]
-        let commas = if self.avx2 {
+        let (end, commas) = if self.avx2 {
             // SAFETY: the CPU has AVX2 (checked in `new`).
-            unsafe { commas_avx2(line, &self.plan, &mut self.starts) }
+            unsafe { line_avx2(rest, &self.plan, &mut self.starts) }
         } else {
-            commas_swar(line, 0, 0, &self.plan, &mut self.starts)
+            line_swar(rest, 0, 0, &self.plan, &mut self.starts)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let commas = commas_swar(line, 0, 0, &self.plan, &mut self.starts);
-        FastRow {
+        let (end, commas) = line_swar(rest, 0, 0, &self.plan, &mut self.starts);
+        let text = &rest[..end];
+        let line = text.strip_suffix(b"\r").unwrap_or(text);
+        let row = FastRow {
             line,
             starts: &self.starts,
             needed: &self.plan.needed_field,
             commas,
             width: commas + 1,
             last_is_header_last: commas + 1 == self.width,
-        }
+        };
+        (row, end)
     }
 }
 
@@ -284,79 +290,110 @@ fn record(plan: &CommaPlan, starts: &mut [usize], count: usize, pos: usize) {
     }
 }
 
-/// Counts the commas of `line[from..]`, `counted` of them being before
-/// `from`, and records the planned ones in `starts` (offsets of the field
-/// after each, by comma number); eight bytes at a time. Returns the total.
-fn commas_swar(
-    line: &[u8],
+/// Handles one block's comma bits (`m`, one bit per byte, `shift` bits a
+/// byte: 1 for AVX2 masks, 8 for eight-byte words) at byte `base`: counts
+/// them, and records each when the block holds a planned one.
+#[inline(always)]
+fn block(
+    plan: &CommaPlan,
+    starts: &mut [usize],
+    count: &mut usize,
+    mut m: u64,
+    base: usize,
+    shift: u32,
+) {
+    let p = m.count_ones() as usize;
+    if plan.next[(*count + 1).min(plan.need.len())] <= *count + p {
+        while m != 0 {
+            *count += 1;
+            record(
+                plan,
+                starts,
+                *count,
+                base + (m.trailing_zeros() / shift) as usize,
+            );
+            m &= m - 1;
+        }
+    } else {
+        *count += p;
+    }
+}
+
+/// Scans `rest` from `from` (with `counted` commas before it) to its first
+/// line feed or its end: counts the commas and records the planned ones
+/// in `starts` (offsets of the field after each, by comma number); eight
+/// bytes at a time. Returns (the line feed's offset or `rest.len()`, the
+/// commas before it).
+fn line_swar(
+    rest: &[u8],
     from: usize,
     counted: usize,
     plan: &CommaPlan,
     starts: &mut [usize],
-) -> usize {
+) -> (usize, usize) {
     let mut count = counted;
-    let mut words = line[from..].chunks_exact(8);
     let mut base = from;
-    for word in &mut words {
-        let mut m = comma_bytes(u64::from_le_bytes(word.try_into().expect("8 bytes")));
-        let p = m.count_ones() as usize;
-        if plan.next[(count + 1).min(plan.need.len())] <= count + p {
-            while m != 0 {
-                count += 1;
-                record(plan, starts, count, base + m.trailing_zeros() as usize / 8);
-                m &= m - 1;
-            }
-        } else {
-            count += p;
+    while base + 8 <= rest.len() {
+        let w = u64::from_le_bytes(rest[base..base + 8].try_into().expect("8 bytes"));
+        let feeds = bytes_equal(w, b'\n');
+        let mut m = bytes_equal(w, b',');
+        if feeds != 0 {
+            // Only the commas before the first line feed.
+            m &= (feeds & feeds.wrapping_neg()) - 1;
+            block(plan, starts, &mut count, m, base, 8);
+            return (base + (feeds.trailing_zeros() / 8) as usize, count);
         }
+        block(plan, starts, &mut count, m, base, 8);
         base += 8;
     }
-    for (k, b) in words.remainder().iter().enumerate() {
-        if *b == b',' {
-            count += 1;
-            record(plan, starts, count, base + k);
+    for (k, b) in rest.iter().enumerate().skip(base) {
+        match *b {
+            b'\n' => return (k, count),
+            b',' => {
+                count += 1;
+                record(plan, starts, count, k);
+            }
+            _ => {}
         }
     }
-    count
+    (rest.len(), count)
 }
 
-/// [`commas_swar`] from the line's start, 32 bytes at a time.
+/// [`line_swar`] from the start of `rest`, 32 bytes at a time.
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn commas_avx2(line: &[u8], plan: &CommaPlan, starts: &mut [usize]) -> usize {
+unsafe fn line_avx2(rest: &[u8], plan: &CommaPlan, starts: &mut [usize]) -> (usize, usize) {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
     };
     let comma = _mm256_set1_epi8(b',' as i8);
+    let feed = _mm256_set1_epi8(b'\n' as i8);
     let mut count = 0usize;
     let mut base = 0usize;
-    while base + 32 <= line.len() {
-        // SAFETY: base + 32 <= line.len(); the load is unaligned.
-        let v = unsafe { _mm256_loadu_si256(line.as_ptr().add(base).cast::<__m256i>()) };
-        let mut m = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, comma)) as u32;
-        let p = m.count_ones() as usize;
-        if plan.next[(count + 1).min(plan.need.len())] <= count + p {
-            while m != 0 {
-                count += 1;
-                record(plan, starts, count, base + m.trailing_zeros() as usize);
-                m &= m - 1;
-            }
-        } else {
-            count += p;
+    while base + 32 <= rest.len() {
+        // SAFETY: base + 32 <= rest.len(); the load is unaligned.
+        let v = unsafe { _mm256_loadu_si256(rest.as_ptr().add(base).cast::<__m256i>()) };
+        let mut m = u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, comma)) as u32);
+        let feeds = u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, feed)) as u32);
+        if feeds != 0 {
+            m &= (feeds & feeds.wrapping_neg()) - 1;
+            block(plan, starts, &mut count, m, base, 1);
+            return (base + feeds.trailing_zeros() as usize, count);
         }
+        block(plan, starts, &mut count, m, base, 1);
         base += 32;
     }
-    commas_swar(line, base, count, plan, starts)
+    line_swar(rest, base, count, plan, starts)
 }
 
-/// The high bit of every byte of `word` (little-endian) that is a comma,
-/// and no other bit: exact, as no carry crosses a byte.
-fn comma_bytes(word: u64) -> u64 {
+/// The high bit of every byte of `word` (little-endian) equal to `b`, and
+/// no other bit: exact, as no carry crosses a byte.
+fn bytes_equal(word: u64, b: u8) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let x = word ^ 0x2c2c_2c2c_2c2c_2c2c;
+    let x = word ^ (0x0101_0101_0101_0101 * u64::from(b));
     !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
@@ -441,11 +478,13 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
         stop: false,
     });
     let wake = Condvar::new();
+    let spares: Mutex<Vec<Vec<FlowRecord>>> = Mutex::new(Vec::new());
     let (tx, rx) = mpsc::channel::<(usize, Result<Chunk, ReadError>)>();
     std::thread::scope(|s| {
         for _ in 0..threads.min(ranges) {
             let tx = tx.clone();
-            let (claims, wake, layout, bounds) = (&claims, &wake, &layout, &bounds);
+            let (claims, wake, layout, bounds, spares) =
+                (&claims, &wake, &layout, &bounds, &spares);
             s.spawn(move || {
                 let mut buf = Vec::new();
                 loop {
@@ -460,7 +499,15 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
                         c.next += 1;
                         c.next - 1
                     };
-                    let result = parse_range(path, layout, bounds[k], bounds[k + 1], &mut buf);
+                    // A record vector the sink is done with, if any: fresh
+                    // ones cost page faults.
+                    let spare = spares
+                        .lock()
+                        .expect("spares lock")
+                        .pop()
+                        .unwrap_or_default();
+                    let result =
+                        parse_range(path, layout, bounds[k], bounds[k + 1], &mut buf, spare);
                     if tx.send((k, result)).is_err() {
                         return;
                     }
@@ -519,6 +566,7 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
                 sink(&r);
             }
             flows_seen += chunk.records.len() as u64;
+            spares.lock().expect("spares lock").push(chunk.records);
             if let Some(b) = bar {
                 b.rows(flows_seen);
                 b.bytes(bounds[k + 1] - bounds[k] + if k == 0 { bounds[0] } else { 0 });
@@ -550,38 +598,43 @@ fn merge_stats(into: &mut ReadStats, from: ReadStats, line_offset: u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::comma_bytes;
+    use super::{CommaPlan, bytes_equal, line_swar};
 
-    /// The AVX2 and eight-byte scanners agree with a plain byte loop on
-    /// lines of every length up to 100, commas in every position and
-    /// several plans: the same count, and every planned comma located.
+    /// The AVX2 and eight-byte line scanners agree with a plain byte loop
+    /// on lines of every length up to 100, commas and line feeds in every
+    /// position and several plans: the same line end and comma count, and
+    /// every planned comma located.
     #[test]
-    fn comma_scanners_agree_with_a_byte_loop() {
+    fn line_scanners_agree_with_a_byte_loop() {
         let mut seed = 12345u64;
         let plans = [
-            super::CommaPlan::new(&[], 5),
-            super::CommaPlan::new(&[0, 1, 2], 10),
-            super::CommaPlan::new(&[1, 3, 9, 30], 85),
-            super::CommaPlan::new(&[2, 40, 84], 85),
+            CommaPlan::new(&[], 5),
+            CommaPlan::new(&[0, 1, 2], 10),
+            CommaPlan::new(&[1, 3, 9, 30], 85),
+            CommaPlan::new(&[2, 40, 84], 85),
         ];
         for len in 0..100usize {
-            for round in 0..20 {
-                let line: Vec<u8> = (0..len)
+            for round in 0..40u64 {
+                let text: Vec<u8> = (0..len)
                     .map(|_| {
                         seed = seed
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
-                        if (seed >> 33).is_multiple_of(2 + round % 5) {
+                        let r = (seed >> 33) % (3 + round % 7);
+                        if r == 0 {
                             b','
+                        } else if r == 1 && round % 2 == 0 {
+                            b'\n'
                         } else {
                             b'a' + (seed >> 40) as u8 % 26
                         }
                     })
                     .collect();
-                let positions: Vec<usize> = (0..len).filter(|&i| line[i] == b',').collect();
+                let end = text.iter().position(|b| *b == b'\n').unwrap_or(len);
+                let positions: Vec<usize> = (0..end).filter(|&i| text[i] == b',').collect();
                 for plan in &plans {
-                    let check = |count: usize, starts: &[usize]| {
-                        assert_eq!(count, positions.len());
+                    let check = |(got_end, count): (usize, usize), starts: &[usize]| {
+                        assert_eq!((got_end, count), (end, positions.len()), "{text:?}");
                         for (c, need) in plan.need.iter().enumerate() {
                             if *need && c >= 1 && c <= count {
                                 assert_eq!(starts[c], positions[c - 1] + 1, "comma {c}");
@@ -589,13 +642,13 @@ mod tests {
                         }
                     };
                     let mut starts = vec![usize::MAX; plan.need.len()];
-                    check(super::commas_swar(&line, 0, 0, plan, &mut starts), &starts);
+                    check(line_swar(&text, 0, 0, plan, &mut starts), &starts);
                     #[cfg(target_arch = "x86_64")]
                     if std::arch::is_x86_feature_detected!("avx2") {
                         let mut starts = vec![usize::MAX; plan.need.len()];
                         // SAFETY: AVX2 checked just above.
-                        let count = unsafe { super::commas_avx2(&line, plan, &mut starts) };
-                        check(count, &starts);
+                        let got = unsafe { super::line_avx2(&text, plan, &mut starts) };
+                        check(got, &starts);
                     }
                 }
             }
@@ -603,21 +656,23 @@ mod tests {
     }
 
     #[test]
-    fn comma_bytes_marks_exactly_the_commas() {
-        // Every byte value in every position, beside commas and zeros
+    fn bytes_equal_marks_exactly_the_matching_bytes() {
+        // Every byte value in every position, beside matches and zeros
         // (where a borrow or carry would show).
-        for pos in 0..8 {
-            for fill in [0u8, b',', 0x80, 0xff, b'a'] {
-                for v in 0..=255u8 {
-                    let mut w = [fill; 8];
-                    w[pos] = v;
-                    let want: u64 = w
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, b)| **b == b',')
-                        .map(|(i, _)| 0x80u64 << (8 * i))
-                        .sum();
-                    assert_eq!(comma_bytes(u64::from_le_bytes(w)), want, "{w:?}");
+        for target in [b',', b'\n'] {
+            for pos in 0..8 {
+                for fill in [0u8, target, 0x80, 0xff, b'a'] {
+                    for v in 0..=255u8 {
+                        let mut w = [fill; 8];
+                        w[pos] = v;
+                        let want: u64 = w
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, b)| **b == target)
+                            .map(|(i, _)| 0x80u64 << (8 * i))
+                            .sum();
+                        assert_eq!(bytes_equal(u64::from_le_bytes(w), target), want, "{w:?}");
+                    }
                 }
             }
         }
