@@ -354,6 +354,20 @@ pub fn detect_with_training(
     train: Option<Profiles>,
     stats: ReadStats,
 ) -> Result<Detection> {
+    let detection = score_profiles(cfg, &profiles, train.as_ref(), stats);
+    // Freeing every profile's sets (hundreds of thousands of small
+    // allocations on a full day) is left to another thread: nothing below
+    // waits for it.
+    std::thread::spawn(move || drop((profiles, train)));
+    detection
+}
+
+fn score_profiles(
+    cfg: &DetectConfig,
+    profiles: &Profiles,
+    train: Option<&Profiles>,
+    stats: ReadStats,
+) -> Result<Detection> {
     anyhow::ensure!(
         !profiles.hosts.is_empty(),
         "no source hosts to score: {} rows read, {} skipped, {} flows used; \
@@ -366,8 +380,8 @@ pub fn detect_with_training(
     // Hosts: the scored ones (0..n_test), then the training file's.
     let mut all_hosts: Vec<&crate::profile::HostProfile> = profiles.hosts.iter().collect();
     let mut entities: Vec<(usize, Option<f64>, &crate::profile::HostProfile)> = Vec::new();
-    add_entities(&profiles, 0, &mut entities);
-    if let Some(t) = &train {
+    add_entities(profiles, 0, &mut entities);
+    if let Some(t) = train {
         add_entities(t, n_test, &mut entities);
         all_hosts.extend(t.hosts.iter());
     }

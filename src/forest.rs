@@ -397,14 +397,31 @@ impl Tree {
         rng: &mut ChaCha8Rng,
     ) -> Tree {
         let mut tree = Tree { nodes: Vec::new() };
-        // Depth-first with an explicit stack: (node index, row range, depth).
-        tree.nodes.push(Node::Leaf { depth: 0, size: 0 });
-        let len = rows.len();
-        let mut stack = vec![(0usize, 0usize, len, 0usize)];
+        // The subsample's values, column by column (`col(f)[k]` is feature
+        // f of the k-th sampled row), so the scans below read contiguous
+        // memory; `rows` becomes positions in the subsample, in the same
+        // order, so every partition (and so the tree) is the same.
         let d = x.ncols();
+        let len = rows.len();
+        let mut values = vec![0.0; d * len];
+        for (k, &r) in rows.iter().enumerate() {
+            for (f, v) in x.row(r).iter().enumerate() {
+                values[f * len + k] = *v;
+            }
+        }
+        let col = |f: usize| &values[f * len..(f + 1) * len];
+        rows.iter_mut().enumerate().for_each(|(k, r)| *r = k);
+        // A feature constant in a node is constant in its children: each
+        // node scans only its parent's non-constant features (a bit set
+        // when there are at most 64 features, else every feature).
+        let all: u64 = if d >= 64 { u64::MAX } else { (1u64 << d) - 1 };
+        // Depth-first with an explicit stack: (node index, row range, depth,
+        // features to scan).
+        tree.nodes.push(Node::Leaf { depth: 0, size: 0 });
+        let mut stack = vec![(0usize, 0usize, len, 0usize, all)];
         let mut candidates: Vec<usize> = Vec::with_capacity(d);
         let mut present: Vec<u32> = Vec::with_capacity(d);
-        while let Some((node, start, end, depth)) = stack.pop() {
+        while let Some((node, start, end, depth, scan)) = stack.pop() {
             let size = end - start;
             let leaf = Node::Leaf {
                 depth: depth as u32,
@@ -419,12 +436,21 @@ impl Tree {
             // computed below for the chosen feature only).
             candidates.clear();
             let node_rows = &rows[start..end];
+            let mut found = 0u64;
             for f in 0..d {
-                let first = x[[node_rows[0], f]];
-                if node_rows[1..].iter().any(|&r| x[[r, f]] != first) {
+                if d <= 64 && scan & (1u64 << f) == 0 {
+                    continue;
+                }
+                let c = col(f);
+                let first = c[node_rows[0]];
+                if node_rows[1..].iter().any(|&r| c[r] != first) {
                     candidates.push(f);
+                    if d <= 64 {
+                        found |= 1u64 << f;
+                    }
                 }
             }
+            let child_scan = if d <= 64 { found } else { all };
             if candidates.is_empty() {
                 tree.nodes[node] = leaf;
                 continue;
@@ -453,11 +479,12 @@ impl Tree {
                         .expect("k < members")
                 }
             };
+            let c = col(feature);
             let (lo, hi) =
                 node_rows
                     .iter()
                     .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
-                        let v = x[[r, feature]];
+                        let v = c[r];
                         (lo.min(v), hi.max(v))
                     });
             let mut value = lo + uniform_unit(rng) * (hi - lo);
@@ -468,7 +495,7 @@ impl Tree {
             let part = &mut rows[start..end];
             let mut i = 0;
             for j in 0..part.len() {
-                if x[[part[j], feature]] <= value {
+                if c[part[j]] <= value {
                     part.swap(i, j);
                     i += 1;
                 }
@@ -485,8 +512,8 @@ impl Tree {
                 left: left as u32,
                 right: (left + 1) as u32,
             };
-            stack.push((left + 1, mid, end, depth + 1));
-            stack.push((left, start, mid, depth + 1));
+            stack.push((left + 1, mid, end, depth + 1, child_scan));
+            stack.push((left, start, mid, depth + 1, child_scan));
         }
         tree
     }
