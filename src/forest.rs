@@ -300,9 +300,18 @@ fn uniform_unit(rng: &mut ChaCha8Rng) -> f64 {
 
 /// `k` distinct indices out of `0..n`, by a partial Fisher-Yates shuffle.
 fn sample_without_replacement(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usize> {
-    // A partial Fisher-Yates shuffle of 0..n that stores only the
-    // positions it moved: the same draws and the same sample as shuffling
-    // a vector of all n indices, in O(k) instead of O(n).
+    // A partial Fisher-Yates shuffle of 0..n: over a vector of all n
+    // indices when n is small, else storing only the positions it moved
+    // (the same draws and the same sample, in O(k) instead of O(n)).
+    if n <= 16 * k {
+        let mut idx: Vec<usize> = (0..n).collect();
+        for i in 0..k {
+            let j = i + uniform_index(rng, n - i);
+            idx.swap(i, j);
+        }
+        idx.truncate(k);
+        return idx;
+    }
     let mut moved: rustc_hash::FxHashMap<usize, usize> = rustc_hash::FxHashMap::default();
     moved.reserve(2 * k);
     let mut out = Vec::with_capacity(k);
