@@ -308,6 +308,10 @@ fn read_plain_sharded(
     })
 }
 
+/// What a scoring job gives: its forest (the full one only), the entities
+/// it scored and their scores.
+type JobResult = Result<(Option<IsolationForest>, Vec<usize>, Vec<f64>)>;
+
 /// Runs the whole pipeline.
 pub fn detect(cfg: &DetectConfig) -> Result<Detection> {
     cfg.forest.validate()?;
@@ -461,53 +465,81 @@ fn score_profiles(
         contamination: crate::forest::Contamination::Auto,
         ..params.clone()
     };
-    let mut forest = match &cfg.model {
-        Some(m) => m.forest.clone(),
-        None => fit_params
-            .fit_threads(all.select(Axis(0), &train_idx).view(), cfg.threads)
-            .with_context(|| format!("training on {} hosts", train_hosts.len()))?,
+    // The full forest (grown on every training entity, or the saved
+    // model's) scores the entities outside the training set; with
+    // cross-fitting, each training host is scored by a forest grown without
+    // any of its entities (fold = its position in IP order modulo k). These
+    // are independent jobs, run side by side, one thread each when there are
+    // enough of them; every entity is scored by exactly one job, with the
+    // trees summed in order, so the scores do not depend on the threads.
+    let mut in_training = vec![false; entities.len()];
+    for &e in &train_idx {
+        in_training[e] = true;
+    }
+    let jobs = if cross_fitted { folds + 1 } else { 1 };
+    let workers = cfg.threads.max(1).min(jobs);
+    let inner = if jobs >= cfg.threads.max(1) {
+        1
+    } else {
+        cfg.threads
     };
-    // With cross-fitting every training entity is scored by its fold's
-    // forest below, so the full forest scores only the others.
-    let mut scores = if cross_fitted {
-        let mut in_training = vec![false; entities.len()];
-        for &e in &train_idx {
-            in_training[e] = true;
+    let job = |j: usize| -> Result<(Option<IsolationForest>, Vec<usize>, Vec<f64>)> {
+        if j == 0 {
+            let forest = match &cfg.model {
+                Some(m) => m.forest.clone(),
+                None => fit_params
+                    .fit_threads(all.select(Axis(0), &train_idx).view(), inner)
+                    .with_context(|| format!("training on {} hosts", train_hosts.len()))?,
+            };
+            if !cross_fitted {
+                let s = forest.score_threads(all.view(), inner)?;
+                return Ok((Some(forest), (0..entities.len()).collect(), s));
+            }
+            let others: Vec<usize> = (0..entities.len()).filter(|&e| !in_training[e]).collect();
+            let s = forest.score_threads(all.select(Axis(0), &others).view(), inner)?;
+            return Ok((Some(forest), others, s));
         }
-        let others: Vec<usize> = (0..entities.len()).filter(|&e| !in_training[e]).collect();
-        let s = forest.score_threads(all.select(Axis(0), &others).view(), cfg.threads)?;
-        let mut scores = vec![f64::NAN; entities.len()];
-        for (e, v) in others.iter().zip(s) {
+        let k = j - 1;
+        let (held, fit_rows): (Vec<usize>, Vec<usize>) = train_idx
+            .iter()
+            .copied()
+            .partition(|&e| fold_of[entities[e].0] == k);
+        let fold_forest = fit_params
+            .fit_threads(all.select(Axis(0), &fit_rows).view(), inner)
+            .with_context(|| format!("training fold {} of {folds}", k + 1))?;
+        let s = fold_forest.score_threads(all.select(Axis(0), &held).view(), inner)?;
+        Ok((None, held, s))
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<(usize, JobResult)>> = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if j >= jobs {
+                        return;
+                    }
+                    let r = job(j);
+                    done.lock().expect("jobs lock").push((j, r));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("jobs lock");
+    done.sort_by_key(|(j, _)| *j);
+    let mut scores = vec![f64::NAN; entities.len()];
+    let mut full: Option<IsolationForest> = None;
+    for (_, r) in done {
+        let (forest, rows, s) = r?;
+        if forest.is_some() {
+            full = forest;
+        }
+        for (e, v) in rows.iter().zip(s) {
             scores[*e] = v;
         }
-        scores
-    } else {
-        forest.score_threads(all.view(), cfg.threads)?
-    };
-    // Cross-fitting: each training host is scored by a forest grown without
-    // any of its entities (fold = its position in IP order modulo k). Other
-    // hosts are scored by the forest grown on every training host.
-    if cross_fitted {
-        for k in 0..folds {
-            let fit_rows: Vec<usize> = train_idx
-                .iter()
-                .copied()
-                .filter(|&e| fold_of[entities[e].0] != k)
-                .collect();
-            let held: Vec<usize> = train_idx
-                .iter()
-                .copied()
-                .filter(|&e| fold_of[entities[e].0] == k)
-                .collect();
-            let fold_forest = fit_params
-                .fit_threads(all.select(Axis(0), &fit_rows).view(), cfg.threads)
-                .with_context(|| format!("training fold {} of {folds}", k + 1))?;
-            let s = fold_forest.score_threads(all.select(Axis(0), &held).view(), cfg.threads)?;
-            for (e, v) in held.iter().zip(s) {
-                scores[*e] = v;
-            }
-        }
     }
+    let mut forest = full.expect("job 0 grows or loads the full forest");
     if cfg.rules {
         for (e, (_, _, p)) in entities.iter().enumerate() {
             scores[e] = crate::profile::zeek_rule_score(p);
