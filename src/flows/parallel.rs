@@ -144,36 +144,44 @@ fn parse_range(
         labels: LabelTable::default(),
         stats: ReadStats::default(),
     };
-    let (records, labels) = (&mut chunk.records, &mut chunk.labels);
-    let mut push = |f: &super::Flow<'_>| records.push(FlowRecord::new(f, labels));
-    if plain_fields(buf) {
-        let mut splitter = FastRows::new(layout);
-        let mut line = 0u64;
-        let mut rest = buf;
-        while !rest.is_empty() {
-            let (row, end) = splitter.next_line(rest);
-            rest = rest.get(end + 1..).unwrap_or_default();
-            // The csv crate skips empty lines without counting them.
-            if row.line.is_empty() {
-                continue;
-            }
-            line += 1;
-            super::handle_row(&row, layout, line, &mut chunk.stats, &mut push);
-        }
-    } else {
+    if !split_plain(buf, layout, &mut chunk) {
+        // A quote or a lone carriage return: the whole range goes through
+        // the csv crate instead (what it gives is the reference).
+        chunk.records.clear();
+        chunk.labels = LabelTable::default();
+        chunk.stats = ReadStats::default();
+        let (records, labels) = (&mut chunk.records, &mut chunk.labels);
+        let mut push = |f: &super::Flow<'_>| records.push(FlowRecord::new(f, labels));
         let mut rdr = csv_reader(buf, false);
         read_records(path, &mut rdr, layout, 0, &mut chunk.stats, &mut push)?;
     }
     Ok(chunk)
 }
 
-/// Whether the bytes can be split on commas and line ends alone, giving
-/// what the csv crate gives: no quote character anywhere, and every
-/// carriage return part of a CRLF. (The CIC files are like that; a range
-/// that is not is read by the csv crate.)
-fn plain_fields(buf: &[u8]) -> bool {
-    memchr::memchr(b'"', buf).is_none()
-        && memchr::memchr_iter(b'\r', buf).all(|i| buf.get(i + 1) == Some(&b'\n'))
+/// Splits the range's lines on commas alone, giving what the csv crate
+/// gives as long as no line holds a quote or a carriage return other than
+/// the one before its line feed (every CIC file); stops and returns false
+/// at the first line that does.
+fn split_plain(buf: &[u8], layout: &FileLayout, chunk: &mut Chunk) -> bool {
+    let (records, labels) = (&mut chunk.records, &mut chunk.labels);
+    let mut push = |f: &super::Flow<'_>| records.push(FlowRecord::new(f, labels));
+    let mut splitter = FastRows::new(layout);
+    let mut line = 0u64;
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let (row, end, plain) = splitter.next_line(rest);
+        if !plain {
+            return false;
+        }
+        rest = rest.get(end + 1..).unwrap_or_default();
+        // The csv crate skips empty lines without counting them.
+        if row.line.is_empty() {
+            continue;
+        }
+        line += 1;
+        super::handle_row(&row, layout, line, &mut chunk.stats, &mut push);
+    }
+    true
 }
 
 /// Splits lines into the fields latmove reads without tokenizing the
@@ -256,18 +264,20 @@ impl FastRows {
     /// The line at the start of `rest` (up to its line feed or the end),
     /// split in one pass that finds the line feed, counts every comma and
     /// records the needed ones (32 bytes at a time with AVX2, else eight at
-    /// a time). Returns the row (a trailing carriage return dropped) and
-    /// the offset of the line feed (`rest.len()` without one).
-    fn next_line<'a>(&'a mut self, rest: &'a [u8]) -> (FastRow<'a>, usize) {
+    /// a time). Returns the row (a trailing carriage return dropped), the
+    /// offset of the line feed (`rest.len()` without one) and whether the
+    /// line splits on commas alone (no quote, no lone carriage return).
+    fn next_line<'a>(&'a mut self, rest: &'a [u8]) -> (FastRow<'a>, usize, bool) {
         #[cfg(target_arch = "x86_64")]
-        let (end, commas) = if self.avx2 {
+        let (end, commas, plain) = if self.avx2 {
             // SAFETY: the CPU has AVX2 (checked in `new`).
             unsafe { line_avx2(rest, &self.plan, &mut self.starts) }
         } else {
-            line_swar(rest, 0, 0, &self.plan, &mut self.starts)
+            line_swar(rest, 0, Scan::default(), &self.plan, &mut self.starts)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let (end, commas) = line_swar(rest, 0, 0, &self.plan, &mut self.starts);
+        let (end, commas, plain) =
+            line_swar(rest, 0, Scan::default(), &self.plan, &mut self.starts);
         let text = &rest[..end];
         let line = text.strip_suffix(b"\r").unwrap_or(text);
         let row = FastRow {
@@ -278,7 +288,7 @@ impl FastRows {
             width: commas + 1,
             last_is_header_last: commas + 1 == self.width,
         };
-        (row, end)
+        (row, end, plain)
     }
 }
 
@@ -319,44 +329,85 @@ fn block(
     }
 }
 
-/// Scans `rest` from `from` (with `counted` commas before it) to its first
-/// line feed or its end: counts the commas and records the planned ones
-/// in `starts` (offsets of the field after each, by comma number); eight
-/// bytes at a time. Returns (the line feed's offset or `rest.len()`, the
-/// commas before it).
+/// Where a line scan stands: commas counted, and the quotes and carriage
+/// returns seen (how many, and where the last one is).
+#[derive(Default)]
+struct Scan {
+    commas: usize,
+    specials: usize,
+    last_special: usize,
+}
+
+impl Scan {
+    /// Notes a block's quote and carriage-return bits (`shift` bits a byte).
+    #[inline(always)]
+    fn specials(&mut self, bits: u64, base: usize, shift: u32) {
+        if bits != 0 {
+            self.specials += bits.count_ones() as usize;
+            self.last_special = base + ((63 - bits.leading_zeros()) / shift) as usize;
+        }
+    }
+
+    /// (line end, commas, whether the line splits on commas alone: no
+    /// quote, and no carriage return but one right before its line feed).
+    fn finish(self, rest: &[u8], end: usize) -> (usize, usize, bool) {
+        let plain = self.specials == 0
+            || (self.specials == 1
+                && self.last_special + 1 == end
+                && end < rest.len()
+                && rest[self.last_special] == b'\r');
+        (end, self.commas, plain)
+    }
+}
+
+/// Scans `rest` from `from` (with `scan` for what came before) to its
+/// first line feed or its end: counts the commas and records the planned
+/// ones in `starts` (offsets of the field after each, by comma number),
+/// and notes quotes and carriage returns; eight bytes at a time. Returns
+/// (the line feed's offset or `rest.len()`, the commas before it, whether
+/// the line is plain: see [`Scan::finish`]).
 fn line_swar(
     rest: &[u8],
     from: usize,
-    counted: usize,
+    mut scan: Scan,
     plan: &CommaPlan,
     starts: &mut [usize],
-) -> (usize, usize) {
-    let mut count = counted;
+) -> (usize, usize, bool) {
     let mut base = from;
     while base + 8 <= rest.len() {
         let w = u64::from_le_bytes(rest[base..base + 8].try_into().expect("8 bytes"));
         let feeds = bytes_equal(w, b'\n');
         let mut m = bytes_equal(w, b',');
+        let mut sp = bytes_equal(w, b'"') | bytes_equal(w, b'\r');
         if feeds != 0 {
-            // Only the commas before the first line feed.
-            m &= (feeds & feeds.wrapping_neg()) - 1;
-            block(plan, starts, &mut count, m, base, 8);
-            return (base + (feeds.trailing_zeros() / 8) as usize, count);
+            // Only what comes before the first line feed.
+            let before = (feeds & feeds.wrapping_neg()) - 1;
+            m &= before;
+            sp &= before;
+            block(plan, starts, &mut scan.commas, m, base, 8);
+            scan.specials(sp, base, 8);
+            let end = base + (feeds.trailing_zeros() / 8) as usize;
+            return scan.finish(rest, end);
         }
-        block(plan, starts, &mut count, m, base, 8);
+        block(plan, starts, &mut scan.commas, m, base, 8);
+        scan.specials(sp, base, 8);
         base += 8;
     }
     for (k, b) in rest.iter().enumerate().skip(base) {
         match *b {
-            b'\n' => return (k, count),
+            b'\n' => return scan.finish(rest, k),
             b',' => {
-                count += 1;
-                record(plan, starts, count, k);
+                scan.commas += 1;
+                record(plan, starts, scan.commas, k);
+            }
+            b'"' | b'\r' => {
+                scan.specials += 1;
+                scan.last_special = k;
             }
             _ => {}
         }
     }
-    (rest.len(), count)
+    scan.finish(rest, rest.len())
 }
 
 /// [`line_swar`] from the start of `rest`, 32 bytes at a time.
@@ -365,28 +416,40 @@ fn line_swar(
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn line_avx2(rest: &[u8], plan: &CommaPlan, starts: &mut [usize]) -> (usize, usize) {
+unsafe fn line_avx2(rest: &[u8], plan: &CommaPlan, starts: &mut [usize]) -> (usize, usize, bool) {
     use std::arch::x86_64::{
-        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256,
+        _mm256_set1_epi8,
     };
     let comma = _mm256_set1_epi8(b',' as i8);
     let feed = _mm256_set1_epi8(b'\n' as i8);
-    let mut count = 0usize;
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let cr = _mm256_set1_epi8(b'\r' as i8);
+    let mut scan = Scan::default();
     let mut base = 0usize;
     while base + 32 <= rest.len() {
         // SAFETY: base + 32 <= rest.len(); the load is unaligned.
         let v = unsafe { _mm256_loadu_si256(rest.as_ptr().add(base).cast::<__m256i>()) };
-        let mut m = u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, comma)) as u32);
-        let feeds = u64::from(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, feed)) as u32);
+        let bits = |x| u64::from(_mm256_movemask_epi8(x) as u32);
+        let mut m = bits(_mm256_cmpeq_epi8(v, comma));
+        let feeds = bits(_mm256_cmpeq_epi8(v, feed));
+        let mut sp = bits(_mm256_or_si256(
+            _mm256_cmpeq_epi8(v, quote),
+            _mm256_cmpeq_epi8(v, cr),
+        ));
         if feeds != 0 {
-            m &= (feeds & feeds.wrapping_neg()) - 1;
-            block(plan, starts, &mut count, m, base, 1);
-            return (base + feeds.trailing_zeros() as usize, count);
+            let before = (feeds & feeds.wrapping_neg()) - 1;
+            m &= before;
+            sp &= before;
+            block(plan, starts, &mut scan.commas, m, base, 1);
+            scan.specials(sp, base, 1);
+            return scan.finish(rest, base + feeds.trailing_zeros() as usize);
         }
-        block(plan, starts, &mut count, m, base, 1);
+        block(plan, starts, &mut scan.commas, m, base, 1);
+        scan.specials(sp, base, 1);
         base += 32;
     }
-    line_swar(rest, base, count, plan, starts)
+    line_swar(rest, base, scan, plan, starts)
 }
 
 /// The high bit of every byte of `word` (little-endian) equal to `b`, and
@@ -598,12 +661,12 @@ fn merge_stats(into: &mut ReadStats, from: ReadStats, line_offset: u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{CommaPlan, bytes_equal, line_swar};
+    use super::{CommaPlan, Scan, bytes_equal, line_swar};
 
     /// The AVX2 and eight-byte line scanners agree with a plain byte loop
-    /// on lines of every length up to 100, commas and line feeds in every
-    /// position and several plans: the same line end and comma count, and
-    /// every planned comma located.
+    /// on lines of every length up to 100, commas, line feeds, quotes and
+    /// carriage returns in every position and several plans: the same line
+    /// end, comma count and plainness, and every planned comma located.
     #[test]
     fn line_scanners_agree_with_a_byte_loop() {
         let mut seed = 12345u64;
@@ -614,27 +677,45 @@ mod tests {
             CommaPlan::new(&[2, 40, 84], 85),
         ];
         for len in 0..100usize {
-            for round in 0..40u64 {
+            for round in 0..60u64 {
                 let text: Vec<u8> = (0..len)
                     .map(|_| {
                         seed = seed
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
                         let r = (seed >> 33) % (3 + round % 7);
+                        let rare = (seed >> 20) % 50;
                         if r == 0 {
                             b','
                         } else if r == 1 && round % 2 == 0 {
                             b'\n'
+                        } else if rare == 0 && round % 3 == 0 {
+                            b'"'
+                        } else if rare == 1 && round % 3 != 2 {
+                            b'\r'
                         } else {
                             b'a' + (seed >> 40) as u8 % 26
                         }
                     })
+                    .chain((round % 4 == 1).then_some(b'\r'))
+                    .chain((round % 4 == 1 && round % 8 == 1).then_some(b'\n'))
                     .collect();
+                let len = text.len();
                 let end = text.iter().position(|b| *b == b'\n').unwrap_or(len);
                 let positions: Vec<usize> = (0..end).filter(|&i| text[i] == b',').collect();
+                let specials: Vec<usize> = (0..end)
+                    .filter(|&i| text[i] == b'"' || text[i] == b'\r')
+                    .collect();
+                let plain = specials.is_empty()
+                    || (specials == [end.wrapping_sub(1)] && text[end - 1] == b'\r' && end < len);
                 for plan in &plans {
-                    let check = |(got_end, count): (usize, usize), starts: &[usize]| {
-                        assert_eq!((got_end, count), (end, positions.len()), "{text:?}");
+                    let check = |(got_end, count, got_plain): (usize, usize, bool),
+                                 starts: &[usize]| {
+                        assert_eq!(
+                            (got_end, count, got_plain),
+                            (end, positions.len(), plain),
+                            "{text:?}"
+                        );
                         for (c, need) in plan.need.iter().enumerate() {
                             if *need && c >= 1 && c <= count {
                                 assert_eq!(starts[c], positions[c - 1] + 1, "comma {c}");
@@ -642,7 +723,10 @@ mod tests {
                         }
                     };
                     let mut starts = vec![usize::MAX; plan.need.len()];
-                    check(line_swar(&text, 0, 0, plan, &mut starts), &starts);
+                    check(
+                        line_swar(&text, 0, Scan::default(), plan, &mut starts),
+                        &starts,
+                    );
                     #[cfg(target_arch = "x86_64")]
                     if std::arch::is_x86_feature_detected!("avx2") {
                         let mut starts = vec![usize::MAX; plan.need.len()];
