@@ -773,23 +773,25 @@ impl Compiled {
         let mut base = 0;
         while base + LANES <= n {
             let mut at = [root as usize; LANES];
-            let mut depth = [0.0f64; LANES];
             let mut still = [1.0f64; LANES];
             let mut total = [0.0f64; LANES];
-            for _ in 0..self.max_depth {
+            let lanes: [&[f64]; LANES] =
+                std::array::from_fn(|l| &rows[(base + l) * d..(base + l + 1) * d]);
+            for step in 0..self.max_depth {
+                // Every lane is at this depth (leaves loop on themselves).
+                let next_depth = (step + 1) as f64;
                 for l in 0..LANES {
                     let node = self.walk[at[l]];
-                    let v = rows[(base + l) * d + node.feature as usize];
+                    let v = lanes[l][node.feature as usize];
                     if v > node.hi || v < node.lo {
                         let cut = if v > node.hi {
                             (v - node.hi) / (v - node.lo)
                         } else {
                             (node.lo - v) / (node.hi - v)
                         };
-                        total[l] += still[l] * cut * (depth[l] + 1.0);
+                        total[l] += still[l] * cut * next_depth;
                         still[l] *= 1.0 - cut;
                     }
-                    depth[l] += 1.0;
                     at[l] = node.left as usize + usize::from(v > node.value);
                 }
             }
