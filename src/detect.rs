@@ -483,7 +483,7 @@ fn score_profiles(
     } else {
         cfg.threads
     };
-    let job = |j: usize| -> Result<(Option<IsolationForest>, Vec<usize>, Vec<f64>)> {
+    let job = |j: usize| -> JobResult {
         if j == 0 {
             let forest = match &cfg.model {
                 Some(m) => m.forest.clone(),

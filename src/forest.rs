@@ -298,20 +298,29 @@ fn uniform_unit(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
-/// `k` distinct indices out of `0..n`, by a partial Fisher-Yates shuffle.
+/// `k` distinct indices out of `0..n`, by a partial Fisher-Yates shuffle:
+/// over a vector of all n indices when n is small, else storing only the
+/// positions it moved (the same draws and the same sample, in O(k) instead
+/// of O(n)).
 fn sample_without_replacement(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usize> {
-    // A partial Fisher-Yates shuffle of 0..n: over a vector of all n
-    // indices when n is small, else storing only the positions it moved
-    // (the same draws and the same sample, in O(k) instead of O(n)).
     if n <= 16 * k {
-        let mut idx: Vec<usize> = (0..n).collect();
-        for i in 0..k {
-            let j = i + uniform_index(rng, n - i);
-            idx.swap(i, j);
-        }
-        idx.truncate(k);
-        return idx;
+        sample_dense(rng, n, k)
+    } else {
+        sample_sparse(rng, n, k)
     }
+}
+
+fn sample_dense(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in 0..k {
+        let j = i + uniform_index(rng, n - i);
+        idx.swap(i, j);
+    }
+    idx.truncate(k);
+    idx
+}
+
+fn sample_sparse(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usize> {
     let mut moved: rustc_hash::FxHashMap<usize, usize> = rustc_hash::FxHashMap::default();
     moved.reserve(2 * k);
     let mut out = Vec::with_capacity(k);
@@ -946,5 +955,34 @@ impl IsolationForest {
         let n = self.trees.len() as f64;
         out.iter_mut().for_each(|v| *v /= n);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sample_dense, sample_sparse};
+    use rand_chacha::ChaCha8Rng;
+    use rand_chacha::rand_core::SeedableRng;
+
+    #[test]
+    fn sparse_and_dense_subsampling_draw_the_same_sample() {
+        for (n, k) in [
+            (1, 1),
+            (5, 5),
+            (10, 3),
+            (300, 256),
+            (5000, 256),
+            (100_000, 256),
+        ] {
+            for seed in 0..5 {
+                let dense = sample_dense(&mut ChaCha8Rng::seed_from_u64(seed), n, k);
+                let sparse = sample_sparse(&mut ChaCha8Rng::seed_from_u64(seed), n, k);
+                assert_eq!(dense, sparse, "n {n} k {k} seed {seed}");
+                let mut distinct = dense.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(distinct.len(), k);
+            }
+        }
     }
 }
