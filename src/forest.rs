@@ -241,6 +241,11 @@ impl IsolationForestParams {
 }
 
 fn check_finite(x: ArrayView2<'_, f64>) -> Result<(), ForestError> {
+    // A plain pass first (indexed iteration is several times slower); the
+    // position only when something is wrong.
+    if x.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
     for ((row, column), v) in x.indexed_iter() {
         if !v.is_finite() {
             return Err(ForestError::NonFinite { row, column });
