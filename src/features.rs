@@ -19,11 +19,63 @@ pub struct FeatureDef {
     /// with `--feature-choice family` the forest gives each family an equal
     /// share of its splits.
     pub family: &'static str,
-    pub compute: fn(&HostProfile) -> f64,
+    pub compute: fn(&Facts) -> f64,
     /// For a mean per flow: how many flows it is the mean of. Such a mean
     /// is pulled toward the training median before scoring when it rests
     /// on few flows (see [`FeatureTable::shrunk_means`]).
     pub support: Option<fn(&HostProfile) -> u64>,
+}
+
+/// What the features read: the profile, and what several of them derive
+/// from its (destination, port) pairs, computed once per row.
+pub struct Facts<'a> {
+    pub h: &'a HostProfile,
+    /// Distinct destinations.
+    pub dsts: usize,
+    /// Distinct destination ports, ascending.
+    pub ports: Vec<u16>,
+    /// Most distinct ports on one destination (vertical scan).
+    pub max_ports_one_host: usize,
+    /// Most distinct destinations on one port (horizontal sweep).
+    pub max_hosts_one_port: usize,
+}
+
+impl<'a> Facts<'a> {
+    pub fn of(h: &'a HostProfile) -> Facts<'a> {
+        // Pairs sorted by key are grouped by destination (the key's high
+        // bits); their ports sorted are grouped by port.
+        let mut keys: Vec<u64> = h.pairs.iter().copied().collect();
+        keys.sort_unstable();
+        let (dsts, max_ports_one_host) = groups(keys.iter().map(|k| pair_dst(*k)));
+        let mut ports: Vec<u16> = keys.iter().map(|k| pair_port(*k)).collect();
+        ports.sort_unstable();
+        let (_, max_hosts_one_port) = groups(ports.iter().copied());
+        ports.dedup();
+        Facts {
+            h,
+            dsts,
+            ports,
+            max_ports_one_host,
+            max_hosts_one_port,
+        }
+    }
+}
+
+/// For sorted keys: how many distinct ones, and the longest run of one.
+fn groups<T: PartialEq>(sorted: impl Iterator<Item = T>) -> (usize, usize) {
+    let (mut distinct, mut best, mut run) = (0usize, 0usize, 0usize);
+    let mut prev: Option<T> = None;
+    for k in sorted {
+        if prev.as_ref() == Some(&k) {
+            run += 1;
+        } else {
+            distinct += 1;
+            run = 1;
+        }
+        best = best.max(run);
+        prev = Some(k);
+    }
+    (distinct, best)
 }
 
 impl std::fmt::Debug for FeatureDef {
@@ -38,28 +90,28 @@ pub const SEED_FEATURES: &[FeatureDef] = &[
         name: "unique_dst_ips",
         description: "distinct destination IPs contacted",
         family: "reach",
-        compute: |h| h.distinct_dsts() as f64,
+        compute: |f| f.dsts as f64,
         support: None,
     },
     FeatureDef {
         name: "unique_dst_ports",
         description: "distinct destination ports contacted",
         family: "ports",
-        compute: |h| h.dst_ports().len() as f64,
+        compute: |f| f.ports.len() as f64,
         support: None,
     },
     FeatureDef {
         name: "flow_count",
         description: "flows initiated",
         family: "repetition",
-        compute: |h| h.flows as f64,
+        compute: |f| f.h.flows as f64,
         support: None,
     },
     FeatureDef {
         name: "mean_duration_us",
         description: "mean flow duration (microseconds)",
         family: "volume",
-        compute: |h| h.mean_duration_us(),
+        compute: |f| f.h.mean_duration_us(),
         support: Some(|h| h.duration_count),
     },
 ];
@@ -76,50 +128,50 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "internal_dst_ips",
         description: "distinct destinations inside the network",
         family: "reach",
-        compute: |h| h.internal_dsts.len() as f64,
+        compute: |f| f.h.internal_dsts.len() as f64,
         support: None,
     },
     FeatureDef {
         name: "external_dst_ips",
         description: "distinct destinations outside the network",
         family: "reach",
-        compute: |h| (h.distinct_dsts() - h.internal_dsts.len()) as f64,
+        compute: |f| (f.dsts - f.h.internal_dsts.len()) as f64,
         support: None,
     },
     FeatureDef {
         name: "internal_subnets",
         description: "distinct internal /24 subnets touched",
         family: "reach",
-        compute: |h| h.internal_subnets.len() as f64,
+        compute: |f| f.h.internal_subnets.len() as f64,
         support: None,
     },
     FeatureDef {
         name: "admin_peers_to_date",
         description: "distinct internal hosts reached on a sensitive service port, from the host's first flow to the end of the window",
         family: "lateral",
-        compute: |h| h.admin_peers_so_far() as f64,
+        compute: |f| f.h.admin_peers_so_far() as f64,
         support: None,
     },
     FeatureDef {
         name: "unanswered_share",
         description: "share of flows with no reply packet or a reset",
         family: "failure",
-        compute: |h| ratio(h.unanswered, h.reply_known),
+        compute: |f| ratio(f.h.unanswered, f.h.reply_known),
         support: None,
     },
     FeatureDef {
         name: "tiny_flow_share",
         description: "share of one-packet or zero-payload flows",
         family: "failure",
-        compute: |h| ratio(h.tiny_flows, h.volume_known),
+        compute: |f| ratio(f.h.tiny_flows, f.h.volume_known),
         support: None,
     },
     FeatureDef {
         name: "sensitive_ports",
         description: "distinct sensitive service ports (SMB, RDP, SSH, WinRM, RPC, LDAP, Kerberos, VNC, Telnet)",
         family: "ports",
-        compute: |h| {
-            h.dst_ports()
+        compute: |f| {
+            f.ports
                 .iter()
                 .filter(|p| SENSITIVE_PORTS.contains(p))
                 .count() as f64
@@ -130,31 +182,32 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "privileged_ports",
         description: "distinct destination ports below 1024",
         family: "ports",
-        compute: |h| h.dst_ports().iter().filter(|p| **p < 1024).count() as f64,
+        compute: |f| f.ports.iter().filter(|p| **p < 1024).count() as f64,
         support: None,
     },
     FeatureDef {
         name: "max_hosts_one_port",
         description: "most distinct hosts reached on one port (horizontal sweep)",
         family: "reach",
-        compute: |h| max_group(h.pairs.iter().map(|k| u64::from(pair_port(*k)))),
+        compute: |f| f.max_hosts_one_port as f64,
         support: None,
     },
     FeatureDef {
         name: "max_ports_one_host",
         description: "most distinct ports reached on one host (vertical scan)",
         family: "ports",
-        compute: |h| max_group(h.pairs.iter().map(|k| u64::from(pair_dst(*k)))),
+        compute: |f| f.max_ports_one_host as f64,
         support: None,
     },
     FeatureDef {
         name: "dst_port_entropy",
         description: "entropy of the destination ports over flows (bits)",
         family: "ports",
-        compute: |h| {
+        compute: |f| {
             // Summed in port order: a hash map's order varies between runs.
-            let n = h.flows as f64;
-            let mut counts: Vec<(u16, u32)> = h.port_flows.iter().map(|(p, c)| (*p, *c)).collect();
+            let n = f.h.flows as f64;
+            let mut counts: Vec<(u16, u32)> =
+                f.h.port_flows.iter().map(|(p, c)| (*p, *c)).collect();
             counts.sort_unstable();
             counts
                 .iter()
@@ -170,35 +223,41 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "bytes_per_flow",
         description: "mean bytes per flow, both directions",
         family: "volume",
-        compute: |h| h.bytes_sum / h.volume_known.max(1) as f64,
+        compute: |f| f.h.bytes_sum / f.h.volume_known.max(1) as f64,
         support: Some(|h| h.volume_known),
     },
     FeatureDef {
         name: "packets_per_flow",
         description: "mean packets per flow, both directions",
         family: "volume",
-        compute: |h| h.packets_sum / h.volume_known.max(1) as f64,
+        compute: |f| f.h.packets_sum / f.h.volume_known.max(1) as f64,
         support: Some(|h| h.volume_known),
     },
     FeatureDef {
         name: "new_dsts_per_active_min",
         description: "distinct destinations per minute with activity",
         family: "reach",
-        compute: |h| h.distinct_dsts() as f64 / h.active_minutes.len().max(1) as f64,
+        compute: |f| f.dsts as f64 / f.h.active_minutes.len().max(1) as f64,
         support: None,
     },
     FeatureDef {
         name: "peak_5min_dst_pairs",
         description: "most distinct (host, port) destinations in one 5-minute window",
         family: "reach",
-        compute: |h| max_group(h.window_service_flows.keys().map(|(w, _, _)| *w as u64)),
+        compute: |f| max_group(f.h.window_service_flows.keys().map(|(w, _, _)| *w as u64)),
         support: None,
     },
     FeatureDef {
         name: "peak_5min_flows_one_service",
         description: "most flows to one (host, port) in one 5-minute window (brute force)",
         family: "repetition",
-        compute: |h| h.window_service_flows.values().copied().max().unwrap_or(0) as f64,
+        compute: |f| {
+            f.h.window_service_flows
+                .values()
+                .copied()
+                .max()
+                .unwrap_or(0) as f64
+        },
         support: None,
     },
 ];
@@ -212,16 +271,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 fn max_group(keys: impl Iterator<Item = u64>) -> f64 {
     let mut keys: Vec<u64> = keys.collect();
     keys.sort_unstable();
-    let (mut best, mut run) = (0usize, 0usize);
-    for (i, k) in keys.iter().enumerate() {
-        run = if i > 0 && keys[i - 1] == *k {
-            run + 1
-        } else {
-            1
-        };
-        best = best.max(run);
-    }
-    best as f64
+    groups(keys.into_iter()).1 as f64
 }
 
 /// A feature set by name: `seed` or `full`.
@@ -258,8 +308,9 @@ impl FeatureTable {
         let mut values = Array2::zeros((profiles.len(), defs.len()));
         let fill = |mut rows: ndarray::ArrayViewMut2<'_, f64>, profiles: &[&HostProfile]| {
             for (mut row, p) in rows.outer_iter_mut().zip(profiles) {
+                let facts = Facts::of(p);
                 for (cell, d) in row.iter_mut().zip(defs) {
-                    let v = (d.compute)(p);
+                    let v = (d.compute)(&facts);
                     *cell = if v.is_finite() { v } else { 0.0 };
                 }
             }
