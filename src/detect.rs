@@ -438,10 +438,15 @@ fn score_profiles(
                 )
             }
             None => {
-                let scaler = LinearScaler::standard()
-                    .fit(&DatasetBase::from(train_raw.clone()))
-                    .context("fitting the standard scaler on the training hosts")?;
-                let (medians, spreads) = robust_center(&train_raw);
+                // The scaler and the medians side by side (independent).
+                let (scaler, (medians, spreads)) = std::thread::scope(|s| {
+                    let robust = s.spawn(|| robust_center(&train_raw));
+                    let scaler = LinearScaler::standard()
+                        .fit(&DatasetBase::from(train_raw.clone()))
+                        .context("fitting the standard scaler on the training hosts");
+                    (scaler, robust.join().expect("medians thread"))
+                });
+                let scaler = scaler?;
                 (
                     scaler.offsets().to_vec(),
                     scaler.scales().to_vec(),
