@@ -111,7 +111,7 @@ pub fn ecs_alert(d: &Detection, h: &HostResult) -> Value {
             "rank": h.rank,
             "flows": h.flows,
             "windows_flagged": h.windows_flagged,
-            "first_flagged_window": h.first_flagged_window.map(crate::flows::timestamp::format_timestamp),
+            "first_flagged_window": iso(h.first_flagged_window),
             "label": h.attack_labels,
             "features": features,
         },
