@@ -326,8 +326,6 @@ impl ProfileBuilder {
                 src: flow.dst_ip,
                 dst: flow.src_ip,
                 dport: flow.src_port.unwrap_or(0),
-                out_pkts: flow.bwd_packets,
-                back_pkts: flow.fwd_packets,
                 reversed,
                 dst_internal: self.options.network.is_internal(flow.src_ip),
                 dst_id: 0,
@@ -337,8 +335,6 @@ impl ProfileBuilder {
                 src: flow.src_ip,
                 dst: flow.dst_ip,
                 dport: flow.dst_port,
-                out_pkts: flow.fwd_packets,
-                back_pkts: flow.bwd_packets,
                 reversed,
                 dst_internal: self.options.network.is_internal(flow.dst_ip),
                 dst_id: 0,
@@ -447,8 +443,6 @@ pub struct Oriented {
     src: IpAddr,
     dst: IpAddr,
     dport: u16,
-    out_pkts: Option<f64>,
-    back_pkts: Option<f64>,
     reversed: bool,
     /// Whether `dst` is inside the network (computed once per flow).
     dst_internal: bool,
@@ -456,6 +450,15 @@ pub struct Oriented {
 }
 
 impl Oriented {
+    /// Packets the initiator sent, and those it got back.
+    fn packets(&self, flow: &FlowRecord) -> (Option<f64>, Option<f64>) {
+        if self.reversed {
+            (flow.bwd_packets, flow.fwd_packets)
+        } else {
+            (flow.fwd_packets, flow.bwd_packets)
+        }
+    }
+
     /// Which of `n` builders profiles this flow's initiator: every flow of
     /// a host goes to the same one.
     pub fn shard(&self, n: usize) -> usize {
@@ -509,7 +512,8 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
             host.admin_peers.insert(o.dst);
         }
     }
-    if let Some(back) = o.back_pkts {
+    let (out_pkts, back_pkts) = o.packets(flow);
+    if let Some(back) = back_pkts {
         host.reply_known += 1;
         let reset = flow.rst_flags.is_some_and(|r| r > 0.0);
         if back == 0.0 || reset {
@@ -521,7 +525,7 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
         }
     }
     let payload = flow.fwd_bytes.unwrap_or(0.0) + flow.bwd_bytes.unwrap_or(0.0);
-    if let (Some(out), Some(back)) = (o.out_pkts, o.back_pkts) {
+    if let (Some(out), Some(back)) = (out_pkts, back_pkts) {
         if out + back <= 1.0 || (payload == 0.0 && flow.fwd_bytes.is_some()) {
             host.tiny_flows += 1;
         }
