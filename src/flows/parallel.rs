@@ -285,7 +285,6 @@ impl FastRows {
             starts: &self.starts,
             needed: &self.plan.needed_field,
             commas,
-            width: commas + 1,
             last_is_header_last: commas + 1 == self.width,
         };
         (row, end, plain)
@@ -300,35 +299,6 @@ fn record(plan: &CommaPlan, starts: &mut [usize], count: usize, pos: usize) {
     }
 }
 
-/// Handles one block's comma bits (`m`, one bit per byte, `shift` bits a
-/// byte: 1 for AVX2 masks, 8 for eight-byte words) at byte `base`: counts
-/// them, and records each when the block holds a planned one.
-#[inline(always)]
-fn block(
-    plan: &CommaPlan,
-    starts: &mut [usize],
-    count: &mut usize,
-    mut m: u64,
-    base: usize,
-    shift: u32,
-) {
-    let p = m.count_ones() as usize;
-    if plan.next[(*count + 1).min(plan.need.len())] <= *count + p {
-        while m != 0 {
-            *count += 1;
-            record(
-                plan,
-                starts,
-                *count,
-                base + (m.trailing_zeros() / shift) as usize,
-            );
-            m &= m - 1;
-        }
-    } else {
-        *count += p;
-    }
-}
-
 /// Where a line scan stands: commas counted, and the quotes and carriage
 /// returns seen (how many, and where the last one is).
 #[derive(Default)]
@@ -339,13 +309,46 @@ struct Scan {
 }
 
 impl Scan {
-    /// Notes a block's quote and carriage-return bits (`shift` bits a byte).
+    /// Takes in one block of bytes starting at `base`, given as bit masks
+    /// (one bit a byte, `shift` bits apart: 1 for AVX2 masks, 8 for
+    /// eight-byte words) of its commas, line feeds and quotes or carriage
+    /// returns. Only what comes before the first line feed counts: the
+    /// commas are counted (and recorded when the block holds a planned one)
+    /// and the specials noted. Returns the line feed's offset if the block
+    /// holds one.
     #[inline(always)]
-    fn specials(&mut self, bits: u64, base: usize, shift: u32) {
-        if bits != 0 {
-            self.specials += bits.count_ones() as usize;
-            self.last_special = base + ((63 - bits.leading_zeros()) / shift) as usize;
+    #[allow(clippy::too_many_arguments)]
+    fn block(
+        &mut self,
+        plan: &CommaPlan,
+        starts: &mut [usize],
+        mut commas: u64,
+        feeds: u64,
+        mut specials: u64,
+        base: usize,
+        shift: u32,
+    ) -> Option<usize> {
+        if feeds != 0 {
+            let before = (feeds & feeds.wrapping_neg()) - 1;
+            commas &= before;
+            specials &= before;
         }
+        let p = commas.count_ones() as usize;
+        if plan.next[(self.commas + 1).min(plan.need.len())] <= self.commas + p {
+            while commas != 0 {
+                self.commas += 1;
+                let at = base + (commas.trailing_zeros() / shift) as usize;
+                record(plan, starts, self.commas, at);
+                commas &= commas - 1;
+            }
+        } else {
+            self.commas += p;
+        }
+        if specials != 0 {
+            self.specials += specials.count_ones() as usize;
+            self.last_special = base + ((63 - specials.leading_zeros()) / shift) as usize;
+        }
+        (feeds != 0).then(|| base + (feeds.trailing_zeros() / shift) as usize)
     }
 
     /// (line end, commas, whether the line splits on commas alone: no
@@ -376,21 +379,12 @@ fn line_swar(
     let mut base = from;
     while base + 8 <= rest.len() {
         let w = u64::from_le_bytes(rest[base..base + 8].try_into().expect("8 bytes"));
+        let commas = bytes_equal(w, b',');
         let feeds = bytes_equal(w, b'\n');
-        let mut m = bytes_equal(w, b',');
-        let mut sp = bytes_equal(w, b'"') | bytes_equal(w, b'\r');
-        if feeds != 0 {
-            // Only what comes before the first line feed.
-            let before = (feeds & feeds.wrapping_neg()) - 1;
-            m &= before;
-            sp &= before;
-            block(plan, starts, &mut scan.commas, m, base, 8);
-            scan.specials(sp, base, 8);
-            let end = base + (feeds.trailing_zeros() / 8) as usize;
+        let specials = bytes_equal(w, b'"') | bytes_equal(w, b'\r');
+        if let Some(end) = scan.block(plan, starts, commas, feeds, specials, base, 8) {
             return scan.finish(rest, end);
         }
-        block(plan, starts, &mut scan.commas, m, base, 8);
-        scan.specials(sp, base, 8);
         base += 8;
     }
     for (k, b) in rest.iter().enumerate().skip(base) {
@@ -431,22 +425,15 @@ unsafe fn line_avx2(rest: &[u8], plan: &CommaPlan, starts: &mut [usize]) -> (usi
         // SAFETY: base + 32 <= rest.len(); the load is unaligned.
         let v = unsafe { _mm256_loadu_si256(rest.as_ptr().add(base).cast::<__m256i>()) };
         let bits = |x| u64::from(_mm256_movemask_epi8(x) as u32);
-        let mut m = bits(_mm256_cmpeq_epi8(v, comma));
+        let commas = bits(_mm256_cmpeq_epi8(v, comma));
         let feeds = bits(_mm256_cmpeq_epi8(v, feed));
-        let mut sp = bits(_mm256_or_si256(
+        let specials = bits(_mm256_or_si256(
             _mm256_cmpeq_epi8(v, quote),
             _mm256_cmpeq_epi8(v, cr),
         ));
-        if feeds != 0 {
-            let before = (feeds & feeds.wrapping_neg()) - 1;
-            m &= before;
-            sp &= before;
-            block(plan, starts, &mut scan.commas, m, base, 1);
-            scan.specials(sp, base, 1);
-            return scan.finish(rest, base + feeds.trailing_zeros() as usize);
+        if let Some(end) = scan.block(plan, starts, commas, feeds, specials, base, 1) {
+            return scan.finish(rest, end);
         }
-        block(plan, starts, &mut scan.commas, m, base, 1);
-        scan.specials(sp, base, 1);
         base += 32;
     }
     line_swar(rest, base, scan, plan, starts)
@@ -467,14 +454,14 @@ struct FastRow<'a> {
     starts: &'a [usize],
     /// Fields whose bounds are in `starts`.
     needed: &'a [bool],
+    /// Commas in the line (its width is one more).
     commas: usize,
-    width: usize,
     last_is_header_last: bool,
 }
 
 impl Row for FastRow<'_> {
     fn field(&self, i: usize) -> Option<&[u8]> {
-        if i >= self.width {
+        if i > self.commas {
             return None;
         }
         if self.needed.get(i).copied().unwrap_or(false) {
@@ -486,7 +473,7 @@ impl Row for FastRow<'_> {
             };
             return Some(&self.line[from..to]);
         }
-        if i + 1 == self.width && self.last_is_header_last {
+        if i == self.commas && self.last_is_header_last {
             let from = memchr::memrchr(b',', self.line).map_or(0, |c| c + 1);
             return Some(&self.line[from..]);
         }
@@ -495,7 +482,7 @@ impl Row for FastRow<'_> {
     }
 
     fn width(&self) -> usize {
-        self.width
+        self.commas + 1
     }
 
     fn is_blank(&self) -> bool {
