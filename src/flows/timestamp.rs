@@ -174,3 +174,37 @@ mod tests {
         assert!(parse_timestamp(b"4/13/2017 1:52").is_none());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_timestamp, parse_timestamp_cached};
+
+    /// The cache gives what parsing gives, through repeats, changes, bad
+    /// texts and texts longer than it holds.
+    #[test]
+    fn cached_parse_equals_parse() {
+        let long = "2017-07-04 08:55:12.123456789012345678901234567";
+        let texts = [
+            "4/7/2017 8:55",
+            "4/7/2017 8:55",
+            "4/7/2017 8:56",
+            "not a time",
+            "not a time",
+            "4/7/2017 8:55",
+            long,
+            long,
+            "2017-07-04 08:55:12",
+            "",
+            "04/07/2017 01:02:03 PM",
+            "4/7/2017 8:55",
+        ];
+        for t in texts {
+            let want = parse_timestamp(t.as_bytes()).map(f64::to_bits);
+            assert_eq!(
+                parse_timestamp_cached(t.as_bytes()).map(f64::to_bits),
+                want,
+                "{t}"
+            );
+        }
+    }
+}
