@@ -173,11 +173,6 @@ mod tests {
         assert!(parse_timestamp(b"").is_none());
         assert!(parse_timestamp(b"4/13/2017 1:52").is_none());
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_timestamp, parse_timestamp_cached};
 
     /// The cache gives what parsing gives, through repeats, changes, bad
     /// texts and texts longer than it holds.
