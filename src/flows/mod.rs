@@ -586,6 +586,7 @@ pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
     sink: &mut F,
 ) -> Result<(), ReadError> {
     let mut rec = csv::ByteRecord::new();
+    let mut memo = Memo::default();
     // Line numbers are counted here rather than taken from the csv crate,
     // whose position is one line short after a CRLF header. Flow CSVs have
     // no quoted newlines, so data row n sits on line n + 1.
@@ -597,7 +598,7 @@ pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
             Err(e) => return Err(csv_error(path, e)),
         }
         line += 1;
-        handle_row(&rec, layout, line, stats, sink);
+        handle_row(&rec, layout, line, stats, &mut memo, sink);
     }
     Ok(())
 }
@@ -633,6 +634,7 @@ pub(crate) fn handle_row<R: Row, F: FnMut(&Flow<'_>)>(
     layout: &FileLayout,
     line: u64,
     stats: &mut ReadStats,
+    memo: &mut Memo,
     sink: &mut F,
 ) {
     let map = &layout.map;
@@ -661,7 +663,7 @@ pub(crate) fn handle_row<R: Row, F: FnMut(&Flow<'_>)>(
         stats.skip(SkipReason::RepeatedHeader, None);
         return;
     }
-    match parse_row(rec, map, stats) {
+    match parse_row(rec, map, stats, memo) {
         Ok(flow) => {
             stats.flows += 1;
             sink(&flow);
@@ -684,27 +686,24 @@ pub(crate) fn handle_row<R: Row, F: FnMut(&Flow<'_>)>(
 
 type RowError = (SkipReason, usize);
 
-fn parse_row<'r, R: Row>(
+/// A row's cells by [`Field`]: (column, trimmed text).
+struct Cells<'r, 'm, R: Row> {
     rec: &'r R,
-    map: &ColumnMap,
-    stats: &mut ReadStats,
-) -> Result<Flow<'r>, RowError> {
-    let cell = |f: Field| map.get(f).map(|i| (i, trim(rec.field(i).unwrap_or(b""))));
-    let ip = |f: Field, reason: SkipReason| -> Result<IpAddr, RowError> {
-        let (i, v) = cell(f).expect("required column");
-        parse_ip(v).ok_or((reason, i))
-    };
-    let src_ip = ip(Field::SrcIp, SkipReason::BadSourceIp)?;
-    let dst_ip = ip(Field::DstIp, SkipReason::BadDestinationIp)?;
-    let (i, v) = cell(Field::DstPort).expect("required column");
-    let dst_port = parse_port(v).ok_or((SkipReason::BadPort, i))?;
-    let src_port = match cell(Field::SrcPort) {
-        Some((_, [])) => None,
-        Some((i, v)) => Some(parse_port(v).ok_or((SkipReason::BadPort, i))?),
-        None => None,
-    };
-    let mut number = |f: Field| -> Result<Option<f64>, RowError> {
-        match cell(f) {
+    map: &'m ColumnMap,
+}
+
+impl<'r, R: Row> Cells<'r, '_, R> {
+    #[inline(always)]
+    fn get(&self, f: Field) -> Option<(usize, &'r [u8])> {
+        self.map
+            .get(f)
+            .map(|i| (i, trim(self.rec.field(i).unwrap_or(b""))))
+    }
+
+    /// A numeric cell: `None` when absent, empty or not finite (counted).
+    #[inline(always)]
+    fn number(&self, f: Field, stats: &mut ReadStats) -> Result<Option<f64>, RowError> {
+        match self.get(f) {
             None => Ok(None),
             Some((i, v)) => match parse_number(v) {
                 Ok(Some(x)) if !x.is_finite() => {
@@ -715,21 +714,42 @@ fn parse_row<'r, R: Row>(
                 Err(NotANumber) => Err((SkipReason::BadNumber, i)),
             },
         }
+    }
+}
+
+fn parse_row<'r, R: Row>(
+    rec: &'r R,
+    map: &ColumnMap,
+    stats: &mut ReadStats,
+    memo: &mut Memo,
+) -> Result<Flow<'r>, RowError> {
+    let cells = Cells { rec, map };
+    let cell = |f: Field| cells.get(f);
+    let (i, v) = cell(Field::SrcIp).expect("required column");
+    let src_ip = memo.ip(v).ok_or((SkipReason::BadSourceIp, i))?;
+    let (i, v) = cell(Field::DstIp).expect("required column");
+    let dst_ip = memo.ip(v).ok_or((SkipReason::BadDestinationIp, i))?;
+    let (i, v) = cell(Field::DstPort).expect("required column");
+    let dst_port = parse_port(v).ok_or((SkipReason::BadPort, i))?;
+    let src_port = match cell(Field::SrcPort) {
+        Some((_, [])) => None,
+        Some((i, v)) => Some(parse_port(v).ok_or((SkipReason::BadPort, i))?),
+        None => None,
     };
-    let protocol = number(Field::Protocol)?;
-    let mut duration_us = number(Field::Duration)?;
-    let fwd_packets = number(Field::FwdPackets)?;
-    let bwd_packets = number(Field::BwdPackets)?;
-    let fwd_bytes = number(Field::FwdBytes)?;
-    let bwd_bytes = number(Field::BwdBytes)?;
-    let rst_flags = number(Field::RstFlags)?;
+    let protocol = cells.number(Field::Protocol, stats)?;
+    let mut duration_us = cells.number(Field::Duration, stats)?;
+    let fwd_packets = cells.number(Field::FwdPackets, stats)?;
+    let bwd_packets = cells.number(Field::BwdPackets, stats)?;
+    let fwd_bytes = cells.number(Field::FwdBytes, stats)?;
+    let bwd_bytes = cells.number(Field::BwdBytes, stats)?;
+    let rst_flags = cells.number(Field::RstFlags, stats)?;
     if duration_us.is_some_and(|d| d < 0.0) {
         stats.negative_durations += 1;
         duration_us = None;
     }
     let timestamp = match cell(Field::Timestamp) {
         Some((_, v)) if !v.is_empty() => {
-            let t = timestamp::parse_timestamp_cached(v);
+            let t = memo.time.parse(v);
             if t.is_none() {
                 stats.bad_timestamps += 1;
             }
@@ -759,6 +779,7 @@ fn parse_row<'r, R: Row>(
     })
 }
 
+#[inline(always)]
 fn trim(b: &[u8]) -> &[u8] {
     b.trim_ascii()
 }
@@ -769,6 +790,55 @@ pub fn parse_ip(v: &[u8]) -> Option<IpAddr> {
         return Some(IpAddr::V4(v4));
     }
     std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// What a parsing thread remembers between rows, so that texts repeated
+/// across a file are parsed once: a day of flows names a few thousand
+/// addresses hundreds of thousands of times, and consecutive rows mostly
+/// share their timestamp text. Whatever it holds, it gives what parsing
+/// gives (tested).
+pub(crate) struct Memo {
+    /// Addresses of 8 to 16 bytes (nearly all), keyed by their length and
+    /// their first and last eight bytes (which cover the whole text), in
+    /// direct-mapped slots: a slot holds the last text that hashed to it.
+    ips: Box<[IpSlot]>,
+    time: timestamp::TimestampMemo,
+}
+
+/// (first eight bytes, last eight bytes, length, parse); length 0 marks an
+/// empty slot (never a key).
+type IpSlot = (u64, u64, usize, Option<IpAddr>);
+
+impl Default for Memo {
+    fn default() -> Memo {
+        Memo {
+            ips: vec![(0, 0, 0, None); Memo::IP_SLOTS].into_boxed_slice(),
+            time: timestamp::TimestampMemo::default(),
+        }
+    }
+}
+
+impl Memo {
+    const IP_SLOTS: usize = 1 << 12;
+
+    /// What [`parse_ip`] gives for `raw`.
+    #[inline]
+    fn ip(&mut self, raw: &[u8]) -> Option<IpAddr> {
+        let n = raw.len();
+        if !(8..=16).contains(&n) {
+            return parse_ip(raw);
+        }
+        let word = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes"));
+        let (head, tail) = (word(0), word(n - 8));
+        let hash = (head ^ tail.rotate_left(23) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let slot = &mut self.ips[(hash >> (64 - Self::IP_SLOTS.trailing_zeros())) as usize];
+        if slot.2 == n && slot.0 == head && slot.1 == tail {
+            return slot.3;
+        }
+        let value = parse_ip(raw);
+        *slot = (head, tail, n, value);
+        value
+    }
 }
 
 /// Dotted-quad IPv4 without the detour through `str`: four decimal octets
@@ -810,16 +880,22 @@ fn parse_ipv4_fast(v: &[u8]) -> Option<std::net::Ipv4Addr> {
 
 /// Parses a port: an integer 0..=65535 (a float with no fraction, such as
 /// `80.0`, is accepted too).
+#[inline]
 pub fn parse_port(v: &[u8]) -> Option<u16> {
     if v.is_empty() {
         return None;
     }
-    if v.iter().all(u8::is_ascii_digit) && v.len() <= 5 {
-        let mut n: u32 = 0;
-        for b in v {
-            n = n * 10 + u32::from(b - b'0');
+    if v.len() <= 5 {
+        // One pass, as in `parse_number`.
+        let (mut n, mut ok) = (0u32, true);
+        for &b in v {
+            let d = b.wrapping_sub(b'0');
+            ok &= d < 10;
+            n = n * 10 + u32::from(d);
         }
-        return u16::try_from(n).ok();
+        if ok {
+            return u16::try_from(n).ok();
+        }
     }
     let x: f64 = std::str::from_utf8(v).ok()?.parse().ok()?;
     (x.fract() == 0.0 && (0.0..=65535.0).contains(&x)).then_some(x as u16)
@@ -827,6 +903,7 @@ pub fn parse_port(v: &[u8]) -> Option<u16> {
 
 /// Parses a numeric cell: `Ok(None)` for an empty cell, `Ok(Some(inf/NaN))`
 /// for `Infinity`/`NaN` spellings, `Err` for anything else unparsable.
+#[inline(always)]
 pub fn parse_number(v: &[u8]) -> Result<Option<f64>, NotANumber> {
     if v.is_empty() {
         return Ok(None);
@@ -837,13 +914,27 @@ pub fn parse_number(v: &[u8]) -> Result<Option<f64>, NotANumber> {
             b'-' => (true, &v[1..]),
             _ => (false, v),
         };
-        if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
-            let n = digits
-                .iter()
-                .fold(0u64, |n, b| n * 10 + u64::from(b - b'0')) as f64;
+        // One pass without a branch a byte: a non-digit clears `ok` (its
+        // value, at most 255, cannot overflow 15 places).
+        let mut n = 0u64;
+        let mut ok = !digits.is_empty();
+        for &b in digits {
+            let d = b.wrapping_sub(b'0');
+            ok &= d < 10;
+            n = n * 10 + u64::from(d);
+        }
+        if ok {
+            let n = n as f64;
             return Ok(Some(if neg { -n } else { n }));
         }
     }
+    parse_number_text(v)
+}
+
+/// [`parse_number`] beyond whole numbers.
+#[cold]
+#[inline(never)]
+fn parse_number_text(v: &[u8]) -> Result<Option<f64>, NotANumber> {
     let s = std::str::from_utf8(v).map_err(|_| NotANumber)?;
     match s.parse::<f64>() {
         Ok(x) => Ok(Some(x)),
@@ -926,6 +1017,7 @@ mod tests {
         }
         // Random strings of digits and dots: the fast path never disagrees
         // with the standard parser, and takes every address it accepts.
+        let mut memo = Memo::default();
         let mut seed = 99u64;
         for _ in 0..200_000 {
             seed = seed
@@ -944,6 +1036,8 @@ mod tests {
                 .collect();
             let std: Option<std::net::Ipv4Addr> = text.parse().ok();
             assert_eq!(parse_ipv4_fast(text.as_bytes()), std, "{text}");
+            // The memo gives what parsing gives, whatever it held before.
+            assert_eq!(memo.ip(text.as_bytes()), std.map(IpAddr::V4), "{text}");
         }
     }
 }

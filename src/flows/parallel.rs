@@ -22,8 +22,8 @@ use std::sync::{Condvar, Mutex, mpsc};
 
 use super::columns::Field;
 use super::{
-    FileLayout, MAX_PROBLEMS_KEPT, ReadError, ReadStats, Row, csv_error, csv_reader, progress,
-    read_records,
+    FileLayout, MAX_PROBLEMS_KEPT, Memo, ReadError, ReadStats, Row, csv_error, csv_reader,
+    progress, read_records,
 };
 use crate::profile::{FlowRecord, LabelTable};
 
@@ -128,6 +128,7 @@ fn parse_range(
     from: u64,
     to: u64,
     buf: &mut Vec<u8>,
+    memo: &mut Memo,
     mut records: Vec<FlowRecord>,
 ) -> Result<Chunk, ReadError> {
     let mut f = File::open(path).map_err(io_error(path))?;
@@ -144,7 +145,7 @@ fn parse_range(
         labels: LabelTable::default(),
         stats: ReadStats::default(),
     };
-    if !split_plain(buf, layout, &mut chunk) {
+    if !split_plain(buf, layout, memo, &mut chunk) {
         // A quote or a lone carriage return: the whole range goes through
         // the csv crate instead (what it gives is the reference).
         chunk.records.clear();
@@ -162,7 +163,7 @@ fn parse_range(
 /// gives as long as no line holds a quote or a carriage return other than
 /// the one before its line feed (every CIC file); stops and returns false
 /// at the first line that does.
-fn split_plain(buf: &[u8], layout: &FileLayout, chunk: &mut Chunk) -> bool {
+fn split_plain(buf: &[u8], layout: &FileLayout, memo: &mut Memo, chunk: &mut Chunk) -> bool {
     let (records, labels) = (&mut chunk.records, &mut chunk.labels);
     let mut push = |f: &super::Flow<'_>| records.push(FlowRecord::new(f, labels));
     let mut splitter = FastRows::new(layout);
@@ -179,7 +180,7 @@ fn split_plain(buf: &[u8], layout: &FileLayout, chunk: &mut Chunk) -> bool {
             continue;
         }
         line += 1;
-        super::handle_row(&row, layout, line, &mut chunk.stats, &mut push);
+        super::handle_row(&row, layout, line, &mut chunk.stats, memo, &mut push);
     }
     true
 }
@@ -460,6 +461,7 @@ struct FastRow<'a> {
 }
 
 impl Row for FastRow<'_> {
+    #[inline(always)]
     fn field(&self, i: usize) -> Option<&[u8]> {
         if i > self.commas {
             return None;
@@ -537,6 +539,7 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
                 (&claims, &wake, &layout, &bounds, &spares);
             s.spawn(move || {
                 let mut buf = Vec::new();
+                let mut memo = Memo::default();
                 loop {
                     let k = {
                         let mut c = claims.lock().expect("claims lock");
@@ -556,8 +559,15 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
                         .expect("spares lock")
                         .pop()
                         .unwrap_or_default();
-                    let result =
-                        parse_range(path, layout, bounds[k], bounds[k + 1], &mut buf, spare);
+                    let result = parse_range(
+                        path,
+                        layout,
+                        bounds[k],
+                        bounds[k + 1],
+                        &mut buf,
+                        &mut memo,
+                        spare,
+                    );
                     if tx.send((k, result)).is_err() {
                         return;
                     }

@@ -11,29 +11,45 @@
 //! * `yyyy-mm-dd hh:mm:ss[.ffffff]`: the corrected release and the Python
 //!   `cicflowmeter` (a `T` separator is accepted too).
 
-/// [`parse_timestamp`] with a one-entry cache per thread: consecutive rows
-/// of a flow file mostly carry the same timestamp text (the 2017 files
-/// write minutes), which is then parsed once.
-pub fn parse_timestamp_cached(raw: &[u8]) -> Option<f64> {
+/// [`parse_timestamp`] with a one-entry memo (one a parsing thread):
+/// consecutive rows of a flow file mostly carry the same timestamp text
+/// (the 2017 files write minutes), which is then parsed once.
+#[derive(Clone, Copy)]
+pub struct TimestampMemo {
+    text: [u8; TimestampMemo::CAP],
+    /// `usize::MAX` until the first text.
+    len: usize,
+    value: Option<f64>,
+}
+
+impl Default for TimestampMemo {
+    fn default() -> TimestampMemo {
+        TimestampMemo {
+            text: [0; TimestampMemo::CAP],
+            len: usize::MAX,
+            value: None,
+        }
+    }
+}
+
+impl TimestampMemo {
+    /// Longest text remembered.
     const CAP: usize = 40;
-    thread_local! {
-        static LAST: std::cell::Cell<([u8; CAP], usize, Option<f64>)> =
-            const { std::cell::Cell::new(([0; CAP], usize::MAX, None)) };
-    }
-    if raw.len() > CAP {
-        return parse_timestamp(raw);
-    }
-    LAST.with(|last| {
-        let (text, len, value) = last.get();
-        if len == raw.len() && &text[..len] == raw {
-            return value;
+
+    /// What [`parse_timestamp`] gives for `raw`.
+    pub fn parse(&mut self, raw: &[u8]) -> Option<f64> {
+        if raw.len() > Self::CAP {
+            return parse_timestamp(raw);
+        }
+        if self.len == raw.len() && &self.text[..raw.len()] == raw {
+            return self.value;
         }
         let value = parse_timestamp(raw);
-        let mut text = [0; CAP];
-        text[..raw.len()].copy_from_slice(raw);
-        last.set((text, raw.len(), value));
+        self.text[..raw.len()].copy_from_slice(raw);
+        self.len = raw.len();
+        self.value = value;
         value
-    })
+    }
 }
 
 /// Parses one timestamp; `None` when its shape is not one of the above.
@@ -174,10 +190,10 @@ mod tests {
         assert!(parse_timestamp(b"4/13/2017 1:52").is_none());
     }
 
-    /// The cache gives what parsing gives, through repeats, changes, bad
+    /// The memo gives what parsing gives, through repeats, changes, bad
     /// texts and texts longer than it holds.
     #[test]
-    fn cached_parse_equals_parse() {
+    fn memo_parse_equals_parse() {
         let long = "2017-07-04 08:55:12.123456789012345678901234567";
         let texts = [
             "4/7/2017 8:55",
@@ -193,13 +209,10 @@ mod tests {
             "04/07/2017 01:02:03 PM",
             "4/7/2017 8:55",
         ];
+        let mut memo = TimestampMemo::default();
         for t in texts {
             let want = parse_timestamp(t.as_bytes()).map(f64::to_bits);
-            assert_eq!(
-                parse_timestamp_cached(t.as_bytes()).map(f64::to_bits),
-                want,
-                "{t}"
-            );
+            assert_eq!(memo.parse(t.as_bytes()).map(f64::to_bits), want, "{t}");
         }
     }
 }
