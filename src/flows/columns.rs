@@ -115,7 +115,7 @@ impl Field {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Field::ALL
             .iter()
             .position(|f| *f == self)

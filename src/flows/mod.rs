@@ -13,6 +13,7 @@
 
 pub mod columns;
 pub mod parallel;
+mod scan;
 pub mod timestamp;
 
 use std::collections::BTreeMap;

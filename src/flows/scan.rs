@@ -1,0 +1,484 @@
+//! Splitting a byte range of flow rows in two passes, without tokenizing
+//! what latmove does not read.
+//!
+//! 1. [`Index::build`] marks, 64 bytes at a time (AVX2 when the CPU has it),
+//!    where the range's commas and line feeds are, and checks that it holds
+//!    no quote and no carriage return other than one right before a line
+//!    feed (true of every CIC file; a range that fails goes through the csv
+//!    crate instead).
+//! 2. [`Index::locate`] finds, in one line, only the commas around the
+//!    fields latmove reads, by counting bits (whole blocks without one are
+//!    skipped with a population count), and the line's comma count.
+//!
+//! [`quick_row`] then parses a row whose cells are all in their plain form
+//! (addresses, whole numbers, a timestamp the memo knows how to read);
+//! anything else (a short or long row, a space, a sign, a fraction,
+//! `Infinity`, a bad cell) is left to the general row check
+//! (`handle_row`), so the flows and counts are exactly the csv crate's
+//! (tested).
+
+use super::columns::Field;
+use super::{FileLayout, Flow, Memo, parse_port, trim};
+
+/// Where a range's commas and line feeds are.
+#[derive(Default)]
+pub(super) struct Index {
+    /// Bit `i` of `commas[b]`: byte `64 b + i` is a comma; one zero block
+    /// past the end.
+    commas: Vec<u64>,
+    /// Offsets of the line feeds, in order.
+    pub(super) feeds: Vec<usize>,
+}
+
+impl Index {
+    /// Indexes `buf`. False when it holds a quote or a carriage return that
+    /// is not right before a line feed.
+    pub(super) fn build(&mut self, buf: &[u8]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { self.build_avx2(buf) };
+        }
+        self.build_with(buf, masks_bytes)
+    }
+
+    /// [`Index::build`] with AVX2.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn build_avx2(&mut self, buf: &[u8]) -> bool {
+        // SAFETY: this function runs only where AVX2 is available.
+        self.build_with(buf, |block| unsafe { masks_avx2(block) })
+    }
+
+    /// The indexing loop, given how to find a 64-byte block's commas, line
+    /// feeds, quotes and carriage returns (as bit masks).
+    #[inline(always)]
+    fn build_with(&mut self, buf: &[u8], masks: impl Fn(&[u8; 64]) -> [u64; 4]) -> bool {
+        self.commas.clear();
+        self.feeds.clear();
+        let blocks = buf.len().div_ceil(64);
+        self.commas.reserve(blocks + 1);
+        let mut bad = 0u64;
+        let mut padded = [0u8; 64];
+        for b in 0..blocks {
+            let at = b * 64;
+            let block: &[u8; 64] = match buf.get(at..at + 64) {
+                Some(full) => full.try_into().expect("64 bytes"),
+                None => {
+                    // The last, partial block, padded with zeros (none of
+                    // the bytes looked for).
+                    padded[..buf.len() - at].copy_from_slice(&buf[at..]);
+                    &padded
+                }
+            };
+            let [comma, mut feed, quote, cr] = masks(block);
+            self.commas.push(comma);
+            // A carriage return must be followed by a line feed (in this
+            // block, or first in the next).
+            let next_feed = buf.get(at + 64) == Some(&b'\n');
+            let followed = (feed >> 1) | (u64::from(next_feed) << 63);
+            bad |= quote | (cr & !followed);
+            while feed != 0 {
+                self.feeds.push(at + feed.trailing_zeros() as usize);
+                feed &= feed - 1;
+            }
+        }
+        self.commas.push(0);
+        bad == 0
+    }
+
+    /// In the line `[start, end)` of the indexed buffer, the offsets of the
+    /// commas numbered `wanted` (1-based, ascending) into `at`, and the
+    /// line's comma count; `None` when the line has fewer commas than the
+    /// last one wanted.
+    #[inline(always)]
+    pub(super) fn locate(
+        &self,
+        start: usize,
+        end: usize,
+        wanted: &[usize],
+        at: &mut [usize],
+    ) -> Option<usize> {
+        let mut b = start / 64;
+        let last = end / 64;
+        let end_mask = (1u64 << (end % 64)) - 1;
+        let clip = |b: usize, m: u64| if b == last { m & end_mask } else { m };
+        let mut mask = clip(b, self.commas[b] & (!0u64 << (start % 64)));
+        let mut count = 0usize;
+        for (&k, slot) in wanted.iter().zip(at.iter_mut()) {
+            loop {
+                let p = mask.count_ones() as usize;
+                if count + p >= k {
+                    for _ in 0..k - count - 1 {
+                        mask &= mask - 1;
+                    }
+                    *slot = b * 64 + mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    count = k;
+                    break;
+                }
+                if b == last {
+                    return None;
+                }
+                count += p;
+                b += 1;
+                mask = clip(b, self.commas[b]);
+            }
+        }
+        loop {
+            count += mask.count_ones() as usize;
+            if b == last {
+                return Some(count);
+            }
+            b += 1;
+            mask = clip(b, self.commas[b]);
+        }
+    }
+}
+
+/// A block's (commas, line feeds, quotes, carriage returns), a bit a byte.
+fn masks_bytes(block: &[u8; 64]) -> [u64; 4] {
+    let mut m = [0u64; 4];
+    for (i, &byte) in block.iter().enumerate() {
+        let k = match byte {
+            b',' => 0,
+            b'\n' => 1,
+            b'"' => 2,
+            b'\r' => 3,
+            _ => continue,
+        };
+        m[k] |= 1 << i;
+    }
+    m
+}
+
+/// [`masks_bytes`] with AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn masks_avx2(block: &[u8; 64]) -> [u64; 4] {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    // SAFETY: the block is 64 bytes; the loads are unaligned.
+    let (lo, hi) = unsafe {
+        (
+            _mm256_loadu_si256(block.as_ptr().cast::<__m256i>()),
+            _mm256_loadu_si256(block.as_ptr().add(32).cast::<__m256i>()),
+        )
+    };
+    let bits = |c: u8| {
+        let v = _mm256_set1_epi8(c as i8);
+        let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, v)) as u32;
+        let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, v)) as u32;
+        u64::from(a) | (u64::from(b) << 32)
+    };
+    [bits(b','), bits(b'\n'), bits(b'"'), bits(b'\r')]
+}
+
+/// Where a cell starts or ends: the line's start or end, or just after
+/// (before) a located comma (by its position in [`RowPlan::wanted`]).
+#[derive(Clone, Copy)]
+enum Edge {
+    LineStart,
+    LineEnd,
+    Comma(usize),
+}
+
+/// What [`quick_row`] reads in a file's rows.
+pub(super) struct RowPlan {
+    /// The header's width: a quick row has exactly that many fields.
+    width: usize,
+    /// The comma numbers to locate (ascending).
+    pub(super) wanted: Vec<usize>,
+    /// A cell's edges, by [`Field`] (`None`: the file lacks it).
+    cells: [Option<(Edge, Edge)>; Field::ALL.len()],
+    /// The header's own source-address cell reads as an address: a
+    /// repeated header would pass for a row, so every row takes the
+    /// general check.
+    off: bool,
+}
+
+impl RowPlan {
+    pub(super) fn new(layout: &FileLayout) -> RowPlan {
+        let width = layout.header.len();
+        let columns: Vec<Option<usize>> = Field::ALL.iter().map(|f| layout.map.get(*f)).collect();
+        let mut wanted: Vec<usize> = columns
+            .iter()
+            .flatten()
+            .flat_map(|&c| [c, c + 1])
+            .filter(|&k| k >= 1 && k < width)
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let edge = |k: usize| Edge::Comma(wanted.binary_search(&k).expect("a wanted comma"));
+        let mut cells = [None; Field::ALL.len()];
+        for (cell, column) in cells.iter_mut().zip(&columns) {
+            *cell = column.map(|c| {
+                let from = if c == 0 { Edge::LineStart } else { edge(c) };
+                let to = if c + 1 == width {
+                    Edge::LineEnd
+                } else {
+                    edge(c + 1)
+                };
+                (from, to)
+            });
+        }
+        let off = layout.map.get(Field::SrcIp).is_some_and(|i| {
+            layout
+                .header
+                .get(i)
+                .is_some_and(|h| super::parse_ip(trim(h)).is_some())
+        });
+        RowPlan {
+            width,
+            wanted,
+            cells,
+            off,
+        }
+    }
+
+    /// Whether rows with `commas` commas can be parsed quickly.
+    #[inline]
+    pub(super) fn fits(&self, commas: usize) -> bool {
+        !self.off && commas + 1 == self.width
+    }
+}
+
+/// A cell in its plain form: a whole number of at most 15 digits (`None`
+/// when empty), or `Err` for anything else (left to the general check).
+#[inline(always)]
+fn plain_number(v: &[u8]) -> Result<Option<f64>, ()> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.len() > 15 {
+        return Err(());
+    }
+    let mut n = 0u64;
+    let mut ok = true;
+    for &b in v {
+        let d = b.wrapping_sub(b'0');
+        ok &= d < 10;
+        n = n * 10 + u64::from(d);
+    }
+    if ok { Ok(Some(n as f64)) } else { Err(()) }
+}
+
+/// A port in its plain form (one to five digits, at most 65535).
+#[inline(always)]
+fn plain_port(v: &[u8]) -> Option<u16> {
+    if v.is_empty() || v.len() > 5 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    parse_port(v)
+}
+
+/// The flow of a row whose cells are all in their plain form, or `None`
+/// (the general row check then decides, and counts). `line` is the row
+/// (without its line end), `commas` the offsets, relative to the line, of
+/// the commas `plan.wanted` names.
+#[inline(always)]
+pub(super) fn quick_row<'a>(
+    line: &'a [u8],
+    commas: &[usize],
+    plan: &RowPlan,
+    memo: &mut Memo,
+) -> Option<Flow<'a>> {
+    let cell = |f: Field| -> Option<&'a [u8]> {
+        let (from, to) = plan.cells[f.index()]?;
+        let from = match from {
+            Edge::LineStart => 0,
+            Edge::LineEnd => line.len(),
+            Edge::Comma(k) => commas[k] + 1,
+        };
+        let to = match to {
+            Edge::LineStart => 0,
+            Edge::LineEnd => line.len(),
+            Edge::Comma(k) => commas[k],
+        };
+        line.get(from..to)
+    };
+    let number = |f: Field| -> Result<Option<f64>, ()> {
+        match cell(f) {
+            Some(v) => plain_number(v),
+            None => Ok(None),
+        }
+    };
+    let src_ip = memo.ip(cell(Field::SrcIp)?)?;
+    let dst_ip = memo.ip(cell(Field::DstIp)?)?;
+    let dst_port = plain_port(cell(Field::DstPort)?)?;
+    let src_port = match cell(Field::SrcPort) {
+        None | Some([]) => None,
+        Some(v) => Some(plain_port(v)?),
+    };
+    let protocol = number(Field::Protocol).ok()?;
+    let duration_us = number(Field::Duration).ok()?;
+    let fwd_packets = number(Field::FwdPackets).ok()?;
+    let bwd_packets = number(Field::BwdPackets).ok()?;
+    let fwd_bytes = number(Field::FwdBytes).ok()?;
+    let bwd_bytes = number(Field::BwdBytes).ok()?;
+    let rst_flags = number(Field::RstFlags).ok()?;
+    let timestamp = match cell(Field::Timestamp).map(trim) {
+        None | Some([]) => None,
+        Some(v) => Some(memo.time.parse(v)?),
+    };
+    Some(Flow {
+        src_ip,
+        src_port,
+        dst_ip,
+        dst_port,
+        protocol: protocol
+            .filter(|p| (0.0..=255.0).contains(p))
+            .map(|p| p as u8),
+        timestamp,
+        duration_us,
+        fwd_packets,
+        bwd_packets,
+        fwd_bytes,
+        bwd_bytes,
+        rst_flags,
+        label: cell(Field::Label).map(trim).filter(|v| !v.is_empty()),
+        flow_id: cell(Field::FlowId).map(trim).filter(|v| !v.is_empty()),
+    })
+}
+
+/// A line split on every comma, for the general row check.
+#[derive(Default)]
+pub(super) struct SplitRow<'a> {
+    line: &'a [u8],
+    /// Offsets of the line's commas.
+    commas: Vec<usize>,
+}
+
+impl<'a> SplitRow<'a> {
+    pub(super) fn split(line: &'a [u8], mut commas: Vec<usize>) -> SplitRow<'a> {
+        commas.clear();
+        commas.extend(memchr::memchr_iter(b',', line));
+        SplitRow { line, commas }
+    }
+
+    /// The comma buffer back, for the next line.
+    pub(super) fn into_buffer(self) -> Vec<usize> {
+        self.commas
+    }
+}
+
+impl super::Row for SplitRow<'_> {
+    fn field(&self, i: usize) -> Option<&[u8]> {
+        let from = match i {
+            0 => 0,
+            _ => *self.commas.get(i - 1)? + 1,
+        };
+        let to = self.commas.get(i).copied().unwrap_or(self.line.len());
+        Some(&self.line[from..to])
+    }
+
+    fn width(&self) -> usize {
+        self.commas.len() + 1
+    }
+
+    fn is_blank(&self) -> bool {
+        self.line
+            .iter()
+            .all(|b| *b == b',' || b.is_ascii_whitespace())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    /// The index (AVX2 and byte by byte) and the comma walk agree with a
+    /// plain byte loop on texts of every length up to 300 with commas, line
+    /// feeds, quotes and carriage returns anywhere, for several sets of
+    /// wanted commas.
+    #[test]
+    fn index_and_walk_agree_with_a_byte_loop() {
+        let mut seed = 7u64;
+        let wanted_sets: [&[usize]; 5] = [&[], &[1], &[1, 2, 3], &[2, 5, 9, 30], &[1, 40, 84]];
+        for len in 0..300usize {
+            for round in 0..12u64 {
+                let text: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let r = lcg(&mut seed) % (3 + round % 5);
+                        let rare = lcg(&mut seed) % 60;
+                        if r == 0 {
+                            b','
+                        } else if r == 1 && round % 2 == 0 {
+                            b'\n'
+                        } else if rare == 0 && round % 3 == 0 {
+                            b'"'
+                        } else if rare == 1 {
+                            b'\r'
+                        } else if rare == 2 {
+                            b'\n'
+                        } else {
+                            b'a' + (lcg(&mut seed) % 26) as u8
+                        }
+                    })
+                    .collect();
+                let feeds: Vec<usize> = (0..len).filter(|&i| text[i] == b'\n').collect();
+                let good = (0..len).all(|i| match text[i] {
+                    b'"' => false,
+                    b'\r' => text.get(i + 1) == Some(&b'\n'),
+                    _ => true,
+                });
+                let mut builds = vec![{
+                    let mut ix = Index::default();
+                    let ok = ix.build_with(&text, masks_bytes);
+                    (ix, ok)
+                }];
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    let mut ix = Index::default();
+                    // SAFETY: AVX2 checked just above.
+                    let ok = unsafe { ix.build_avx2(&text) };
+                    builds.push((ix, ok));
+                }
+                for (ix, ok) in &builds {
+                    assert_eq!(*ok, good, "{text:?}");
+                    assert_eq!(ix.feeds, feeds, "{text:?}");
+                    // Every line, and a few spans that start mid-line.
+                    let mut starts: Vec<usize> = std::iter::once(0)
+                        .chain(feeds.iter().map(|f| f + 1))
+                        .collect();
+                    starts.extend((0..len).step_by(37));
+                    for &s in &starts {
+                        let e = text[s.min(len)..]
+                            .iter()
+                            .position(|b| *b == b'\n')
+                            .map_or(len, |p| s + p);
+                        let s = s.min(e);
+                        let positions: Vec<usize> = (s..e).filter(|&i| text[i] == b',').collect();
+                        for wanted in wanted_sets {
+                            let mut at = vec![usize::MAX; wanted.len()];
+                            let got = ix.locate(s, e, wanted, &mut at);
+                            let fits = wanted.last().is_none_or(|&k| k <= positions.len());
+                            if !fits {
+                                assert_eq!(got, None, "{text:?} {s}..{e} {wanted:?}");
+                                continue;
+                            }
+                            assert_eq!(got, Some(positions.len()), "{text:?} {s}..{e}");
+                            for (k, a) in wanted.iter().zip(&at) {
+                                assert_eq!(*a, positions[k - 1], "{text:?} {s}..{e} comma {k}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
