@@ -493,7 +493,7 @@ fn score_profiles(
             let forest = match &cfg.model {
                 Some(m) => m.forest.clone(),
                 None => fit_params
-                    .fit_threads(all.select(Axis(0), &train_idx).view(), inner)
+                    .fit_rows(all.view(), &train_idx, inner)
                     .with_context(|| format!("training on {} hosts", train_hosts.len()))?,
             };
             if !cross_fitted {
@@ -501,7 +501,7 @@ fn score_profiles(
                 return Ok((Some(forest), (0..entities.len()).collect(), s));
             }
             let others: Vec<usize> = (0..entities.len()).filter(|&e| !in_training[e]).collect();
-            let s = forest.score_threads(all.select(Axis(0), &others).view(), inner)?;
+            let s = forest.score_rows(all.view(), &others, inner)?;
             return Ok((Some(forest), others, s));
         }
         let k = j - 1;
@@ -510,9 +510,9 @@ fn score_profiles(
             .copied()
             .partition(|&e| fold_of[entities[e].0] == k);
         let fold_forest = fit_params
-            .fit_threads(all.select(Axis(0), &fit_rows).view(), inner)
+            .fit_rows(all.view(), &fit_rows, inner)
             .with_context(|| format!("training fold {} of {folds}", k + 1))?;
-        let s = fold_forest.score_threads(all.select(Axis(0), &held).view(), inner)?;
+        let s = fold_forest.score_rows(all.view(), &held, inner)?;
         Ok((None, held, s))
     };
     let next = std::sync::atomic::AtomicUsize::new(0);

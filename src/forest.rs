@@ -201,15 +201,36 @@ impl IsolationForestParams {
         x: ArrayView2<'_, f64>,
         threads: usize,
     ) -> Result<IsolationForest, ForestError> {
+        self.fit_on(x, None, threads)
+    }
+
+    /// Grows the forest on the rows `rows` of `x` (in that order): the
+    /// same forest as on `x.select(Axis(0), rows)`, without the copy.
+    pub fn fit_rows(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: &[usize],
+        threads: usize,
+    ) -> Result<IsolationForest, ForestError> {
+        self.fit_on(x, Some(rows), threads)
+    }
+
+    fn fit_on(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: Option<&[usize]>,
+        threads: usize,
+    ) -> Result<IsolationForest, ForestError> {
         self.validate()?;
-        let (n, d) = x.dim();
+        let d = x.ncols();
+        let n = rows.map_or(x.nrows(), <[usize]>::len);
         if d == 0 {
             return Err(ForestError::NoFeatures);
         }
         if n < 2 {
             return Err(ForestError::TooFewTrainingRows(n));
         }
-        check_finite(x)?;
+        check_finite(x, rows)?;
         if !self.feature_families.is_empty() && self.feature_families.len() != d {
             return Err(ForestError::FeatureCountMismatch {
                 expected: self.feature_families.len(),
@@ -221,7 +242,10 @@ impl IsolationForestParams {
         let grow = |t: usize| {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
             rng.set_stream(t as u64);
-            let sample = sample_without_replacement(&mut rng, n, psi);
+            let mut sample = sample_without_replacement(&mut rng, n, psi);
+            if let Some(rows) = rows {
+                sample.iter_mut().for_each(|s| *s = rows[*s]);
+            }
             Tree::grow(x, sample, depth_limit, &self.feature_families, &mut rng)
         };
         let trees = in_chunks(self.n_trees, threads, |range| range.map(grow).collect());
@@ -233,21 +257,29 @@ impl IsolationForestParams {
             range_aware: self.range_aware,
         };
         if let Contamination::Fraction(c) = self.contamination {
-            let scores = forest.score_threads(x, threads)?;
+            let scores = forest.score_on(x, rows, threads)?;
             forest.threshold = contamination_threshold(&scores, c);
         }
         Ok(forest)
     }
 }
 
-fn check_finite(x: ArrayView2<'_, f64>) -> Result<(), ForestError> {
+/// Every value of `x` (of its rows `rows`) is finite; else the first
+/// that is not, its row counted in `rows`.
+fn check_finite(x: ArrayView2<'_, f64>, rows: Option<&[usize]>) -> Result<(), ForestError> {
     // A plain pass first (indexed iteration is several times slower); the
     // position only when something is wrong.
-    if x.iter().all(|v| v.is_finite()) {
+    let finite = match rows {
+        None => x.iter().all(|v| v.is_finite()),
+        Some(rows) => rows.iter().all(|&r| x.row(r).iter().all(|v| v.is_finite())),
+    };
+    if finite {
         return Ok(());
     }
-    for ((row, column), v) in x.indexed_iter() {
-        if !v.is_finite() {
+    let n = rows.map_or(x.nrows(), <[usize]>::len);
+    for row in 0..n {
+        let r = rows.map_or(row, |rows| rows[row]);
+        if let Some(column) = x.row(r).iter().position(|v| !v.is_finite()) {
             return Err(ForestError::NonFinite { row, column });
         }
     }
@@ -894,47 +926,69 @@ impl IsolationForest {
         x: ArrayView2<'_, f64>,
         threads: usize,
     ) -> Result<Vec<f64>, ForestError> {
+        self.score_on(x, None, threads)
+    }
+
+    /// Scores the rows `rows` of `x` (in that order): the scores of
+    /// `x.select(Axis(0), rows)`, without the copy.
+    pub fn score_rows(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: &[usize],
+        threads: usize,
+    ) -> Result<Vec<f64>, ForestError> {
+        self.score_on(x, Some(rows), threads)
+    }
+
+    fn score_on(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: Option<&[usize]>,
+        threads: usize,
+    ) -> Result<Vec<f64>, ForestError> {
         if x.ncols() != self.n_features {
             return Err(ForestError::FeatureCountMismatch {
                 expected: self.n_features,
                 got: x.ncols(),
             });
         }
-        check_finite(x)?;
+        check_finite(x, rows)?;
         let c = average_path_length(self.psi);
         let compiled = Compiled::new(&self.trees);
         let n_trees = self.trees.len() as f64;
         let range_aware = self.range_aware;
         let d = x.ncols();
-        Ok(in_chunks(x.nrows(), threads, |range| {
+        let n = rows.map_or(x.nrows(), <[usize]>::len);
+        Ok(in_chunks(n, threads, |range| {
             // Blocks of rows walk one tree after the other, so a tree's nodes
             // stay in cache; each row still adds its trees in tree order.
             const BLOCK: usize = 128;
             let mut out = Vec::with_capacity(range.len());
-            let mut rows = vec![0.0; BLOCK * d];
+            let mut block = vec![0.0; BLOCK * d];
             let mut totals = [0.0f64; BLOCK];
             let mut start = range.start;
             while start < range.end {
                 let end = (start + BLOCK).min(range.end);
                 let n = end - start;
                 for (k, i) in (start..end).enumerate() {
-                    rows[k * d..(k + 1) * d]
+                    let r = rows.map_or(i, |rows| rows[i]);
+                    block[k * d..(k + 1) * d]
                         .iter_mut()
-                        .zip(x.row(i))
-                        .for_each(|(r, v)| *r = *v);
+                        .zip(x.row(r))
+                        .for_each(|(b, v)| *b = *v);
                 }
                 totals[..n].fill(-0.0);
                 for &root in &compiled.roots {
                     if range_aware {
                         compiled.add_expected_path_lengths(
                             root,
-                            &rows[..n * d],
+                            &block[..n * d],
                             d,
                             &mut totals[..n],
                         );
                     } else {
                         for (k, t) in totals[..n].iter_mut().enumerate() {
-                            *t += compiled.path_length(root, &rows[k * d..(k + 1) * d]);
+                            *t += compiled.path_length(root, &block[k * d..(k + 1) * d]);
                         }
                     }
                 }

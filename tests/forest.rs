@@ -263,6 +263,39 @@ fn thread_count_does_not_change_trees_or_scores() {
 }
 
 #[test]
+fn fitting_and_scoring_chosen_rows_equals_copying_them_out() {
+    // Rows picked out of order from a larger matrix (with a non-finite
+    // value in a row not picked): the same forest and the same scores as
+    // on the selected copy, and a bad value reported at its position among
+    // the picked rows.
+    let x = cluster_with_outlier();
+    let mut big = Array2::from_elem((x.nrows() * 2, x.ncols()), f64::NAN);
+    for (i, row) in x.rows().into_iter().enumerate() {
+        big.row_mut(2 * i + 1).assign(&row);
+    }
+    let rows: Vec<usize> = (0..x.nrows()).rev().map(|i| 2 * i + 1).collect();
+    let copy = big.select(ndarray::Axis(0), &rows);
+    let p = IsolationForestParams::default();
+    let picked = p.fit_rows(big.view(), &rows, 2).unwrap();
+    let copied = p.fit_threads(copy.view(), 2).unwrap();
+    assert_eq!(picked, copied);
+    let bits = |v: Vec<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(picked.score_rows(big.view(), &rows[3..], 2).unwrap()),
+        bits(
+            copied
+                .score_threads(copy.slice(ndarray::s![3.., ..]), 1)
+                .unwrap()
+        )
+    );
+    let with_nan = [rows[0], rows[1], 4, rows[2]];
+    assert_eq!(
+        picked.score_rows(big.view(), &with_nan, 1).unwrap_err(),
+        ForestError::NonFinite { row: 2, column: 0 }
+    );
+}
+
+#[test]
 fn one_family_per_feature_is_the_uniform_choice_draw_for_draw() {
     let x = cluster_with_outlier();
     let uniform = IsolationForestParams::default();
