@@ -299,6 +299,8 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
     check_fraction("--min-recall", a.output.min_recall)?;
     check_fraction("--max-fpr", a.output.max_fpr)?;
     let mut cfg = DetectConfig::new(a.inputs.clone());
+    // The command exits once the outputs are written.
+    cfg.free_profiles = false;
     cfg.forest = IsolationForestParams {
         n_trees: a.trees,
         max_samples: a.max_samples,
@@ -388,6 +390,7 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     check_fraction("--max-fpr", a.output.max_fpr)?;
     let model = crate::model::Model::load(&a.model)?;
     let mut cfg = DetectConfig::new(a.inputs.clone());
+    cfg.free_profiles = false;
     model.apply_to(&mut cfg)?;
     if let Some(t) = &a.truth {
         cfg.truth = Some(crate::truth::Truth::from_file(t).context("--truth")?);
@@ -521,9 +524,14 @@ pub fn write_outputs(d: &Detection, dir: &std::path::Path, charts: bool) -> Resu
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating output directory {}", dir.display()))?;
     // Render everything first, so a failure leaves no partial set of CSVs.
-    let scores = report::host_scores_csv(d)?;
-    let flagged = report::flagged_hosts_csv(d)?;
-    let metrics = report::metrics_json(d)?;
+    let (scores, others) = std::thread::scope(|s| {
+        let others = s.spawn(|| -> Result<(Vec<u8>, Vec<u8>)> {
+            Ok((report::flagged_hosts_csv(d)?, report::metrics_json(d)?))
+        });
+        let scores = report::host_scores_csv(d);
+        (scores, others.join().expect("rendering thread"))
+    });
+    let (scores, (flagged, metrics)) = (scores?, others?);
     report::write_atomic(&dir.join("host_scores.csv"), &scores)?;
     report::write_atomic(&dir.join("flagged_hosts.csv"), &flagged)?;
     report::write_atomic(&dir.join("metrics.json"), &metrics)?;

@@ -53,6 +53,11 @@ pub struct DetectConfig {
     /// Flows of prior weight for the means per flow (`--prior-flows`, see
     /// [`FeatureTable::shrunk_means`]); 0 scores them raw.
     pub mean_prior: f64,
+    /// Free the host profiles when scoring is done (the default). A
+    /// command that exits right after a detection sets it to false: the
+    /// profiles' hundreds of thousands of small sets are then left to the
+    /// operating system, which takes the whole heap back at once.
+    pub free_profiles: bool,
 }
 
 impl DetectConfig {
@@ -72,6 +77,7 @@ impl DetectConfig {
             mean_prior: DEFAULT_MEAN_PRIOR,
             rules: false,
             model: None,
+            free_profiles: true,
         }
     }
 }
@@ -359,10 +365,14 @@ pub fn detect_with_training(
     stats: ReadStats,
 ) -> Result<Detection> {
     let detection = score_profiles(cfg, &profiles, train.as_ref(), stats);
-    // Freeing every profile's sets (hundreds of thousands of small
-    // allocations on a full day) is left to another thread: nothing below
-    // waits for it.
-    std::thread::spawn(move || drop((profiles, train)));
+    if cfg.free_profiles {
+        // Freeing every profile's sets (hundreds of thousands of small
+        // allocations on a full day) is left to another thread: nothing
+        // below waits for it.
+        std::thread::spawn(move || drop((profiles, train)));
+    } else {
+        std::mem::forget((profiles, train));
+    }
     detection
 }
 
