@@ -81,6 +81,9 @@ pub struct HostProfile {
     pub reoriented: u64,
     /// Minutes with at least one flow (minutes since the epoch).
     pub active_minutes: HashSet<i32>,
+    /// The last minute added to `active_minutes` (flows come roughly in
+    /// time order, so most need no lookup); `i32::MIN` before any.
+    last_minute: i32,
     /// Distinct (5-minute window, destination, port) triples, and flows per
     /// (window, destination, port).
     pub window_service_flows: HashMap<(i32, DstId, u16), u32>,
@@ -119,6 +122,7 @@ impl HostProfile {
             volume_known: 0,
             reoriented: 0,
             active_minutes: HashSet::default(),
+            last_minute: i32::MIN,
             window_service_flows: HashMap::default(),
             failed_triples: HashSet::default(),
             duration_sum_us: 0.0,
@@ -201,6 +205,11 @@ pub struct ProfileBuilder {
     hosts: Vec<HostProfile>,
     window_index: HashMap<(IpAddr, i64), u32>,
     windows: Vec<WindowProfile>,
+    /// Each host's last window (number, index in `windows`): flows come
+    /// roughly in time order, so most find their window here.
+    last_window: Vec<(i64, u32)>,
+    /// The last flow's initiator and its index in `hosts`.
+    last_host: Option<(IpAddr, u32)>,
     allowed_flows: u64,
     labels: LabelTable,
 }
@@ -358,11 +367,19 @@ impl ProfileBuilder {
             h.internal = network.is_internal(ip);
             h
         };
-        let next = self.hosts.len() as u32;
-        let h = *self.host_index.entry(o.src).or_insert(next);
-        if h == next {
-            self.hosts.push(new_profile(o.src));
-        }
+        let h = match self.last_host {
+            Some((ip, h)) if ip == o.src => h,
+            _ => {
+                let next = self.hosts.len() as u32;
+                let h = *self.host_index.entry(o.src).or_insert(next);
+                if h == next {
+                    self.hosts.push(new_profile(o.src));
+                    self.last_window.push((i64::MIN, 0));
+                }
+                self.last_host = Some((o.src, h));
+                h
+            }
+        };
         // With windows, a flow that falls into one is profiled there; the
         // host's own profile then only keeps who it is (flows, times,
         // labels), as its behaviour is scored per window. Untimed flows,
@@ -375,15 +392,22 @@ impl ProfileBuilder {
         }
         if let (Some(secs), Some(t)) = (self.options.window_secs, flow.timestamp) {
             let w = (t / f64::from(secs)).floor() as i64;
-            let next = self.windows.len() as u32;
-            let i = *self.window_index.entry((o.src, w)).or_insert(next);
-            if i == next {
-                self.windows.push(WindowProfile {
-                    ip: o.src,
-                    index: w,
-                    profile: new_profile(o.src),
-                });
-            }
+            let last = &mut self.last_window[h as usize];
+            let i = if last.0 == w {
+                last.1
+            } else {
+                let next = self.windows.len() as u32;
+                let i = *self.window_index.entry((o.src, w)).or_insert(next);
+                if i == next {
+                    self.windows.push(WindowProfile {
+                        ip: o.src,
+                        index: w,
+                        profile: new_profile(o.src),
+                    });
+                }
+                *last = (w, i);
+                i
+            };
             apply(&mut self.windows[i as usize].profile, flow, o);
         }
     }
@@ -538,7 +562,11 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
         host.duration_count += 1;
     }
     if let Some(t) = flow.timestamp {
-        host.active_minutes.insert((t / 60.0).floor() as i32);
+        let minute = (t / 60.0).floor() as i32;
+        if minute != host.last_minute {
+            host.active_minutes.insert(minute);
+            host.last_minute = minute;
+        }
         let w = (t / PEAK_WINDOW_SECS).floor() as i32;
         *host
             .window_service_flows

@@ -367,8 +367,8 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
             merge_stats(stats, chunk.stats, line_offset);
             line_offset += rows;
             let mut global: Vec<Option<u32>> = vec![None; chunk.labels.texts().len()];
-            for r in &chunk.records {
-                let mut r = *r;
+            let mut records = chunk.records;
+            for r in &mut records {
                 if let Some(Some(local)) = r.label {
                     let id = *global[local as usize].get_or_insert_with(|| {
                         match labels.classify(Some(chunk.labels.raw(local))) {
@@ -378,10 +378,10 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
                     });
                     r.label = Some(Some(id));
                 }
-                sink(&r);
+                sink(r);
             }
-            flows_seen += chunk.records.len() as u64;
-            spares.lock().expect("spares lock").push(chunk.records);
+            flows_seen += records.len() as u64;
+            spares.lock().expect("spares lock").push(records);
             if let Some(b) = bar {
                 b.rows(flows_seen);
                 b.bytes(bounds[k + 1] - bounds[k] + if k == 0 { bounds[0] } else { 0 });
