@@ -432,7 +432,6 @@ fn score_profiles(
     let train_idx: Vec<usize> = (0..entities.len())
         .filter(|&e| fold_of[entities[e].0] != usize::MAX)
         .collect();
-    let train_raw = table.values.select(Axis(0), &train_idx);
     let (offsets, scales, medians, spreads): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) =
         match &cfg.model {
             Some(m) => {
@@ -450,9 +449,10 @@ fn score_profiles(
             None => {
                 // The scaler and the medians side by side (independent).
                 let (scaler, (medians, spreads)) = std::thread::scope(|s| {
-                    let robust = s.spawn(|| robust_center(&train_raw));
+                    let robust = s.spawn(|| robust_center(&table.values, &train_idx));
+                    let train_raw = table.values.select(Axis(0), &train_idx);
                     let scaler = LinearScaler::standard()
-                        .fit(&DatasetBase::from(train_raw.clone()))
+                        .fit(&DatasetBase::from(train_raw))
                         .context("fitting the standard scaler on the training hosts");
                     (scaler, robust.join().expect("medians thread"))
                 });
@@ -467,8 +467,8 @@ fn score_profiles(
         };
     // Means over few flows pulled toward the benign median (the scaler is
     // fitted on the raw values: the forest does not depend on the scaling).
-    let model_in = table.shrunk_means(&refs, &medians, cfg.mean_prior);
-    let all = standardize(&model_in, &offsets, &scales);
+    let mut all = table.shrunk_means(&refs, &medians, cfg.mean_prior);
+    standardize(&mut all, &offsets, &scales);
     let mut params = cfg.forest.clone();
     if cfg.family_choice {
         params.feature_families = FeatureTable::families(&table.defs);
@@ -718,30 +718,26 @@ fn add_entities<'a>(
 /// Standard scaling with fitted offsets (means) and scales (1 / standard
 /// deviation, 1 for a constant column): `(x - offset) * scale`, the formula
 /// of linfa-preprocessing's `LinearScaler::standard`, applied here so a
-/// saved model scales exactly as the run that fitted it.
-pub fn standardize(x: &Array2<f64>, offsets: &[f64], scales: &[f64]) -> Array2<f64> {
-    let mut out = x.clone();
-    for (mut col, (o, s)) in out
-        .columns_mut()
-        .into_iter()
-        .zip(offsets.iter().zip(scales))
-    {
-        col.mapv_inplace(|v| (v - o) * s);
+/// saved model scales exactly as the run that fitted it; in place.
+pub fn standardize(x: &mut Array2<f64>, offsets: &[f64], scales: &[f64]) {
+    for mut row in x.rows_mut() {
+        for (v, (o, s)) in row.iter_mut().zip(offsets.iter().zip(scales)) {
+            *v = (*v - o) * s;
+        }
     }
-    out
 }
 
-/// Per column: median and a robust spread: the MAD scaled by 1.4826 to
-/// estimate sigma, or, when over half the values are equal (MAD = 0), the
-/// mean absolute deviation from the median scaled by 1.2533, or 1 when the
-/// column is constant.
-fn robust_center(x: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
+/// Per column, over the rows `rows`: median and a robust spread: the MAD
+/// scaled by 1.4826 to estimate sigma, or, when over half the values are
+/// equal (MAD = 0), the mean absolute deviation from the median scaled by
+/// 1.2533, or 1 when the column is constant.
+fn robust_center(x: &Array2<f64>, rows: &[usize]) -> (Vec<f64>, Vec<f64>) {
     let mut med = Vec::new();
     let mut spread = Vec::new();
     for col in x.columns() {
-        let mut v: Vec<f64> = col.to_vec();
+        let mut v: Vec<f64> = rows.iter().map(|&r| col[r]).collect();
         let m = crate::forest::median_in_place(&mut v);
-        let mut dev: Vec<f64> = col.iter().map(|x| (x - m).abs()).collect();
+        let mut dev: Vec<f64> = rows.iter().map(|&r| (col[r] - m).abs()).collect();
         let mean_dev = 1.2533 * dev.iter().sum::<f64>() / dev.len().max(1) as f64;
         let mad = 1.4826 * crate::forest::median_in_place(&mut dev);
         med.push(m);
