@@ -435,10 +435,10 @@ impl ProfileBuilder {
     /// Finishes: profiles sorted by IP (windows by IP, then time), so every
     /// later step is deterministic.
     pub fn finish(self) -> Profiles {
-        let (mut hosts, mut windows) = (self.hosts, self.windows);
         drop((self.host_index, self.window_index, self.dst_ids));
-        hosts.sort_unstable_by_key(|h| h.ip);
-        windows.sort_unstable_by_key(|w| (w.ip, w.index));
+        // Keys are unique, so the order is the one any sort gives.
+        let hosts = sorted_by_unique_key(self.hosts, |h| h.ip);
+        let mut windows = sorted_by_unique_key(self.windows, |w| (w.ip, w.index));
         // Admin peers to date: a running union over each host's windows in
         // time order (whatever order the flows came in).
         let mut so_far: HashSet<IpAddr> = HashSet::default();
@@ -459,6 +459,19 @@ impl ProfileBuilder {
             labels: self.labels.labels,
         }
     }
+}
+
+/// `v` sorted by `key`, unique to each element. Profiles are large (a
+/// sort would swap each one many times), so the keys are sorted with
+/// their positions and each profile is moved once.
+fn sorted_by_unique_key<T, K: Ord>(v: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut order: Vec<(K, usize)> = v.iter().map(&key).zip(0..).collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<T>> = v.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|(_, i)| slots[i].take().expect("each position once"))
+        .collect()
 }
 
 /// A flow turned towards its initiator (see [`ProfileBuilder::route`]).
