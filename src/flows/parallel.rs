@@ -200,7 +200,10 @@ fn split_plain_with(buf: &[u8], layout: &FileLayout, work: &mut Work, chunk: &mu
     let plan = plan.get_or_insert_with(|| RowPlan::new(layout));
     let (records, labels) = (&mut chunk.records, &mut chunk.labels);
     let mut push = |f: &super::Flow<'_>| records.push(FlowRecord::new(f, labels));
-    let mut at = vec![0usize; plan.wanted.len()];
+    // The row's edges (see `scan::quick_row`): before the line, the
+    // wanted commas, the line's end.
+    let wanted = plan.wanted.len();
+    let mut edges = vec![usize::MAX; wanted + 2];
     let mut commas = Vec::new();
     let mut line_no = 0u64;
     let mut start = 0usize;
@@ -220,13 +223,14 @@ fn split_plain_with(buf: &[u8], layout: &FileLayout, work: &mut Work, chunk: &mu
             continue;
         }
         line_no += 1;
-        if let Some(n) = index.locate(line_start, end, &plan.wanted, &mut at)
+        if let Some(n) = index.locate(line_start, end, &plan.wanted, &mut edges[1..=wanted])
             && plan.fits(n)
         {
-            for a in &mut at {
+            for a in &mut edges[1..=wanted] {
                 *a -= line_start;
             }
-            if let Some(flow) = scan::quick_row(line, &at, plan, memo) {
+            edges[wanted + 1] = line.len();
+            if let Some(flow) = scan::quick_row(line, &edges, plan, memo) {
                 chunk.stats.rows += 1;
                 chunk.stats.flows += 1;
                 push(&flow);

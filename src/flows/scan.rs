@@ -181,23 +181,17 @@ unsafe fn masks_avx2(block: &[u8; 64]) -> [u64; 4] {
     [bits(b','), bits(b'\n'), bits(b'"'), bits(b'\r')]
 }
 
-/// Where a cell starts or ends: the line's start or end, or just after
-/// (before) a located comma (by its position in [`RowPlan::wanted`]).
-#[derive(Clone, Copy)]
-enum Edge {
-    LineStart,
-    LineEnd,
-    Comma(usize),
-}
-
 /// What [`quick_row`] reads in a file's rows.
 pub(super) struct RowPlan {
     /// The header's width: a quick row has exactly that many fields.
     width: usize,
     /// The comma numbers to locate (ascending).
     pub(super) wanted: Vec<usize>,
-    /// A cell's edges, by [`Field`] (`None`: the file lacks it).
-    cells: [Option<(Edge, Edge)>; Field::ALL.len()],
+    /// A cell's edges, by [`Field`] (`None`: the file lacks it), as
+    /// positions in the row's edge list (see [`quick_row`]): 0 before the
+    /// line, `k + 1` the `k`-th wanted comma, `wanted.len() + 1` the
+    /// line's end.
+    cells: [Option<(usize, usize)>; Field::ALL.len()],
     /// The header's own source-address cell reads as an address: a
     /// repeated header would pass for a row, so every row takes the
     /// general check.
@@ -216,13 +210,13 @@ impl RowPlan {
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let edge = |k: usize| Edge::Comma(wanted.binary_search(&k).expect("a wanted comma"));
+        let edge = |k: usize| 1 + wanted.binary_search(&k).expect("a wanted comma");
         let mut cells = [None; Field::ALL.len()];
         for (cell, column) in cells.iter_mut().zip(&columns) {
             *cell = column.map(|c| {
-                let from = if c == 0 { Edge::LineStart } else { edge(c) };
+                let from = if c == 0 { 0 } else { edge(c) };
                 let to = if c + 1 == width {
-                    Edge::LineEnd
+                    wanted.len() + 1
                 } else {
                     edge(c + 1)
                 };
@@ -281,50 +275,31 @@ fn plain_port(v: &[u8]) -> Option<u16> {
 
 /// The flow of a row whose cells are all in their plain form, or `None`
 /// (the general row check then decides, and counts). `line` is the row
-/// (without its line end), `commas` the offsets, relative to the line, of
-/// the commas `plan.wanted` names.
+/// (without its line end); `edges` holds, relative to the line,
+/// `usize::MAX` (just before it), the offsets of the commas `plan.wanted`
+/// names, and the line's length.
 #[inline(always)]
 pub(super) fn quick_row<'a>(
     line: &'a [u8],
-    commas: &[usize],
+    edges: &[usize],
     plan: &RowPlan,
     memo: &mut Memo,
 ) -> Option<Flow<'a>> {
-    let cell = |f: Field| -> Option<&'a [u8]> {
-        let (from, to) = plan.cells[f.index()]?;
-        let from = match from {
-            Edge::LineStart => 0,
-            Edge::LineEnd => line.len(),
-            Edge::Comma(k) => commas[k] + 1,
-        };
-        let to = match to {
-            Edge::LineStart => 0,
-            Edge::LineEnd => line.len(),
-            Edge::Comma(k) => commas[k],
-        };
-        line.get(from..to)
-    };
-    let number = |f: Field| -> Result<Option<f64>, ()> {
-        match cell(f) {
-            Some(v) => plain_number(v),
-            None => Ok(None),
-        }
-    };
-    let src_ip = memo.ip(cell(Field::SrcIp)?)?;
-    let dst_ip = memo.ip(cell(Field::DstIp)?)?;
-    let dst_port = plain_port(cell(Field::DstPort)?)?;
-    let src_port = match cell(Field::SrcPort) {
+    let src_ip = memo.ip(cell_text(line, edges, plan.cells[Field::SrcIp.index()])?)?;
+    let dst_ip = memo.ip(cell_text(line, edges, plan.cells[Field::DstIp.index()])?)?;
+    let dst_port = plain_port(cell_text(line, edges, plan.cells[Field::DstPort.index()])?)?;
+    let src_port = match cell_text(line, edges, plan.cells[Field::SrcPort.index()]) {
         None | Some([]) => None,
         Some(v) => Some(plain_port(v)?),
     };
-    let protocol = number(Field::Protocol).ok()?;
-    let duration_us = number(Field::Duration).ok()?;
-    let fwd_packets = number(Field::FwdPackets).ok()?;
-    let bwd_packets = number(Field::BwdPackets).ok()?;
-    let fwd_bytes = number(Field::FwdBytes).ok()?;
-    let bwd_bytes = number(Field::BwdBytes).ok()?;
-    let rst_flags = number(Field::RstFlags).ok()?;
-    let timestamp = match cell(Field::Timestamp).map(trim) {
+    let protocol = cell_number(line, edges, plan.cells[Field::Protocol.index()]).ok()?;
+    let duration_us = cell_number(line, edges, plan.cells[Field::Duration.index()]).ok()?;
+    let fwd_packets = cell_number(line, edges, plan.cells[Field::FwdPackets.index()]).ok()?;
+    let bwd_packets = cell_number(line, edges, plan.cells[Field::BwdPackets.index()]).ok()?;
+    let fwd_bytes = cell_number(line, edges, plan.cells[Field::FwdBytes.index()]).ok()?;
+    let bwd_bytes = cell_number(line, edges, plan.cells[Field::BwdBytes.index()]).ok()?;
+    let rst_flags = cell_number(line, edges, plan.cells[Field::RstFlags.index()]).ok()?;
+    let timestamp = match cell_text(line, edges, plan.cells[Field::Timestamp.index()]).map(trim) {
         None | Some([]) => None,
         Some(v) => Some(memo.time.parse(v)?),
     };
@@ -343,9 +318,37 @@ pub(super) fn quick_row<'a>(
         fwd_bytes,
         bwd_bytes,
         rst_flags,
-        label: cell(Field::Label).map(trim).filter(|v| !v.is_empty()),
-        flow_id: cell(Field::FlowId).map(trim).filter(|v| !v.is_empty()),
+        label: cell_text(line, edges, plan.cells[Field::Label.index()])
+            .map(trim)
+            .filter(|v| !v.is_empty()),
+        flow_id: cell_text(line, edges, plan.cells[Field::FlowId.index()])
+            .map(trim)
+            .filter(|v| !v.is_empty()),
     })
+}
+
+/// A numeric cell in its plain form (see [`plain_number`]).
+#[inline(always)]
+fn cell_number(
+    line: &[u8],
+    edges: &[usize],
+    cell: Option<(usize, usize)>,
+) -> Result<Option<f64>, ()> {
+    match cell_text(line, edges, cell) {
+        Some(v) => plain_number(v),
+        None => Ok(None),
+    }
+}
+
+/// The text of a cell between two edges (see [`quick_row`]).
+#[inline(always)]
+fn cell_text<'a>(
+    line: &'a [u8],
+    edges: &[usize],
+    cell: Option<(usize, usize)>,
+) -> Option<&'a [u8]> {
+    let (from, to) = cell?;
+    line.get(edges[from].wrapping_add(1)..edges[to])
 }
 
 /// A line split on every comma, for the general row check.
