@@ -206,8 +206,7 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         compute: |f| {
             // Summed in port order: a hash map's order varies between runs.
             let n = f.h.flows as f64;
-            let mut counts: Vec<(u16, u32)> =
-                f.h.port_flows.iter().map(|(p, c)| (*p, *c)).collect();
+            let mut counts: Vec<(u16, u32)> = f.h.port_flows.iter().collect();
             counts.sort_unstable();
             counts
                 .iter()
@@ -244,20 +243,14 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "peak_5min_dst_pairs",
         description: "most distinct (host, port) destinations in one 5-minute window",
         family: "reach",
-        compute: |f| max_group(f.h.window_service_flows.keys().map(|(w, _, _)| *w as u64)),
+        compute: |f| max_group(f.h.window_service_flows.keys().map(|(w, _, _)| w as u64)),
         support: None,
     },
     FeatureDef {
         name: "peak_5min_flows_one_service",
         description: "most flows to one (host, port) in one 5-minute window (brute force)",
         family: "repetition",
-        compute: |f| {
-            f.h.window_service_flows
-                .values()
-                .copied()
-                .max()
-                .unwrap_or(0) as f64
-        },
+        compute: |f| f.h.window_service_flows.values().max().unwrap_or(0) as f64,
         support: None,
     },
 ];

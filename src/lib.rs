@@ -20,6 +20,7 @@ pub mod model;
 pub mod net;
 pub mod profile;
 pub mod report;
+pub mod sets;
 pub mod synth;
 pub mod truth;
 pub mod watch;

@@ -8,6 +8,8 @@
 //! touching the reader or the forest.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+use crate::sets::{FlatCounts, FlatSet};
 use std::net::IpAddr;
 
 use crate::flows::{Flow, is_benign_label};
@@ -54,19 +56,19 @@ pub struct HostProfile {
     pub internal: bool,
     /// Destinations inside the network (as [`DstId`]s), and their /24
     /// subnets.
-    pub internal_dsts: HashSet<DstId>,
+    pub internal_dsts: FlatSet<DstId>,
     /// Internal destinations reached on a sensitive service port
     /// (`net::SENSITIVE_PORTS`: SMB, RDP, WinRM, SSH...).
-    pub admin_peers: HashSet<IpAddr>,
+    pub admin_peers: FlatSet<IpAddr>,
     /// For a window's profile: distinct `admin_peers` of the host from its
     /// first window up to this one (set by [`ProfileBuilder::finish`] or by
     /// `watch`); `None` for a whole host, whose own set is the answer.
     pub admin_peers_to_date: Option<usize>,
-    pub internal_subnets: HashSet<u128>,
+    pub internal_subnets: FlatSet<u128>,
     /// Distinct (destination, port) pairs, packed by [`pair_key`].
-    pub pairs: HashSet<u64>,
+    pub pairs: FlatSet<u64>,
     /// Flows per destination port.
-    pub port_flows: HashMap<u16, u32>,
+    pub port_flows: FlatCounts<u16>,
     /// Flows whose reply packet count is known, and those that got no
     /// reply or were reset.
     pub reply_known: u64,
@@ -80,16 +82,16 @@ pub struct HostProfile {
     /// Flows re-oriented to this host (they were recorded as replies).
     pub reoriented: u64,
     /// Minutes with at least one flow (minutes since the epoch).
-    pub active_minutes: HashSet<i32>,
+    pub active_minutes: FlatSet<i32>,
     /// The last minute added to `active_minutes` (flows come roughly in
     /// time order, so most need no lookup); `i32::MIN` before any.
     last_minute: i32,
     /// Distinct (5-minute window, destination, port) triples, and flows per
     /// (window, destination, port).
-    pub window_service_flows: HashMap<(i32, DstId, u16), u32>,
+    pub window_service_flows: FlatCounts<(i32, DstId, u16)>,
     /// (5-minute window, destination, port) of flows that got no reply or
     /// a reset: what Zeek-style scan rules count.
-    pub failed_triples: HashSet<(i32, DstId, u16)>,
+    pub failed_triples: FlatSet<(i32, DstId, u16)>,
     /// Sum and count of the durations that were present and valid (µs).
     pub duration_sum_us: f64,
     pub duration_count: u64,
@@ -108,12 +110,12 @@ impl HostProfile {
             ip,
             flows: 0,
             internal: false,
-            internal_dsts: HashSet::default(),
-            admin_peers: HashSet::default(),
+            internal_dsts: FlatSet::default(),
+            admin_peers: FlatSet::default(),
             admin_peers_to_date: None,
-            internal_subnets: HashSet::default(),
-            pairs: HashSet::default(),
-            port_flows: HashMap::default(),
+            internal_subnets: FlatSet::default(),
+            pairs: FlatSet::default(),
+            port_flows: FlatCounts::default(),
             reply_known: 0,
             unanswered: 0,
             tiny_flows: 0,
@@ -121,10 +123,10 @@ impl HostProfile {
             packets_sum: 0.0,
             volume_known: 0,
             reoriented: 0,
-            active_minutes: HashSet::default(),
+            active_minutes: FlatSet::default(),
             last_minute: i32::MIN,
-            window_service_flows: HashMap::default(),
-            failed_triples: HashSet::default(),
+            window_service_flows: FlatCounts::default(),
+            failed_triples: FlatSet::default(),
             duration_sum_us: 0.0,
             duration_count: 0,
             first_seen: None,
@@ -541,7 +543,7 @@ fn apply_identity(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
 /// features are computed from.
 fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
     host.pairs.insert(pair_key(o.dst_id, o.dport));
-    *host.port_flows.entry(o.dport).or_default() += 1;
+    host.port_flows.add(o.dport);
     if o.dst_internal {
         host.internal_dsts.insert(o.dst_id);
         host.internal_subnets.insert(net::subnet_key(o.dst));
@@ -581,10 +583,7 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
             host.last_minute = minute;
         }
         let w = (t / PEAK_WINDOW_SECS).floor() as i32;
-        *host
-            .window_service_flows
-            .entry((w, o.dst_id, o.dport))
-            .or_default() += 1;
+        host.window_service_flows.add((w, o.dst_id, o.dport));
     }
 }
 
@@ -630,7 +629,7 @@ impl Profiles {
 pub fn zeek_rule_score(p: &HostProfile) -> f64 {
     let mut hosts_per_port: HashMap<(i32, u16), u32> = HashMap::default();
     let mut ports_per_host: HashMap<(i32, DstId), u32> = HashMap::default();
-    for (w, ip, port) in &p.failed_triples {
+    for (w, ip, port) in p.failed_triples.iter() {
         *hosts_per_port.entry((*w, *port)).or_default() += 1;
         *ports_per_host.entry((*w, *ip)).or_default() += 1;
     }
