@@ -239,7 +239,8 @@ impl LabelTable {
     /// an attack label.
     pub fn classify(&mut self, label: Option<&[u8]>) -> Option<Option<u32>> {
         let l = label?;
-        if is_benign_label(l) {
+        // The common spelling first (most rows), then any case and spacing.
+        if l == b"BENIGN" || is_benign_label(l) {
             return Some(None);
         }
         Some(Some(match self.ids.get(l) {
