@@ -821,14 +821,14 @@ impl Compiled {
             let mut at = [root as usize; LANES];
             let mut still = [1.0f64; LANES];
             let mut total = [0.0f64; LANES];
-            let lanes: [&[f64]; LANES] =
-                std::array::from_fn(|l| &rows[(base + l) * d..(base + l + 1) * d]);
+            // The lanes' rows, one after the other (`d` values each).
+            let block = &rows[base * d..(base + LANES) * d];
             for step in 0..self.max_depth {
                 // Every lane is at this depth (leaves loop on themselves).
                 let next_depth = (step + 1) as f64;
                 for l in 0..LANES {
-                    let node = self.walk[at[l]];
-                    let v = lanes[l][node.feature as usize];
+                    let node = &self.walk[at[l]];
+                    let v = block[l * d + node.feature as usize];
                     if v > node.hi || v < node.lo {
                         let cut = if v > node.hi {
                             (v - node.hi) / (v - node.lo)
