@@ -5,12 +5,14 @@
 # Then the ingest benchmark (latmove's reader vs a bare csv ByteRecord loop on
 # the same file, benches/ingest.rs), the forest benchmark (benches/forest.rs)
 # and what a million hosts cost (benches/hosts.rs).
-# Usage: bench/run.sh [work-dir] [repeats]   (default: target/bench, 3)
+# Usage: bench/run.sh [work-dir] [repeats at 1x] [repeats at 10x]
+#        (defaults: target/bench, 5, 3)
 # Python packages go into bench/.venv (created here, pip from the registry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-target/bench}
-reps=${2:-3}
+reps1=${2:-5}
+reps10=${3:-3}
 mkdir -p "$work"
 cargo build --release --quiet
 lm=$PWD/target/release/latmove
@@ -33,6 +35,8 @@ measure() { # label, command...
 : > "$work/raw.tsv"
 for size in 1x 10x; do
   f="$work/day$size.csv"
+  reps=$reps1
+  [ "$size" = 10x ] && reps=$reps10
   for _ in $(seq "$reps"); do
     measure "$size|latmove detect (defaults)" $lm detect "$f" --no-charts --out "$work/out" >> "$work/raw.tsv"
     measure "$size|latmove detect --features seed --window none" $lm detect "$f" --features seed --window none --no-charts --out "$work/out" >> "$work/raw.tsv"
