@@ -827,7 +827,12 @@ impl Compiled {
                 // Every lane is at this depth (leaves loop on themselves).
                 let next_depth = (step + 1) as f64;
                 for l in 0..LANES {
-                    let node = &self.walk[at[l]];
+                    debug_assert!(at[l] < self.walk.len());
+                    // SAFETY: `at[l]` is a node index: the root, or a
+                    // split's child (`left` or `left + 1`), or a leaf's own
+                    // index (compiled that way in `Compiled::new`), all
+                    // inside `walk`.
+                    let node = unsafe { self.walk.get_unchecked(at[l]) };
                     let v = block[l * d + node.feature as usize];
                     if v > node.hi || v < node.lo {
                         let cut = if v > node.hi {
