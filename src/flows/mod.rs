@@ -763,9 +763,7 @@ fn parse_row<'r, R: Row>(
         src_port,
         dst_ip,
         dst_port,
-        protocol: protocol
-            .filter(|p| (0.0..=255.0).contains(p))
-            .map(|p| p as u8),
+        protocol: protocol_number(protocol),
         timestamp,
         duration_us,
         fwd_packets,
@@ -778,6 +776,13 @@ fn parse_row<'r, R: Row>(
             .map(|(_, v)| v)
             .filter(|v| !v.is_empty()),
     })
+}
+
+/// The IP protocol number of a parsed Protocol cell (`None` outside
+/// 0..=255); one rule for the general and the quick row paths.
+#[inline(always)]
+fn protocol_number(p: Option<f64>) -> Option<u8> {
+    p.filter(|p| (0.0..=255.0).contains(p)).map(|p| p as u8)
 }
 
 #[inline(always)]

@@ -18,7 +18,7 @@
 //! (tested).
 
 use super::columns::Field;
-use super::{FileLayout, Flow, Memo, parse_port, trim};
+use super::{FileLayout, Flow, Memo, parse_port, protocol_number, trim};
 
 /// Where a range's commas and line feeds are.
 #[derive(Default)]
@@ -308,9 +308,7 @@ pub(super) fn quick_row<'a>(
         src_port,
         dst_ip,
         dst_port,
-        protocol: protocol
-            .filter(|p| (0.0..=255.0).contains(p))
-            .map(|p| p as u8),
+        protocol: protocol_number(protocol),
         timestamp,
         duration_us,
         fwd_packets,
