@@ -8,12 +8,11 @@
 //! touching the reader or the forest.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-
-use crate::sets::{FlatCounts, FlatSet};
 use std::net::IpAddr;
 
 use crate::flows::{Flow, is_benign_label};
 use crate::net::{self, Network};
+use crate::sets::{FlatCounts, FlatSet};
 
 /// Width of the time windows behind the `peak_5min_*` features (seconds).
 pub const PEAK_WINDOW_SECS: f64 = 300.0;
@@ -84,8 +83,8 @@ pub struct HostProfile {
     /// Minutes with at least one flow (minutes since the epoch).
     pub active_minutes: FlatSet<i32>,
     /// The last minute added to `active_minutes` (flows come roughly in
-    /// time order, so most need no lookup); `i32::MIN` before any.
-    last_minute: i32,
+    /// time order, so most need no lookup).
+    last_minute: LastMinute,
     /// Distinct (5-minute window, destination, port) triples, and flows per
     /// (window, destination, port).
     pub window_service_flows: FlatCounts<(i32, DstId, u16)>,
@@ -102,6 +101,18 @@ pub struct HostProfile {
     pub attack_flows: u64,
     /// Non-benign labels seen on this host's flows: (label id, count).
     pub attack_labels: Vec<(u32, u64)>,
+}
+
+/// A cache in front of [`HostProfile::active_minutes`] (`i32::MIN` before
+/// any minute): not part of what a profile is, so profiles that hold the
+/// same minutes compare equal whatever minute came last.
+#[derive(Debug, Clone, Copy)]
+struct LastMinute(i32);
+
+impl PartialEq for LastMinute {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl HostProfile {
@@ -124,7 +135,7 @@ impl HostProfile {
             volume_known: 0,
             reoriented: 0,
             active_minutes: FlatSet::default(),
-            last_minute: i32::MIN,
+            last_minute: LastMinute(i32::MIN),
             window_service_flows: FlatCounts::default(),
             failed_triples: FlatSet::default(),
             duration_sum_us: 0.0,
@@ -579,9 +590,9 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
     }
     if let Some(t) = flow.timestamp {
         let minute = (t / 60.0).floor() as i32;
-        if minute != host.last_minute {
+        if minute != host.last_minute.0 {
             host.active_minutes.insert(minute);
-            host.last_minute = minute;
+            host.last_minute.0 = minute;
         }
         let w = (t / PEAK_WINDOW_SECS).floor() as i32;
         host.window_service_flows.add((w, o.dst_id, o.dport));
