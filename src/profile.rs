@@ -405,7 +405,7 @@ impl ProfileBuilder {
             apply(&mut self.hosts[h as usize], flow, o);
         }
         if let (Some(secs), Some(t)) = (self.options.window_secs, flow.timestamp) {
-            let w = (t / f64::from(secs)).floor() as i64;
+            let w = floor_i64(t / f64::from(secs));
             let last = &mut self.last_window[h as usize];
             let i = if last.0 == w {
                 last.1
@@ -570,7 +570,7 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
         if back == 0.0 || reset {
             host.unanswered += 1;
             if let Some(t) = flow.timestamp {
-                let w = (t / PEAK_WINDOW_SECS).floor() as i32;
+                let w = floor_i32(t / PEAK_WINDOW_SECS);
                 host.failed_triples.insert((w, o.dst_id, o.dport));
             }
         }
@@ -589,13 +589,37 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
         host.duration_count += 1;
     }
     if let Some(t) = flow.timestamp {
-        let minute = (t / 60.0).floor() as i32;
+        let minute = floor_i32(t / 60.0);
         if minute != host.last_minute.0 {
             host.active_minutes.insert(minute);
             host.last_minute.0 = minute;
         }
-        let w = (t / PEAK_WINDOW_SECS).floor() as i32;
+        let w = floor_i32(t / PEAK_WINDOW_SECS);
         host.window_service_flows.add((w, o.dst_id, o.dport));
+    }
+}
+
+/// `x.floor() as i32`, saturating alike, without a call to the C
+/// library's `floor` (x86-64's baseline has no rounding instruction): the
+/// conversion truncates toward zero, one less when that went up.
+#[inline(always)]
+fn floor_i32(x: f64) -> i32 {
+    let i = x as i32;
+    if f64::from(i) > x {
+        i.saturating_sub(1)
+    } else {
+        i
+    }
+}
+
+/// `x.floor() as i64`, as [`floor_i32`].
+#[inline(always)]
+fn floor_i64(x: f64) -> i64 {
+    let i = x as i64;
+    if (i as f64) > x {
+        i.saturating_sub(1)
+    } else {
+        i
     }
 }
 
@@ -648,4 +672,55 @@ pub fn zeek_rule_score(p: &HostProfile) -> f64 {
     let h = hosts_per_port.values().copied().max().unwrap_or(0) as f64 / 25.0;
     let v = ports_per_host.values().copied().max().unwrap_or(0) as f64 / 15.0;
     h.max(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{floor_i32, floor_i64};
+
+    /// The quick floors give what `floor` and a saturating conversion give,
+    /// at the edges too (halves, negatives, the integer limits, NaN,
+    /// infinities) and on a sweep of timestamps divided by window lengths.
+    #[test]
+    fn quick_floors_equal_floor_then_convert() {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            -1.5,
+            2.999_999_999,
+            -2.000_000_001,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN,
+            f64::EPSILON,
+            -f64::EPSILON,
+        ];
+        for base in [
+            i32::MAX as f64,
+            i32::MIN as f64,
+            i64::MAX as f64,
+            i64::MIN as f64,
+        ] {
+            for d in [-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, -2048.0, 2048.0] {
+                xs.push(base + d);
+            }
+        }
+        for k in 0..100_000u32 {
+            let t = 1.499e9 + f64::from(k) * 0.37 - 18_000.0;
+            for w in [60.0, 300.0, 900.0, 7.0] {
+                xs.push(t / w);
+                xs.push(-t / w);
+            }
+        }
+        for x in xs {
+            assert_eq!(floor_i32(x), x.floor() as i32, "{x}");
+            assert_eq!(floor_i64(x), x.floor() as i64, "{x}");
+        }
+    }
 }
