@@ -884,24 +884,32 @@ fn parse_ipv4_fast(v: &[u8]) -> Option<std::net::Ipv4Addr> {
     Some(std::net::Ipv4Addr::from(octets))
 }
 
+/// The value of 1 to 15 ASCII digits (exact as an `f64` too), `None` for
+/// anything else: one pass without a branch a byte (a non-digit clears
+/// `ok`; its value, at most 255, cannot overflow 15 places).
+#[inline(always)]
+pub(crate) fn whole_number(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 15 {
+        return None;
+    }
+    let mut n = 0u64;
+    let mut ok = true;
+    for &b in v {
+        let d = b.wrapping_sub(b'0');
+        ok &= d < 10;
+        n = n * 10 + u64::from(d);
+    }
+    ok.then_some(n)
+}
+
 /// Parses a port: an integer 0..=65535 (a float with no fraction, such as
 /// `80.0`, is accepted too).
 #[inline]
 pub fn parse_port(v: &[u8]) -> Option<u16> {
-    if v.is_empty() {
-        return None;
-    }
-    if v.len() <= 5 {
-        // One pass, as in `parse_number`.
-        let (mut n, mut ok) = (0u32, true);
-        for &b in v {
-            let d = b.wrapping_sub(b'0');
-            ok &= d < 10;
-            n = n * 10 + u32::from(d);
-        }
-        if ok {
-            return u16::try_from(n).ok();
-        }
+    if v.len() <= 5
+        && let Some(n) = whole_number(v)
+    {
+        return u16::try_from(n).ok();
     }
     let x: f64 = std::str::from_utf8(v).ok()?.parse().ok()?;
     (x.fract() == 0.0 && (0.0..=65535.0).contains(&x)).then_some(x as u16)
@@ -915,24 +923,13 @@ pub fn parse_number(v: &[u8]) -> Result<Option<f64>, NotANumber> {
         return Ok(None);
     }
     // Whole numbers (most cells): exact below 2^53, as `str::parse` gives.
-    if v.len() <= 15 {
-        let (neg, digits) = match v[0] {
-            b'-' => (true, &v[1..]),
-            _ => (false, v),
-        };
-        // One pass without a branch a byte: a non-digit clears `ok` (its
-        // value, at most 255, cannot overflow 15 places).
-        let mut n = 0u64;
-        let mut ok = !digits.is_empty();
-        for &b in digits {
-            let d = b.wrapping_sub(b'0');
-            ok &= d < 10;
-            n = n * 10 + u64::from(d);
-        }
-        if ok {
-            let n = n as f64;
-            return Ok(Some(if neg { -n } else { n }));
-        }
+    let (neg, digits) = match v[0] {
+        b'-' => (true, &v[1..]),
+        _ => (false, v),
+    };
+    if let Some(n) = whole_number(digits) {
+        let n = n as f64;
+        return Ok(Some(if neg { -n } else { n }));
     }
     parse_number_text(v)
 }

@@ -18,7 +18,7 @@
 //! (tested).
 
 use super::columns::Field;
-use super::{FileLayout, Flow, Memo, parse_port, protocol_number, trim};
+use super::{FileLayout, Flow, Memo, protocol_number, trim, whole_number};
 
 /// Where a range's commas and line feeds are.
 #[derive(Default)]
@@ -251,26 +251,16 @@ fn plain_number(v: &[u8]) -> Result<Option<f64>, ()> {
     if v.is_empty() {
         return Ok(None);
     }
-    if v.len() > 15 {
-        return Err(());
-    }
-    let mut n = 0u64;
-    let mut ok = true;
-    for &b in v {
-        let d = b.wrapping_sub(b'0');
-        ok &= d < 10;
-        n = n * 10 + u64::from(d);
-    }
-    if ok { Ok(Some(n as f64)) } else { Err(()) }
+    whole_number(v).map(|n| Some(n as f64)).ok_or(())
 }
 
 /// A port in its plain form (one to five digits, at most 65535).
 #[inline(always)]
 fn plain_port(v: &[u8]) -> Option<u16> {
-    if v.is_empty() || v.len() > 5 || !v.iter().all(u8::is_ascii_digit) {
+    if v.len() > 5 {
         return None;
     }
-    parse_port(v)
+    u16::try_from(whole_number(v)?).ok()
 }
 
 /// The flow of a row whose cells are all in their plain form, or `None`
@@ -350,7 +340,6 @@ fn cell_text<'a>(
 }
 
 /// A line split on every comma, for the general row check.
-#[derive(Default)]
 pub(super) struct SplitRow<'a> {
     line: &'a [u8],
     /// Offsets of the line's commas.
