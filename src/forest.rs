@@ -116,6 +116,12 @@ pub enum ForestError {
     NonFinite { row: usize, column: usize },
     /// Rows to score have a different number of features than the model.
     FeatureCountMismatch { expected: usize, got: usize },
+    /// A tree (from a model file) that cannot be walked.
+    MalformedTree {
+        tree: usize,
+        node: usize,
+        why: String,
+    },
 }
 
 impl fmt::Display for ForestError {
@@ -137,6 +143,9 @@ impl fmt::Display for ForestError {
             }
             ForestError::FeatureCountMismatch { expected, got } => {
                 write!(f, "model has {expected} features but the data has {got}")
+            }
+            ForestError::MalformedTree { tree, node, why } => {
+                write!(f, "malformed forest: tree {tree}, node {node}: {why}")
             }
         }
     }
@@ -687,64 +696,79 @@ impl Tree {
     }
 }
 
-/// Every tree's nodes in one array laid out for scoring: 32 bytes a node,
-/// the two children of a split side by side (right = left + 1), a leaf's
-/// path length `depth + c(size)` precomputed. Built per scoring call (a
-/// few microseconds); the arithmetic is the same as [`Tree`]'s, so scores
-/// are bit-identical to [`IsolationForest::mean_path_length`]'s.
-struct Compiled {
-    nodes: Vec<CompiledNode>,
-    roots: Vec<u32>,
-    /// `nodes` with every leaf turned into a node that never cuts and leads
-    /// to itself (its path length in `leaf_len`), so side-by-side walks
-    /// can all take `max_depth` steps without checking for leaves.
-    walk: Vec<CompiledNode>,
-    leaf_len: Vec<f64>,
-    max_depth: usize,
-}
+/// Rows scored together: a block of this many rows walks one tree after the
+/// other, so the tree's slots and the block's values stay in cache.
+const BLOCK: usize = 128;
+/// Rows of a block walked side by side, so their independent loads overlap.
+const LANES: usize = 32;
+/// Deepest trees scored through [`Heap`] (4,095 slots a tree); deeper trees
+/// (`max_samples` above 4,096) are scored node by node.
+const HEAP_MAX_DEPTH: usize = 12;
 
+/// One slot of a [`Heap`]: 32 bytes.
 #[derive(Clone, Copy)]
-struct CompiledNode {
-    /// `LEAF` for a leaf.
-    feature: u32,
-    left: u32,
-    /// Split value, or a leaf's path length.
+#[repr(C)]
+struct Slot {
+    /// Split value (a row goes right when its value is above it).
     value: f64,
+    /// The training range of the split feature at the node.
     lo: f64,
     hi: f64,
+    /// The split feature's column in a block: `feature * BLOCK`.
+    column: u64,
 }
 
-const LEAF: u32 = u32::MAX;
+const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
-impl Compiled {
-    fn new(trees: &[Tree]) -> Compiled {
-        let mut c = Compiled {
-            nodes: Vec::with_capacity(trees.iter().map(|t| t.nodes.len()).sum()),
-            roots: Vec::with_capacity(trees.len()),
-            walk: Vec::new(),
-            leaf_len: Vec::new(),
-            max_depth: 0,
+/// A slot that never cuts and always leads left.
+const PASS: Slot = Slot {
+    value: f64::INFINITY,
+    lo: f64::NEG_INFINITY,
+    hi: f64::INFINITY,
+    column: 0,
+};
+
+/// Every tree laid out for scoring as a complete binary tree of the depth
+/// `D` of the forest's deepest leaf: the children of slot `s` are
+/// `2s + 1` and `2s + 2`, so a walk computes where it goes next instead of
+/// loading it. A leaf above depth `D` becomes a chain of [`PASS`] slots
+/// down to the bottom, where its path length `depth + c(size)` waits: every
+/// walk takes exactly `D` steps and never tests for a leaf. The arithmetic
+/// is [`Tree`]'s, so scores are bit-identical to
+/// [`IsolationForest::mean_path_length`]'s.
+struct Heap {
+    depth: usize,
+    /// Features a row has.
+    width: usize,
+    /// `2^(D+1) - 1` slots a tree, tree after tree.
+    slots: Vec<Slot>,
+    /// `2^D` bottom path lengths a tree, tree after tree.
+    leaf_len: Vec<f64>,
+}
+
+impl Heap {
+    /// `None` when the deepest leaf is deeper than [`HEAP_MAX_DEPTH`] or
+    /// the slots would take more than 64 MiB. The trees must have passed
+    /// [`check_trees`].
+    fn new(trees: &[Tree], depth: usize, width: usize) -> Option<Heap> {
+        let per_tree = (2usize << depth.min(HEAP_MAX_DEPTH)) - 1;
+        if depth > HEAP_MAX_DEPTH || per_tree * trees.len() > (64 << 20) / 32 {
+            return None;
+        }
+        let bottom = (1usize << depth) - 1;
+        let mut heap = Heap {
+            depth,
+            width,
+            slots: vec![PASS; per_tree * trees.len()],
+            leaf_len: vec![0.0; (bottom + 1) * trees.len()],
         };
-        for t in trees {
-            c.roots.push(c.nodes.len() as u32);
-            c.nodes.push(CompiledNode {
-                feature: LEAF,
-                left: 0,
-                value: 0.0,
-                lo: 0.0,
-                hi: 0.0,
-            });
-            // (source node, slot in `nodes`)
-            let mut stack = vec![(0usize, c.nodes.len() - 1)];
-            while let Some((src, slot)) = stack.pop() {
-                c.nodes[slot] = match t.nodes[src] {
-                    Node::Leaf { depth, size } => CompiledNode {
-                        feature: LEAF,
-                        left: 0,
-                        value: depth as f64 + c_leaf(size as usize),
-                        lo: 0.0,
-                        hi: 0.0,
-                    },
+        for (t, tree) in trees.iter().enumerate() {
+            let slots = &mut heap.slots[t * per_tree..(t + 1) * per_tree];
+            let leaf_len = &mut heap.leaf_len[t * (bottom + 1)..(t + 1) * (bottom + 1)];
+            // (node, slot)
+            let mut stack = vec![(0usize, 0usize)];
+            while let Some((node, slot)) = stack.pop() {
+                match tree.nodes[node] {
                     Node::Split {
                         feature,
                         value,
@@ -753,135 +777,360 @@ impl Compiled {
                         lo,
                         hi,
                     } => {
-                        let l = c.nodes.len();
-                        let blank = c.nodes[slot];
-                        c.nodes.push(blank);
-                        c.nodes.push(blank);
-                        stack.push((right as usize, l + 1));
-                        stack.push((left as usize, l));
-                        CompiledNode {
-                            feature,
-                            left: l as u32,
+                        assert!((feature as usize) < width, "checked by check_trees");
+                        slots[slot] = Slot {
                             value,
                             lo,
                             hi,
-                        }
+                            column: u64::from(feature) * BLOCK as u64,
+                        };
+                        stack.push((left as usize, 2 * slot + 1));
+                        stack.push((right as usize, 2 * slot + 2));
                     }
-                };
+                    Node::Leaf { depth: d, size } => {
+                        // Down the chain of PASS slots to the bottom.
+                        let mut s = slot;
+                        while s < bottom {
+                            s = 2 * s + 1;
+                        }
+                        leaf_len[s - bottom] = d as f64 + c_leaf(size as usize);
+                    }
+                }
             }
         }
-        c.walk = c.nodes.clone();
-        c.leaf_len = vec![0.0; c.nodes.len()];
-        for (i, n) in c.walk.iter_mut().enumerate() {
-            if n.feature == LEAF {
-                c.leaf_len[i] = n.value;
-                *n = CompiledNode {
-                    feature: 0,
-                    left: i as u32,
-                    value: f64::INFINITY,
-                    lo: f64::NEG_INFINITY,
-                    hi: f64::INFINITY,
-                };
-            }
-        }
-        c.max_depth = trees
-            .iter()
-            .flat_map(|t| t.nodes.iter())
-            .map(|n| match n {
-                Node::Leaf { depth, .. } => *depth as usize,
-                Node::Split { .. } => 0,
-            })
-            .max()
-            .unwrap_or(0);
-        c
+        Some(heap)
     }
 
-    /// [`Tree::path_length`].
-    #[inline]
-    fn path_length(&self, root: u32, x: &[f64]) -> f64 {
-        let mut i = root as usize;
-        loop {
-            let n = self.nodes[i];
-            if n.feature == LEAF {
-                return n.value;
+    /// Adds every row's path length in tree `t` to `totals`: a block of
+    /// `BLOCK` rows stored column by column (`block[f * BLOCK + k]` is
+    /// feature `f` of row `k`). With `RANGE`, [`Tree::expected_path_length`]
+    /// (each lane doing exactly its arithmetic), else [`Tree::path_length`].
+    /// `simd` must be one [`Simd::detect`] allows.
+    fn add_tree<const RANGE: bool>(
+        &self,
+        t: usize,
+        block: &[f64],
+        totals: &mut [f64; BLOCK],
+        simd: Simd,
+    ) {
+        let per_tree = (2usize << self.depth) - 1;
+        let bottom = (1usize << self.depth) - 1;
+        let slots = &self.slots[t * per_tree..(t + 1) * per_tree];
+        let leaf_len = &self.leaf_len[t * (bottom + 1)..(t + 1) * (bottom + 1)];
+        assert_eq!(block.len(), self.width * BLOCK);
+        for group in (0..BLOCK).step_by(LANES) {
+            let mut walk = Walk {
+                at: [0; LANES],
+                outside: [0; HEAP_MAX_DEPTH],
+            };
+            // SAFETY: `slots` is one tree of depth `self.depth` whose columns
+            // are below `block.len()` (`Heap::new`, and the assert above);
+            // `group + LANES <= BLOCK`; vector instructions only when the
+            // CPU has them (the caller's promise).
+            match simd {
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx512 => unsafe {
+                    walk_avx512::<RANGE>(slots, self.depth, block, group, &mut walk)
+                },
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx2 => unsafe {
+                    walk_avx2::<RANGE>(slots, self.depth, block, group, &mut walk)
+                },
+                _ => unsafe { walk_scalar::<RANGE>(slots, self.depth, block, group, &mut walk) },
             }
-            i = n.left as usize + usize::from(x[n.feature as usize] > n.value);
-        }
-    }
-
-    /// Adds [`Tree::expected_path_length`] of every row of `rows` (`d`
-    /// values each) to `totals`, walking `LANES` rows side by side so their
-    /// independent node loads overlap; each lane does exactly the scalar
-    /// walk's arithmetic.
-    fn add_expected_path_lengths(&self, root: u32, rows: &[f64], d: usize, totals: &mut [f64]) {
-        const LANES: usize = 8;
-        let n = totals.len();
-        let mut base = 0;
-        while base + LANES <= n {
-            let mut at = [root as usize; LANES];
+            // Each lane's cuts in step order: the scalar walk's arithmetic.
             let mut still = [1.0f64; LANES];
             let mut total = [0.0f64; LANES];
-            // The lanes' rows, one after the other (`d` values each).
-            let block = &rows[base * d..(base + LANES) * d];
-            for step in 0..self.max_depth {
-                // Every lane is at this depth (leaves loop on themselves).
-                let next_depth = (step + 1) as f64;
-                for l in 0..LANES {
-                    debug_assert!(at[l] < self.walk.len());
-                    // SAFETY: `at[l]` is a node index: the root, or a
-                    // split's child (`left` or `left + 1`), or a leaf's own
-                    // index (compiled that way in `Compiled::new`), all
-                    // inside `walk`.
-                    let node = unsafe { self.walk.get_unchecked(at[l]) };
-                    let v = block[l * d + node.feature as usize];
-                    if v > node.hi || v < node.lo {
-                        let cut = if v > node.hi {
-                            (v - node.hi) / (v - node.lo)
-                        } else {
-                            (node.lo - v) / (node.hi - v)
-                        };
-                        total[l] += still[l] * cut * next_depth;
-                        still[l] *= 1.0 - cut;
-                    }
-                    at[l] = node.left as usize + usize::from(v > node.value);
+            for step in 0..if RANGE { self.depth } else { 0 } {
+                let mut outside = walk.outside[step];
+                while outside != 0 {
+                    let l = outside.trailing_zeros() as usize;
+                    outside &= outside - 1;
+                    let slot = slots[((walk.at[l] as usize + 1) >> (self.depth - step)) - 1];
+                    let v = block[slot.column as usize + group + l];
+                    // Both quotients' terms computed, one kept: no branch.
+                    let above = v > slot.hi;
+                    let (a, b, c, d) = (v - slot.hi, v - slot.lo, slot.lo - v, slot.hi - v);
+                    let cut = if above { a } else { c } / if above { b } else { d };
+                    total[l] += still[l] * cut * (step + 1) as f64;
+                    still[l] *= 1.0 - cut;
                 }
             }
             for l in 0..LANES {
-                totals[base + l] += total[l] + still[l] * self.leaf_len[at[l]];
-            }
-            base += LANES;
-        }
-        for k in base..n {
-            totals[k] += self.expected_path_length(root, &rows[k * d..(k + 1) * d]);
-        }
-    }
-
-    /// [`Tree::expected_path_length`].
-    #[inline]
-    fn expected_path_length(&self, root: u32, x: &[f64]) -> f64 {
-        let mut i = root as usize;
-        let mut depth = 0.0;
-        let mut still = 1.0;
-        let mut total = 0.0;
-        loop {
-            let n = self.nodes[i];
-            if n.feature == LEAF {
-                return total + still * n.value;
-            }
-            let v = x[n.feature as usize];
-            if v > n.hi || v < n.lo {
-                let cut = if v > n.hi {
-                    (v - n.hi) / (v - n.lo)
+                let len = leaf_len[walk.at[l] as usize - bottom];
+                totals[group + l] += if RANGE {
+                    total[l] + still[l] * len
                 } else {
-                    (n.lo - v) / (n.hi - v)
+                    len
                 };
-                total += still * cut * (depth + 1.0);
-                still *= 1.0 - cut;
             }
-            depth += 1.0;
-            i = n.left as usize + usize::from(v > n.value);
         }
     }
+}
+
+/// The vector instructions a walk may use.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+enum Simd {
+    None,
+    Avx2,
+    Avx512,
+}
+
+impl Simd {
+    /// The best this CPU has.
+    fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Simd::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Simd::Avx2;
+            }
+        }
+        Simd::None
+    }
+}
+
+/// Where `LANES` rows went in one tree of a [`Heap`].
+struct Walk {
+    /// Each lane's bottom slot (its path: the slot of step `k` is
+    /// `((at + 1) >> (depth - k)) - 1`).
+    at: [u64; LANES],
+    /// Bit `lane` of `outside[step]`: the lane's value was outside the
+    /// slot's training range at that step.
+    outside: [u32; HEAP_MAX_DEPTH],
+}
+
+/// Walks the rows `group..group + LANES` of `block` down `slots`, one lane
+/// at a time: each step loads a slot and a value and computes the next slot.
+///
+/// # Safety
+/// `slots` holds a complete tree of depth `depth <= HEAP_MAX_DEPTH` (`2^(depth+1) - 1`
+/// slots) whose columns are below `block.len()`, and `group + LANES <= BLOCK
+/// <= block.len()`.
+unsafe fn walk_scalar<const RANGE: bool>(
+    slots: &[Slot],
+    depth: usize,
+    block: &[f64],
+    group: usize,
+    walk: &mut Walk,
+) {
+    // Eight lanes at a time, their slots in locals (registers).
+    for part in (0..LANES).step_by(8) {
+        let mut at = [0usize; 8];
+        for step in 0..depth {
+            let mut outside = 0u32;
+            for (l, at) in at.iter_mut().enumerate() {
+                // SAFETY: before step `k` every lane is at a slot of depth
+                // `k < depth`, below `2^depth - 1`; its children are below
+                // `2^(depth+1) - 1 = slots.len()`. Columns and lanes: the
+                // caller's promise.
+                let slot = unsafe { slots.get_unchecked(*at) };
+                let v = unsafe { *block.get_unchecked(slot.column as usize + group + part + l) };
+                if RANGE {
+                    outside |= u32::from((v > slot.hi) | (v < slot.lo)) << l;
+                }
+                *at = 2 * *at + 1 + usize::from(v > slot.value);
+            }
+            walk.outside[step] |= outside << part;
+        }
+        for (w, a) in walk.at[part..part + 8].iter_mut().zip(at) {
+            *w = a as u64;
+        }
+    }
+}
+
+/// [`walk_scalar`] four lanes at a time with AVX2 gathers: the same slots
+/// reached, the same steps marked outside.
+///
+/// # Safety
+/// As [`walk_scalar`], and the CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn walk_avx2<const RANGE: bool>(
+    slots: &[Slot],
+    depth: usize,
+    block: &[f64],
+    group: usize,
+    walk: &mut Walk,
+) {
+    use std::arch::x86_64::*;
+    // Byte offsets into `slots`: a slot is 32 bytes, `value` at 0, `lo` at
+    // 8, `hi` at 16, `column` at 24.
+    let base = slots.as_ptr().cast::<u8>();
+    let values = block.as_ptr();
+    let one = _mm256_set1_epi64x(1);
+    let eight = _mm256_set1_epi64x(8);
+    // Eight vectors of four lanes in flight, so the gathers' latency
+    // overlaps.
+    let g = _mm256_set_epi64x(
+        group as i64 + 3,
+        group as i64 + 2,
+        group as i64 + 1,
+        group as i64,
+    );
+    let lanes: [__m256i; 8] =
+        std::array::from_fn(|h| _mm256_add_epi64(g, _mm256_set1_epi64x(4 * h as i64)));
+    let mut at = [_mm256_setzero_si256(); 8];
+    for step in 0..depth {
+        let mut outside = 0u32;
+        for h in 0..8 {
+            let off = _mm256_slli_epi64::<5>(at[h]);
+            // SAFETY: the offsets are of slots inside `slots` and of values
+            // inside `block`, as in `walk_scalar`.
+            let column = unsafe { _mm256_i64gather_epi64::<1>(base.add(24).cast::<i64>(), off) };
+            let v = unsafe { _mm256_i64gather_pd::<8>(values, _mm256_add_epi64(column, lanes[h])) };
+            let value = unsafe { _mm256_i64gather_pd::<1>(base.cast::<f64>(), off) };
+            let right = _mm256_castpd_si256(_mm256_cmp_pd::<_CMP_GT_OQ>(v, value));
+            if RANGE {
+                // Right of the split the value can only be above `hi`, left
+                // of it only below `lo`: one bound to load.
+                let bound_off =
+                    _mm256_add_epi64(_mm256_add_epi64(off, eight), _mm256_and_si256(right, eight));
+                let bound = unsafe { _mm256_i64gather_pd::<1>(base.cast::<f64>(), bound_off) };
+                let above = _mm256_cmp_pd::<_CMP_GT_OQ>(v, bound);
+                let below = _mm256_cmp_pd::<_CMP_LT_OQ>(v, bound);
+                let out = _mm256_blendv_pd(below, above, _mm256_castsi256_pd(right));
+                outside |= (_mm256_movemask_pd(out) as u32) << (4 * h);
+            }
+            // `right` is all ones (-1) where the value went right.
+            at[h] = _mm256_sub_epi64(_mm256_add_epi64(_mm256_add_epi64(at[h], at[h]), one), right);
+        }
+        walk.outside[step] = outside;
+    }
+    for (h, at) in at.iter().enumerate() {
+        // SAFETY: lanes 4h..4h + 4 of `walk.at`.
+        unsafe { _mm256_storeu_si256(walk.at.as_mut_ptr().add(4 * h).cast::<__m256i>(), *at) };
+    }
+}
+
+/// [`walk_scalar`] eight lanes at a time with AVX-512 gathers: the same
+/// slots reached, the same steps marked outside.
+///
+/// # Safety
+/// As [`walk_scalar`], and the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn walk_avx512<const RANGE: bool>(
+    slots: &[Slot],
+    depth: usize,
+    block: &[f64],
+    group: usize,
+    walk: &mut Walk,
+) {
+    use std::arch::x86_64::*;
+    // Byte offsets into `slots`: a slot is 32 bytes, `value` at 0, `lo` at
+    // 8, `hi` at 16, `column` at 24.
+    let base = slots.as_ptr().cast::<u8>();
+    let values = block.as_ptr();
+    let one = _mm512_set1_epi64(1);
+    let eight = _mm512_set1_epi64(8);
+    // Four vectors of eight lanes in flight, so the gathers' latency
+    // overlaps.
+    let g = _mm512_add_epi64(
+        _mm512_set1_epi64(group as i64),
+        _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0),
+    );
+    let lanes: [__m512i; 4] =
+        std::array::from_fn(|h| _mm512_add_epi64(g, _mm512_set1_epi64(8 * h as i64)));
+    let mut at = [_mm512_setzero_si512(); 4];
+    for step in 0..depth {
+        let mut outside = 0u32;
+        for h in 0..4 {
+            let off = _mm512_slli_epi64::<5>(at[h]);
+            // SAFETY: the offsets are of slots inside `slots` and of values
+            // inside `block`, as in `walk_scalar`.
+            let column = unsafe { _mm512_i64gather_epi64::<1>(off, base.add(24).cast::<i64>()) };
+            let v = unsafe { _mm512_i64gather_pd::<8>(_mm512_add_epi64(column, lanes[h]), values) };
+            let value = unsafe { _mm512_i64gather_pd::<1>(off, base.cast::<f64>()) };
+            let right = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(v, value);
+            if RANGE {
+                // Right of the split the value can only be above `hi`, left
+                // of it only below `lo`: one bound to load.
+                let low = _mm512_add_epi64(off, eight);
+                let bound_off = _mm512_mask_add_epi64(low, right, low, eight);
+                let bound = unsafe { _mm512_i64gather_pd::<1>(bound_off, base.cast::<f64>()) };
+                let above = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(v, bound);
+                let below = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(v, bound);
+                let out = (above & right) | (below & !right);
+                outside |= u32::from(out) << (8 * h);
+            }
+            let next = _mm512_add_epi64(_mm512_add_epi64(at[h], at[h]), one);
+            at[h] = _mm512_mask_add_epi64(next, right, next, one);
+        }
+        walk.outside[step] = outside;
+    }
+    for (h, at) in at.iter().enumerate() {
+        // SAFETY: lanes 8h..8h + 8 of `walk.at`.
+        unsafe { _mm512_storeu_si512(walk.at.as_mut_ptr().add(8 * h).cast(), *at) };
+    }
+}
+
+/// Checks what scoring relies on in trees that may come from a model file:
+/// every split's feature is below `d`, its value inside its range
+/// (`lo <= value < hi`, as grown), its children after it in the node array
+/// (so walks end), and every leaf's recorded depth is its depth.
+/// Returns the deepest leaf's depth.
+fn check_trees(trees: &[Tree], d: usize) -> Result<usize, ForestError> {
+    let mut deepest = 0;
+    for (t, tree) in trees.iter().enumerate() {
+        let bad = |node: usize, why: &str| ForestError::MalformedTree {
+            tree: t,
+            node,
+            why: why.to_string(),
+        };
+        if tree.nodes.is_empty() {
+            return Err(bad(0, "the tree has no nodes"));
+        }
+        let mut depth = vec![u32::MAX; tree.nodes.len()];
+        depth[0] = 0;
+        for (i, n) in tree.nodes.iter().enumerate() {
+            if depth[i] == u32::MAX {
+                continue; // unreachable: never walked
+            }
+            match *n {
+                Node::Split {
+                    feature,
+                    value,
+                    lo,
+                    hi,
+                    left,
+                    right,
+                } => {
+                    if feature as usize >= d {
+                        return Err(bad(i, &format!("feature {feature} of {d}")));
+                    }
+                    // Negated so NaN fails too.
+                    if !(lo <= value && value < hi) {
+                        return Err(bad(
+                            i,
+                            &format!("split value {value} outside its range [{lo}, {hi})"),
+                        ));
+                    }
+                    for child in [left as usize, right as usize] {
+                        if child <= i || child >= tree.nodes.len() || depth[child] != u32::MAX {
+                            return Err(bad(i, &format!("child {child}")));
+                        }
+                        depth[child] = depth[i] + 1;
+                    }
+                }
+                Node::Leaf {
+                    depth: recorded, ..
+                } => {
+                    if recorded != depth[i] {
+                        return Err(bad(
+                            i,
+                            &format!("leaf depth {recorded} at depth {}", depth[i]),
+                        ));
+                    }
+                    deepest = deepest.max(depth[i] as usize);
+                }
+            }
+        }
+    }
+    Ok(deepest)
 }
 
 /// A fitted forest.
@@ -958,16 +1207,25 @@ impl IsolationForest {
             });
         }
         check_finite(x, rows)?;
-        let c = average_path_length(self.psi);
-        let compiled = Compiled::new(&self.trees);
-        let n_trees = self.trees.len() as f64;
-        let range_aware = self.range_aware;
         let d = x.ncols();
+        let depth = check_trees(&self.trees, d)?;
+        let c = average_path_length(self.psi);
+        let n_trees = self.trees.len() as f64;
+        let score = |total: f64| 2f64.powf(-(total / n_trees) / c);
         let n = rows.map_or(x.nrows(), <[usize]>::len);
+        let row = |i: usize| x.row(rows.map_or(i, |rows| rows[i]));
+        let Some(heap) = Heap::new(&self.trees, depth, d) else {
+            return Ok(in_chunks(n, threads, |range| {
+                range
+                    .map(|i| 2f64.powf(-self.mean_path_length(row(i)) / c))
+                    .collect()
+            }));
+        };
+        let simd = Simd::detect();
         Ok(in_chunks(n, threads, |range| {
-            // Blocks of rows walk one tree after the other, so a tree's nodes
-            // stay in cache; each row still adds its trees in tree order.
-            const BLOCK: usize = 128;
+            // Blocks of rows, stored column by column, walk one tree after
+            // the other; each row still adds its trees in tree order. The
+            // last block's unused rows are zeros, walked and ignored.
             let mut out = Vec::with_capacity(range.len());
             let mut block = vec![0.0; BLOCK * d];
             let mut totals = [0.0f64; BLOCK];
@@ -975,29 +1233,23 @@ impl IsolationForest {
             while start < range.end {
                 let end = (start + BLOCK).min(range.end);
                 let n = end - start;
-                for (k, i) in (start..end).enumerate() {
-                    let r = rows.map_or(i, |rows| rows[i]);
-                    block[k * d..(k + 1) * d]
-                        .iter_mut()
-                        .zip(x.row(r))
-                        .for_each(|(b, v)| *b = *v);
+                if n < BLOCK {
+                    block.fill(0.0);
                 }
-                totals[..n].fill(-0.0);
-                for &root in &compiled.roots {
-                    if range_aware {
-                        compiled.add_expected_path_lengths(
-                            root,
-                            &block[..n * d],
-                            d,
-                            &mut totals[..n],
-                        );
-                    } else {
-                        for (k, t) in totals[..n].iter_mut().enumerate() {
-                            *t += compiled.path_length(root, &block[k * d..(k + 1) * d]);
-                        }
+                for (k, i) in (start..end).enumerate() {
+                    for (f, v) in row(i).iter().enumerate() {
+                        block[f * BLOCK + k] = *v;
                     }
                 }
-                out.extend(totals[..n].iter().map(|t| 2f64.powf(-(t / n_trees) / c)));
+                totals.fill(-0.0);
+                for t in 0..self.trees.len() {
+                    if self.range_aware {
+                        heap.add_tree::<true>(t, &block, &mut totals, simd);
+                    } else {
+                        heap.add_tree::<false>(t, &block, &mut totals, simd);
+                    }
+                }
+                out.extend(totals[..n].iter().map(|&t| score(t)));
                 start = end;
             }
             out
@@ -1024,9 +1276,160 @@ impl IsolationForest {
 
 #[cfg(test)]
 mod tests {
-    use super::{sample_dense, sample_sparse};
+    use super::{
+        BLOCK, Heap, IsolationForestParams, LANES, Node, Simd, Walk, check_trees, sample_dense,
+        sample_sparse, walk_scalar,
+    };
+    use ndarray::Array2;
+    use rand::Rng;
     use rand_chacha::ChaCha8Rng;
     use rand_chacha::rand_core::SeedableRng;
+
+    /// The walks this CPU can run.
+    fn walks() -> Vec<Simd> {
+        let mut out = vec![Simd::None];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                out.push(Simd::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                out.push(Simd::Avx512);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_walk_reaches_the_same_slots_and_scores_as_the_trees() {
+        let have = walks();
+        eprintln!("walks compared: {have:?}");
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for (n, d, psi) in [
+            (50, 1, 2),
+            (60, 3, 3),
+            (400, 3, 16),
+            (3000, 19, 256),
+            (5000, 2, 4096),
+        ] {
+            let x = Array2::from_shape_fn((n, d), |_| rng.gen_range(-1.0..1.0f64).powi(3));
+            for range_aware in [true, false] {
+                let f = IsolationForestParams {
+                    n_trees: 7,
+                    max_samples: psi,
+                    range_aware,
+                    ..Default::default()
+                }
+                .fit(x.view())
+                .unwrap();
+                let depth = check_trees(&f.trees, d).unwrap();
+                let heap = Heap::new(&f.trees, depth, d).unwrap();
+                // Each tree's own split values and bounds, far values and
+                // training values, so every comparison meets its edges.
+                let edges: Vec<(usize, f64)> = f
+                    .trees
+                    .iter()
+                    .flat_map(|t| &t.nodes)
+                    .filter_map(|n| match *n {
+                        Node::Split {
+                            feature,
+                            value,
+                            lo,
+                            hi,
+                            ..
+                        } => Some([(feature, value), (feature, lo), (feature, hi)]),
+                        Node::Leaf { .. } => None,
+                    })
+                    .flatten()
+                    .map(|(f, v)| (f as usize, v))
+                    .collect();
+                for round in 0..4 {
+                    let mut block = vec![0.0; d * BLOCK];
+                    for k in 0..BLOCK {
+                        for j in 0..d {
+                            block[j * BLOCK + k] = match rng.gen_range(0..4) {
+                                0 => x[[rng.gen_range(0..n), j]],
+                                1 => rng.gen_range(-3.0..3.0),
+                                _ => {
+                                    let same: Vec<f64> =
+                                        edges.iter().filter(|e| e.0 == j).map(|e| e.1).collect();
+                                    if same.is_empty() {
+                                        0.5
+                                    } else {
+                                        same[rng.gen_range(0..same.len())]
+                                    }
+                                }
+                            };
+                        }
+                    }
+                    let per_tree = (2usize << depth) - 1;
+                    for t in 0..f.trees.len() {
+                        let slots = &heap.slots[t * per_tree..(t + 1) * per_tree];
+                        for group in (0..BLOCK).step_by(LANES) {
+                            let run = |simd: Simd| {
+                                let mut w = Walk {
+                                    at: [0; LANES],
+                                    outside: [0; super::HEAP_MAX_DEPTH],
+                                };
+                                // SAFETY: as in `Heap::add_tree`; vector
+                                // walks only when the CPU has them.
+                                unsafe {
+                                    match simd {
+                                        #[cfg(target_arch = "x86_64")]
+                                        Simd::Avx2 => super::walk_avx2::<true>(
+                                            slots, depth, &block, group, &mut w,
+                                        ),
+                                        #[cfg(target_arch = "x86_64")]
+                                        Simd::Avx512 => super::walk_avx512::<true>(
+                                            slots, depth, &block, group, &mut w,
+                                        ),
+                                        _ => {
+                                            walk_scalar::<true>(slots, depth, &block, group, &mut w)
+                                        }
+                                    }
+                                }
+                                (w.at, w.outside)
+                            };
+                            let reference = run(Simd::None);
+                            for &simd in &have[1..] {
+                                assert_eq!(
+                                    run(simd),
+                                    reference,
+                                    "{simd:?} psi {psi} tree {t} group {group} round {round}"
+                                );
+                            }
+                        }
+                    }
+                    for &simd in &have {
+                        let mut totals = [-0.0; BLOCK];
+                        for t in 0..f.trees.len() {
+                            if range_aware {
+                                heap.add_tree::<true>(t, &block, &mut totals, simd);
+                            } else {
+                                heap.add_tree::<false>(t, &block, &mut totals, simd);
+                            }
+                        }
+                        for (k, total) in totals.iter().enumerate() {
+                            let row: Vec<f64> = (0..d).map(|j| block[j * BLOCK + k]).collect();
+                            let one: f64 = f
+                                .trees
+                                .iter()
+                                .map(|t| {
+                                    let r = ndarray::ArrayView1::from(&row);
+                                    if range_aware {
+                                        t.expected_path_length(r)
+                                    } else {
+                                        t.path_length(r)
+                                    }
+                                })
+                                .sum();
+                            assert_eq!(total.to_bits(), one.to_bits(), "{simd:?} row {k}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn sparse_and_dense_subsampling_draw_the_same_sample() {

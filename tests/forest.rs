@@ -363,22 +363,78 @@ fn batch_scoring_equals_the_per_tree_path_lengths_bit_for_bit() {
     probe[[0, 0]] = 25.0;
     probe[[1, 1]] = -3.0;
     probe[[2, 2]] = 1.0;
-    for range_aware in [true, false] {
-        let p = IsolationForestParams {
-            range_aware,
-            ..Default::default()
-        };
-        let f = p.fit(x.view()).unwrap();
-        let c = average_path_length(f.psi);
-        let batch = f.score_threads(probe.view(), 2).unwrap();
-        // A column-major copy takes the non-contiguous row path.
-        let fortran = probe.t().as_standard_layout().t().to_owned();
-        let strided = f.score_threads(fortran.view(), 1).unwrap();
-        for (i, row) in probe.rows().into_iter().enumerate() {
-            let one = 2f64.powf(-f.mean_path_length(row) / c);
-            assert_eq!(batch[i].to_bits(), one.to_bits(), "row {i}");
-            assert_eq!(strided[i].to_bits(), one.to_bits(), "row {i}");
+    // 5,000 training rows and psi 8,192 grow trees deeper than the vector
+    // walks take (12): those rows are scored node by node.
+    let mut deep = Array2::zeros((5000, 3));
+    for i in 0..5000 {
+        for j in 0..3 {
+            deep[[i, j]] = ((i * (7 + j) + j * 13) % 4999) as f64 / 4999.0;
         }
+    }
+    for (x, max_samples) in [(&x, 256), (&deep, 8192)] {
+        for range_aware in [true, false] {
+            let p = IsolationForestParams {
+                range_aware,
+                max_samples,
+                n_trees: if max_samples > 256 { 10 } else { 100 },
+                ..Default::default()
+            };
+            let f = p.fit(x.view()).unwrap();
+            let c = average_path_length(f.psi);
+            let batch = f.score_threads(probe.view(), 2).unwrap();
+            // A column-major copy takes the non-contiguous row path.
+            let fortran = probe.t().as_standard_layout().t().to_owned();
+            let strided = f.score_threads(fortran.view(), 1).unwrap();
+            for (i, row) in probe.rows().into_iter().enumerate() {
+                let one = 2f64.powf(-f.mean_path_length(row) / c);
+                assert_eq!(batch[i].to_bits(), one.to_bits(), "row {i}");
+                assert_eq!(strided[i].to_bits(), one.to_bits(), "row {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_malformed_tree_is_an_error_not_a_crash() {
+    // Trees as a hand-edited model file could hold them.
+    let mut x = Array2::zeros((100, 2));
+    for i in 0..100 {
+        x[[i, 0]] = i as f64;
+        x[[i, 1]] = (i % 7) as f64;
+    }
+    let good = IsolationForestParams::default().fit(x.view()).unwrap();
+    let split = good.trees[3]
+        .nodes
+        .iter()
+        .position(|n| matches!(n, Node::Split { .. }))
+        .unwrap();
+    type Edit = fn(&mut Node);
+    let edits: [(&str, Edit); 3] = [
+        ("feature 9 of 2", |n| {
+            if let Node::Split { feature, .. } = n {
+                *feature = 9;
+            }
+        }),
+        ("child 0", |n| {
+            if let Node::Split { left, .. } = n {
+                *left = 0;
+            }
+        }),
+        ("outside its range", |n| {
+            if let Node::Split { value, hi, .. } = n {
+                *value = *hi + 1.0;
+            }
+        }),
+    ];
+    for (why, edit) in edits {
+        let mut bad = good.clone();
+        edit(&mut bad.trees[3].nodes[split]);
+        let err = bad.score(x.view()).unwrap_err();
+        assert!(
+            matches!(err, ForestError::MalformedTree { tree: 3, .. }),
+            "{why}: {err}"
+        );
+        assert!(err.to_string().contains(why), "{err}");
     }
 }
 
