@@ -20,7 +20,7 @@ use plotters::style::{FontStyle, register_font};
 
 use crate::detect::{Detection, HostResult};
 use crate::forest::quantile;
-use crate::report::{fmt_value, temp_sibling};
+use crate::report::fmt_value;
 
 static FONT: &[u8] = include_bytes!("assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -65,30 +65,45 @@ pub fn draw_png_pub(
     draw_png(path, size, f)
 }
 
-/// Draws into a temporary sibling of `path`, then renames it into place.
+/// Draws into memory, encodes the PNG and writes it whole (a temporary
+/// sibling renamed into place).
 fn draw_png(
     path: &Path,
     size: (u32, u32),
     f: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
 ) -> Result<()> {
     register();
-    let tmp = temp_sibling(path);
-    let result = (|| -> Result<()> {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+    let (width, height) = size;
+    let mut pixels = vec![0u8; width as usize * height as usize * 3];
+    let drawn = (|| -> Result<()> {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         f(&root)?;
         root.present().map_err(err)?;
         Ok(())
     })();
-    match result {
-        Ok(()) => {
-            std::fs::rename(&tmp, path).map_err(|e| anyhow!("writing {}: {e}", path.display()))
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e.context(format!("drawing {}", path.display())))
-        }
-    }
+    drawn.map_err(|e| e.context(format!("drawing {}", path.display())))?;
+    let png = encode_png(&pixels, width, height)
+        .map_err(|e| anyhow!("encoding {}: {e}", path.display()))?;
+    crate::report::write_atomic(path, &png)
+}
+
+/// RGB pixels as a PNG: one filter for every row (Paeth) and fast
+/// compression. On latmove's charts this writes files within a few percent
+/// of the size the previous encoder gave (fast compression, the best of
+/// five filters tried on every row) in a fraction of its time.
+fn encode_png(pixels: &[u8], width: u32, height: u32) -> Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    encoder.set_filter(png::FilterType::Paeth);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::NonAdaptive);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(pixels)?;
+    writer.finish()?;
+    Ok(out)
 }
 
 fn class_of(h: &HostResult) -> (&'static str, RGBColor) {
@@ -578,15 +593,26 @@ pub fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
 
 /// Draws all three charts into `dir`; returns the file names written.
 pub fn draw_all(d: &Detection, dir: &Path) -> Result<Vec<&'static str>> {
-    score_distribution(d, &dir.join("score_distribution.png"))?;
-    let mut names = vec!["score_distribution.png"];
+    type Chart = fn(&Detection, &Path) -> Result<()>;
+    let mut charts: Vec<(&'static str, Chart)> =
+        vec![("score_distribution.png", score_distribution)];
     if feature_index(d, "unique_dst_ips").is_some()
         && feature_index(d, "unique_dst_ports").is_some()
     {
-        fanout(d, &dir.join("fanout.png"))?;
-        names.push("fanout.png");
+        charts.push(("fanout.png", fanout));
     }
-    flagged_features(d, &dir.join("flagged_features.png"))?;
-    names.push("flagged_features.png");
-    Ok(names)
+    charts.push(("flagged_features.png", flagged_features));
+    // Each chart on a thread of its own (each file is written whole, to a
+    // temporary name first); the first error in this order is reported.
+    std::thread::scope(|s| {
+        let drawn: Vec<_> = charts
+            .iter()
+            .map(|&(name, draw)| s.spawn(move || draw(d, &dir.join(name))))
+            .collect();
+        drawn
+            .into_iter()
+            .map(|h| h.join().expect("chart thread"))
+            .collect::<Result<Vec<()>>>()
+    })?;
+    Ok(charts.iter().map(|c| c.0).collect())
 }

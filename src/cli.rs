@@ -523,22 +523,31 @@ fn print_results(
 pub fn write_outputs(d: &Detection, dir: &std::path::Path, charts: bool) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating output directory {}", dir.display()))?;
-    // Render everything first, so a failure leaves no partial set of CSVs.
-    let (scores, others) = std::thread::scope(|s| {
+    // Render the CSVs first, so a failure leaves no partial set of them;
+    // the charts are drawn meanwhile (each PNG is written whole).
+    let (scores, others, drawn) = std::thread::scope(|s| {
+        let drawn = s.spawn(|| {
+            if charts {
+                crate::charts::draw_all(d, dir).map(drop)
+            } else {
+                Ok(())
+            }
+        });
         let others = s.spawn(|| -> Result<(Vec<u8>, Vec<u8>)> {
             Ok((report::flagged_hosts_csv(d)?, report::metrics_json(d)?))
         });
         let scores = report::host_scores_csv(d);
-        (scores, others.join().expect("rendering thread"))
+        (
+            scores,
+            others.join().expect("rendering thread"),
+            drawn.join().expect("charts thread"),
+        )
     });
     let (scores, (flagged, metrics)) = (scores?, others?);
     report::write_atomic(&dir.join("host_scores.csv"), &scores)?;
     report::write_atomic(&dir.join("flagged_hosts.csv"), &flagged)?;
     report::write_atomic(&dir.join("metrics.json"), &metrics)?;
-    if charts {
-        crate::charts::draw_all(d, dir)?;
-    }
-    Ok(())
+    drawn
 }
 
 fn gate(d: &Detection, min_recall: Option<f64>, max_fpr: Option<f64>) -> Result<ExitCode> {
