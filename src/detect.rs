@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use linfa::DatasetBase;
 use linfa::traits::Fit;
 use linfa_preprocessing::linear_scaling::LinearScaler;
-use ndarray::{Array2, Axis};
+use ndarray::Array2;
 
 use crate::features::{FULL_FEATURES, FeatureDef, FeatureTable};
 use crate::flows::{self, ReadStats};
@@ -447,14 +447,24 @@ fn score_profiles(
                 )
             }
             None => {
-                // The scaler and the medians side by side (independent).
+                // The scaler beside the medians (independent), the medians
+                // split by column over two more threads.
                 let (scaler, (medians, spreads)) = std::thread::scope(|s| {
-                    let robust = s.spawn(|| robust_center(&table.values, &train_idx));
-                    let train_raw = table.values.select(Axis(0), &train_idx);
+                    let d = table.values.ncols();
+                    let robust: Vec<_> = [0..d / 2, d / 2..d]
+                        .into_iter()
+                        .map(|cols| s.spawn(|| robust_center(&table.values, &train_idx, cols)))
+                        .collect();
                     let scaler = LinearScaler::standard()
-                        .fit(&DatasetBase::from(train_raw))
+                        .fit(&DatasetBase::from(gather_rows(&table.values, &train_idx)))
                         .context("fitting the standard scaler on the training hosts");
-                    (scaler, robust.join().expect("medians thread"))
+                    let mut center = (Vec::new(), Vec::new());
+                    for part in robust {
+                        let (m, sp) = part.join().expect("medians thread");
+                        center.0.extend(m);
+                        center.1.extend(sp);
+                    }
+                    (scaler, center)
                 });
                 let scaler = scaler?;
                 (
@@ -731,15 +741,35 @@ pub fn standardize(x: &mut Array2<f64>, offsets: &[f64], scales: &[f64]) {
 /// scaled by 1.4826 to estimate sigma, or, when over half the values are
 /// equal (MAD = 0), the mean absolute deviation from the median scaled by
 /// 1.2533, or 1 when the column is constant.
-fn robust_center(x: &Array2<f64>, rows: &[usize]) -> (Vec<f64>, Vec<f64>) {
-    let mut med = Vec::new();
-    let mut spread = Vec::new();
-    for col in x.columns() {
-        let mut v: Vec<f64> = rows.iter().map(|&r| col[r]).collect();
-        let m = crate::forest::median_in_place(&mut v);
-        let mut dev: Vec<f64> = rows.iter().map(|&r| (col[r] - m).abs()).collect();
-        let mean_dev = 1.2533 * dev.iter().sum::<f64>() / dev.len().max(1) as f64;
-        let mad = 1.4826 * crate::forest::median_in_place(&mut dev);
+fn robust_center(
+    x: &Array2<f64>,
+    rows: &[usize],
+    columns: std::ops::Range<usize>,
+) -> (Vec<f64>, Vec<f64>) {
+    // The chosen columns of the rows, column by column in row order, read
+    // row by row (one pass over the matrix instead of a strided one per
+    // column).
+    let n = rows.len();
+    let width = columns.len();
+    let mut by_column = vec![0.0; width * n];
+    for (k, &r) in rows.iter().enumerate() {
+        let row = x.row(r);
+        for (c, j) in columns.clone().enumerate() {
+            by_column[c * n + k] = row[j];
+        }
+    }
+    let mut med = Vec::with_capacity(width);
+    let mut spread = Vec::with_capacity(width);
+    let mut scratch = Vec::with_capacity(n);
+    for c in 0..width {
+        let column = &by_column[c * n..(c + 1) * n];
+        scratch.clear();
+        scratch.extend_from_slice(column);
+        let m = crate::forest::median_in_place(&mut scratch);
+        scratch.clear();
+        scratch.extend(column.iter().map(|v| (v - m).abs()));
+        let mean_dev = 1.2533 * scratch.iter().sum::<f64>() / n.max(1) as f64;
+        let mad = 1.4826 * crate::forest::median_in_place(&mut scratch);
         med.push(m);
         spread.push(if mad > 0.0 {
             mad
@@ -750,6 +780,16 @@ fn robust_center(x: &Array2<f64>, rows: &[usize]) -> (Vec<f64>, Vec<f64>) {
         });
     }
     (med, spread)
+}
+
+/// The rows `rows` of `x`, in that order (`x.select(Axis(0), rows)`, one
+/// row copy each).
+fn gather_rows(x: &Array2<f64>, rows: &[usize]) -> Array2<f64> {
+    let mut values = Vec::with_capacity(rows.len() * x.ncols());
+    for &r in rows {
+        values.extend(x.row(r).iter());
+    }
+    Array2::from_shape_vec((rows.len(), x.ncols()), values).expect("rows x columns values")
 }
 
 /// Signed distance from the benign median in robust units.

@@ -248,16 +248,19 @@ impl IsolationForestParams {
         }
         let psi = self.max_samples.min(n);
         let depth_limit = (psi as f64).log2().ceil() as usize;
-        let grow = |t: usize| {
+        let grow = |t: usize, pool: &mut Pool| {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
             rng.set_stream(t as u64);
-            let mut sample = sample_without_replacement(&mut rng, n, psi);
+            let mut sample = pool.sample(&mut rng, n, psi);
             if let Some(rows) = rows {
                 sample.iter_mut().for_each(|s| *s = rows[*s]);
             }
             Tree::grow(x, sample, depth_limit, &self.feature_families, &mut rng)
         };
-        let trees = in_chunks(self.n_trees, threads, |range| range.map(grow).collect());
+        let trees = in_chunks(self.n_trees, threads, |range| {
+            let mut pool = Pool::default();
+            range.map(|t| grow(t, &mut pool)).collect()
+        });
         let mut forest = IsolationForest {
             trees,
             psi,
@@ -353,6 +356,43 @@ fn sample_without_replacement(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<u
         sample_dense(rng, n, k)
     } else {
         sample_sparse(rng, n, k)
+    }
+}
+
+/// A thread's reusable buffer for subsampling: `0..n`, partly shuffled for
+/// a draw and put back after it, so each tree's draw costs `O(k)` instead
+/// of [`sample_dense`]'s `O(n)` or [`sample_sparse`]'s hashing. The draws
+/// are [`sample_without_replacement`]'s, swap for swap.
+#[derive(Default)]
+struct Pool {
+    identity: Vec<usize>,
+    swaps: Vec<usize>,
+}
+
+impl Pool {
+    /// Largest `n` kept as a buffer (8 bytes a row); above it, the sparse
+    /// draw.
+    const MAX: usize = 1 << 22;
+
+    fn sample(&mut self, rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usize> {
+        if n > Pool::MAX {
+            return sample_without_replacement(rng, n, k);
+        }
+        if self.identity.len() != n {
+            self.identity = (0..n).collect();
+        }
+        let idx = &mut self.identity;
+        self.swaps.clear();
+        for i in 0..k {
+            let j = i + uniform_index(rng, n - i);
+            idx.swap(i, j);
+            self.swaps.push(j);
+        }
+        let out = idx[..k].to_vec();
+        for (i, &j) in self.swaps.iter().enumerate().rev() {
+            idx.swap(i, j);
+        }
+        out
     }
 }
 
@@ -1277,8 +1317,8 @@ impl IsolationForest {
 #[cfg(test)]
 mod tests {
     use super::{
-        BLOCK, Heap, IsolationForestParams, LANES, Node, Simd, Walk, check_trees, sample_dense,
-        sample_sparse, walk_scalar,
+        BLOCK, Heap, IsolationForestParams, LANES, Node, Pool, Simd, Walk, check_trees,
+        sample_dense, sample_sparse, walk_scalar,
     };
     use ndarray::Array2;
     use rand::Rng;
@@ -1433,6 +1473,7 @@ mod tests {
 
     #[test]
     fn sparse_and_dense_subsampling_draw_the_same_sample() {
+        let mut pool = Pool::default();
         for (n, k) in [
             (1, 1),
             (5, 5),
@@ -1445,6 +1486,12 @@ mod tests {
                 let dense = sample_dense(&mut ChaCha8Rng::seed_from_u64(seed), n, k);
                 let sparse = sample_sparse(&mut ChaCha8Rng::seed_from_u64(seed), n, k);
                 assert_eq!(dense, sparse, "n {n} k {k} seed {seed}");
+                // The pool twice in a row: the second draw finds the buffer
+                // as the first found it.
+                for _ in 0..2 {
+                    let pooled = pool.sample(&mut ChaCha8Rng::seed_from_u64(seed), n, k);
+                    assert_eq!(pooled, dense, "pool: n {n} k {k} seed {seed}");
+                }
                 let mut distinct = dense.clone();
                 distinct.sort_unstable();
                 distinct.dedup();
