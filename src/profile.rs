@@ -211,6 +211,10 @@ pub fn pair_port(key: u64) -> u16 {
 pub struct ProfileBuilder {
     options: ProfileOptions,
     dst_ids: HashMap<IpAddr, DstId>,
+    /// Recent IPv4 destinations and their ids, direct-mapped by address
+    /// (`(address, id + 1)`, 0 for an empty slot): most flows go to a
+    /// destination seen shortly before, found here without hashing.
+    dst_recent: Vec<(u32, u32)>,
     /// Profiles in a vector, found through small index maps: a map holding
     /// the profiles themselves would keep up to twice their size in empty
     /// buckets and copy them all when it grows.
@@ -367,9 +371,33 @@ impl ProfileBuilder {
             self.allowed_flows += 1;
             return None;
         }
+        Some(Oriented {
+            dst_id: self.dst_id(o.dst),
+            ..o
+        })
+    }
+
+    /// The destination's id: the next free one the first time it is seen.
+    #[inline]
+    fn dst_id(&mut self, dst: IpAddr) -> DstId {
+        const SLOTS: usize = 4096;
+        let IpAddr::V4(v4) = dst else {
+            let next = self.dst_ids.len() as DstId;
+            return *self.dst_ids.entry(dst).or_insert(next);
+        };
+        if self.dst_recent.is_empty() {
+            self.dst_recent = vec![(0, 0); SLOTS];
+        }
+        let key = u32::from(v4);
+        let slot = (key.wrapping_mul(0x9E37_79B1) >> 20) as usize % SLOTS;
+        let (k, id) = self.dst_recent[slot];
+        if id != 0 && k == key {
+            return id - 1;
+        }
         let next = self.dst_ids.len() as DstId;
-        let dst_id = *self.dst_ids.entry(o.dst).or_insert(next);
-        Some(Oriented { dst_id, ..o })
+        let id = *self.dst_ids.entry(dst).or_insert(next);
+        self.dst_recent[slot] = (key, id.wrapping_add(1));
+        id
     }
 
     /// The second half of [`ProfileBuilder::add_record`]: adds a routed
