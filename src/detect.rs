@@ -11,7 +11,7 @@ use ndarray::Array2;
 
 use crate::features::{FULL_FEATURES, FeatureDef, FeatureTable};
 use crate::flows::{self, ReadStats};
-use crate::forest::{IsolationForest, IsolationForestParams};
+use crate::forest::{IsolationForest, IsolationForestParams, Scorer};
 use crate::metrics::{self, Metrics};
 use crate::profile::{FlowRecord, LabelTable, ProfileBuilder, ProfileOptions, Profiles};
 
@@ -314,10 +314,6 @@ fn read_plain_sharded(
     })
 }
 
-/// What a scoring job gives: its forest (the full one only), the entities
-/// it scored and their scores.
-type JobResult = Result<(Option<IsolationForest>, Vec<usize>, Vec<f64>)>;
-
 /// Runs the whole pipeline.
 pub fn detect(cfg: &DetectConfig) -> Result<Detection> {
     cfg.forest.validate()?;
@@ -502,13 +498,11 @@ fn score_profiles(
         in_training[e] = true;
     }
     let jobs = if cross_fitted { folds + 1 } else { 1 };
-    let workers = cfg.threads.max(1).min(jobs);
-    let inner = if jobs >= cfg.threads.max(1) {
-        1
-    } else {
-        cfg.threads
-    };
-    let job = |j: usize| -> JobResult {
+    let threads = cfg.threads.max(1);
+    // First every job's forest, grown (the threads shared among the jobs)
+    // and compiled for scoring, with the entities it scores.
+    let inner = (threads / jobs).max(1);
+    let grow = |j: usize| -> Result<(Option<IsolationForest>, Scorer, Vec<usize>)> {
         if j == 0 {
             let forest = match &cfg.model {
                 Some(m) => m.forest.clone(),
@@ -516,13 +510,13 @@ fn score_profiles(
                     .fit_rows(all.view(), &train_idx, inner)
                     .with_context(|| format!("training on {} hosts", train_hosts.len()))?,
             };
-            if !cross_fitted {
-                let s = forest.score_threads(all.view(), inner)?;
-                return Ok((Some(forest), (0..entities.len()).collect(), s));
-            }
-            let others: Vec<usize> = (0..entities.len()).filter(|&e| !in_training[e]).collect();
-            let s = forest.score_rows(all.view(), &others, inner)?;
-            return Ok((Some(forest), others, s));
+            let rows: Vec<usize> = if cross_fitted {
+                (0..entities.len()).filter(|&e| !in_training[e]).collect()
+            } else {
+                (0..entities.len()).collect()
+            };
+            let scorer = forest.scorer()?;
+            return Ok((Some(forest), scorer, rows));
         }
         let k = j - 1;
         let (held, fit_rows): (Vec<usize>, Vec<usize>) = train_idx
@@ -532,38 +526,48 @@ fn score_profiles(
         let fold_forest = fit_params
             .fit_rows(all.view(), &fit_rows, inner)
             .with_context(|| format!("training fold {} of {folds}", k + 1))?;
-        let s = fold_forest.score_rows(all.view(), &held, inner)?;
-        Ok((None, held, s))
+        Ok((None, fold_forest.scorer()?, held))
     };
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: std::sync::Mutex<Vec<(usize, JobResult)>> = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if j >= jobs {
-                        return;
+    let mut grown = Vec::with_capacity(jobs);
+    for g in in_tasks(jobs, threads, grow) {
+        grown.push(g?);
+    }
+    // Then the scoring, in tasks of at most `SCORE_TASK` entities, so the
+    // threads finish together however unequal the jobs are.
+    const SCORE_TASK: usize = 1024;
+    let tasks: Vec<(usize, std::ops::Range<usize>)> = grown
+        .iter()
+        .enumerate()
+        .flat_map(|(j, g)| {
+            let n = g.2.len();
+            (0..n)
+                .step_by(SCORE_TASK)
+                .map(move |start| (j, start..(start + SCORE_TASK).min(n)))
+        })
+        .collect();
+    let scored = in_tasks(tasks.len(), threads, |t| {
+        let (j, range) = &tasks[t];
+        let (_, scorer, rows) = &grown[*j];
+        scorer
+            .score_rows(all.view(), Some(&rows[range.clone()]), 1)
+            .map_err(|e| match e {
+                // The position among the job's rows.
+                crate::forest::ForestError::NonFinite { row, column } => {
+                    crate::forest::ForestError::NonFinite {
+                        row: row + range.start,
+                        column,
                     }
-                    let r = job(j);
-                    done.lock().expect("jobs lock").push((j, r));
                 }
-            });
-        }
+                e => e,
+            })
     });
-    let mut done = done.into_inner().expect("jobs lock");
-    done.sort_by_key(|(j, _)| *j);
     let mut scores = vec![f64::NAN; entities.len()];
-    let mut full: Option<IsolationForest> = None;
-    for (_, r) in done {
-        let (forest, rows, s) = r?;
-        if forest.is_some() {
-            full = forest;
-        }
-        for (e, v) in rows.iter().zip(s) {
+    for ((j, range), s) in tasks.iter().zip(scored) {
+        for (e, v) in grown[*j].2[range.clone()].iter().zip(s?) {
             scores[*e] = v;
         }
     }
+    let full = grown.into_iter().next().and_then(|g| g.0);
     let mut forest = full.expect("job 0 grows or loads the full forest");
     if cfg.rules {
         for (e, (_, _, p)) in entities.iter().enumerate() {
@@ -795,4 +799,28 @@ fn gather_rows(x: &Array2<f64>, rows: &[usize]) -> Array2<f64> {
 /// Signed distance from the benign median in robust units.
 fn robust_units(v: f64, median: f64, spread: f64) -> f64 {
     (v - median) / spread
+}
+
+/// `f(0)`, ..., `f(n - 1)` on up to `threads` threads, each taking the next
+/// index as it finishes one; the results in index order.
+fn in_tasks<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<(usize, T)>> = std::sync::Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, n.max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        return;
+                    }
+                    let r = f(i);
+                    done.lock().expect("tasks lock").push((i, r));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("tasks lock");
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }

@@ -1108,6 +1108,95 @@ unsafe fn walk_avx512<const RANGE: bool>(
     }
 }
 
+/// A forest compiled for scoring ([`IsolationForest::scorer`]): scores
+/// are bit-identical to [`IsolationForest::score_rows`]'s.
+pub struct Scorer {
+    heap: Option<Heap>,
+    /// The forest itself when its trees are too deep for a [`Heap`]
+    /// (scored node by node).
+    deep: Option<IsolationForest>,
+    n_features: usize,
+    /// `c(psi)`.
+    c: f64,
+    n_trees: usize,
+    range_aware: bool,
+    simd: Simd,
+}
+
+impl Scorer {
+    /// [`IsolationForest::score_rows`] (`None`: every row of `x`).
+    pub fn score_rows(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: Option<&[usize]>,
+        threads: usize,
+    ) -> Result<Vec<f64>, ForestError> {
+        if x.ncols() != self.n_features {
+            return Err(ForestError::FeatureCountMismatch {
+                expected: self.n_features,
+                got: x.ncols(),
+            });
+        }
+        check_finite(x, rows)?;
+        Ok(self.score_checked(x, rows, threads))
+    }
+
+    /// Scores rows already checked to have the forest's width and finite
+    /// values.
+    fn score_checked(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: Option<&[usize]>,
+        threads: usize,
+    ) -> Vec<f64> {
+        let (c, d) = (self.c, self.n_features);
+        let n_trees = self.n_trees as f64;
+        let score = |total: f64| 2f64.powf(-(total / n_trees) / c);
+        let n = rows.map_or(x.nrows(), <[usize]>::len);
+        let row = |i: usize| x.row(rows.map_or(i, |rows| rows[i]));
+        let Some(heap) = &self.heap else {
+            let forest = self.deep.as_ref().expect("a forest too deep for the heap");
+            return in_chunks(n, threads, |range| {
+                range
+                    .map(|i| 2f64.powf(-forest.mean_path_length(row(i)) / c))
+                    .collect()
+            });
+        };
+        in_chunks(n, threads, |range| {
+            // Blocks of rows, stored column by column, walk one tree after
+            // the other; each row still adds its trees in tree order. The
+            // last block's unused rows are zeros, walked and ignored.
+            let mut out = Vec::with_capacity(range.len());
+            let mut block = vec![0.0; BLOCK * d];
+            let mut totals = [0.0f64; BLOCK];
+            let mut start = range.start;
+            while start < range.end {
+                let end = (start + BLOCK).min(range.end);
+                let n = end - start;
+                if n < BLOCK {
+                    block.fill(0.0);
+                }
+                for (k, i) in (start..end).enumerate() {
+                    for (f, v) in row(i).iter().enumerate() {
+                        block[f * BLOCK + k] = *v;
+                    }
+                }
+                totals.fill(-0.0);
+                for t in 0..self.n_trees {
+                    if self.range_aware {
+                        heap.add_tree::<true>(t, &block, &mut totals, self.simd);
+                    } else {
+                        heap.add_tree::<false>(t, &block, &mut totals, self.simd);
+                    }
+                }
+                out.extend(totals[..n].iter().map(|&t| score(t)));
+                start = end;
+            }
+            out
+        })
+    }
+}
+
 /// Checks what scoring relies on in trees that may come from a model file:
 /// every split's feature is below `d`, its value inside its range
 /// (`lo <= value < hi`, as grown), its children after it in the node array
@@ -1240,62 +1329,44 @@ impl IsolationForest {
         rows: Option<&[usize]>,
         threads: usize,
     ) -> Result<Vec<f64>, ForestError> {
+        self.check_rows(x, rows)?;
+        Ok(self.scorer()?.score_checked(x, rows, threads))
+    }
+
+    /// The checks scoring makes of its rows: the forest's width, finite.
+    fn check_rows(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: Option<&[usize]>,
+    ) -> Result<(), ForestError> {
         if x.ncols() != self.n_features {
             return Err(ForestError::FeatureCountMismatch {
                 expected: self.n_features,
                 got: x.ncols(),
             });
         }
-        check_finite(x, rows)?;
-        let d = x.ncols();
-        let depth = check_trees(&self.trees, d)?;
-        let c = average_path_length(self.psi);
-        let n_trees = self.trees.len() as f64;
-        let score = |total: f64| 2f64.powf(-(total / n_trees) / c);
-        let n = rows.map_or(x.nrows(), <[usize]>::len);
-        let row = |i: usize| x.row(rows.map_or(i, |rows| rows[i]));
-        let Some(heap) = Heap::new(&self.trees, depth, d) else {
-            return Ok(in_chunks(n, threads, |range| {
-                range
-                    .map(|i| 2f64.powf(-self.mean_path_length(row(i)) / c))
-                    .collect()
-            }));
-        };
-        let simd = Simd::detect();
-        Ok(in_chunks(n, threads, |range| {
-            // Blocks of rows, stored column by column, walk one tree after
-            // the other; each row still adds its trees in tree order. The
-            // last block's unused rows are zeros, walked and ignored.
-            let mut out = Vec::with_capacity(range.len());
-            let mut block = vec![0.0; BLOCK * d];
-            let mut totals = [0.0f64; BLOCK];
-            let mut start = range.start;
-            while start < range.end {
-                let end = (start + BLOCK).min(range.end);
-                let n = end - start;
-                if n < BLOCK {
-                    block.fill(0.0);
-                }
-                for (k, i) in (start..end).enumerate() {
-                    for (f, v) in row(i).iter().enumerate() {
-                        block[f * BLOCK + k] = *v;
-                    }
-                }
-                totals.fill(-0.0);
-                for t in 0..self.trees.len() {
-                    if self.range_aware {
-                        heap.add_tree::<true>(t, &block, &mut totals, simd);
-                    } else {
-                        heap.add_tree::<false>(t, &block, &mut totals, simd);
-                    }
-                }
-                out.extend(totals[..n].iter().map(|&t| score(t)));
-                start = end;
-            }
-            out
-        }))
+        check_finite(x, rows)
     }
 
+    /// The forest compiled for scoring, to score several sets of rows
+    /// without compiling it again for each (the trees are checked here).
+    pub fn scorer(&self) -> Result<Scorer, ForestError> {
+        let depth = check_trees(&self.trees, self.n_features)?;
+        let heap = Heap::new(&self.trees, depth, self.n_features);
+        Ok(Scorer {
+            deep: if heap.is_none() {
+                Some(self.clone())
+            } else {
+                None
+            },
+            heap,
+            n_features: self.n_features,
+            c: average_path_length(self.psi),
+            n_trees: self.trees.len(),
+            range_aware: self.range_aware,
+            simd: Simd::detect(),
+        })
+    }
     /// For one row: per feature, how often (share of trees) and how early
     /// it was used to cut the row off. Returns, per feature, the sum over
     /// trees of `1 / (1 + depth)` for every split on that feature along the
