@@ -127,6 +127,14 @@ impl Index {
         let mut mask = clip(b, self.commas[b] & (!0u64 << (start % 64)));
         let mut count = 0usize;
         for (&k, slot) in wanted.iter().zip(at.iter_mut()) {
+            // The next comma in the block when it is the one wanted (the
+            // common case: the wanted commas mostly come in runs).
+            if k == count + 1 && mask != 0 {
+                *slot = b * 64 + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                count = k;
+                continue;
+            }
             loop {
                 let p = mask.count_ones() as usize;
                 if count + p >= k {
