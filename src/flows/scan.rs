@@ -75,36 +75,40 @@ impl Index {
     /// feeds, quotes and carriage returns (as bit masks).
     #[inline(always)]
     fn build_with(&mut self, buf: &[u8], masks: impl Fn(&[u8; 64]) -> [u64; 4]) -> bool {
-        self.commas.clear();
         self.feeds.clear();
         let blocks = buf.len().div_ceil(64);
-        self.commas.reserve(blocks + 1);
+        self.commas.clear();
+        self.commas.resize(blocks + 1, 0);
         let mut bad = 0u64;
-        let mut padded = [0u8; 64];
-        for b in 0..blocks {
-            let at = b * 64;
-            let block: &[u8; 64] = match buf.get(at..at + 64) {
-                Some(full) => full.try_into().expect("64 bytes"),
-                None => {
-                    // The last, partial block, padded with zeros (none of
-                    // the bytes looked for).
-                    padded[..buf.len() - at].copy_from_slice(&buf[at..]);
-                    &padded
-                }
-            };
+        // A carriage return must be followed by a line feed: one in bit 63
+        // is checked against the next block's bit 0.
+        let mut cr_at_end = 0u64;
+        let mut index = |b: usize, block: &[u8; 64], commas: &mut u64| {
             let [comma, mut feed, quote, cr] = masks(block);
-            self.commas.push(comma);
-            // A carriage return must be followed by a line feed (in this
-            // block, or first in the next).
-            let next_feed = buf.get(at + 64) == Some(&b'\n');
-            let followed = (feed >> 1) | (u64::from(next_feed) << 63);
-            bad |= quote | (cr & !followed);
+            *commas = comma;
+            bad |= quote | (cr & !(feed >> 1) & !(1 << 63)) | (cr_at_end & !feed & 1);
+            cr_at_end = cr >> 63;
             while feed != 0 {
-                self.feeds.push(at + feed.trailing_zeros() as usize);
+                self.feeds.push(b * 64 + feed.trailing_zeros() as usize);
                 feed &= feed - 1;
             }
+        };
+        let mut whole = buf.chunks_exact(64);
+        let mut b = 0;
+        for (block, commas) in whole.by_ref().zip(self.commas.iter_mut()) {
+            index(b, block.try_into().expect("64 bytes"), commas);
+            b += 1;
         }
-        self.commas.push(0);
+        let rest = whole.remainder();
+        if !rest.is_empty() {
+            // The last, partial block, padded with zeros (none of the bytes
+            // looked for).
+            let mut padded = [0u8; 64];
+            padded[..rest.len()].copy_from_slice(rest);
+            index(b, &padded, &mut self.commas[b]);
+        }
+        // A carriage return in the very last byte has no line feed after it.
+        bad |= cr_at_end;
         bad == 0
     }
 
