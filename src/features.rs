@@ -7,7 +7,7 @@
 
 use ndarray::Array2;
 
-use crate::net::SENSITIVE_PORTS;
+use crate::net::is_sensitive_port;
 use crate::profile::{HostProfile, pair_dst, pair_port};
 
 /// One named feature.
@@ -170,12 +170,7 @@ pub const FULL_FEATURES: &[FeatureDef] = &[
         name: "sensitive_ports",
         description: "distinct sensitive service ports (SMB, RDP, SSH, WinRM, RPC, LDAP, Kerberos, VNC, Telnet)",
         family: "ports",
-        compute: |f| {
-            f.ports
-                .iter()
-                .filter(|p| SENSITIVE_PORTS.contains(p))
-                .count() as f64
-        },
+        compute: |f| f.ports.iter().filter(|p| is_sensitive_port(**p)).count() as f64,
         support: None,
     },
     FeatureDef {

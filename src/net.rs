@@ -116,7 +116,34 @@ pub const SERVICE_PORTS: &[u16] = &[
 pub const SENSITIVE_PORTS: &[u16] = &[445, 139, 3389, 22, 5985, 5986, 135, 389, 88, 5900, 23];
 
 pub fn is_service_port(p: u16) -> bool {
-    p < 1024 || SERVICE_PORTS.contains(&p)
+    p < 1024 || in_port_set(&SERVICE_SET, p)
+}
+
+/// Whether `p` is one of [`SENSITIVE_PORTS`] (a table look-up: every flow
+/// to an internal host asks).
+pub fn is_sensitive_port(p: u16) -> bool {
+    in_port_set(&SENSITIVE_SET, p)
+}
+
+/// A set of ports as 65,536 bits.
+type PortSet = [u64; 1024];
+
+const fn port_set(ports: &[u16]) -> PortSet {
+    let mut set = [0u64; 1024];
+    let mut i = 0;
+    while i < ports.len() {
+        let p = ports[i] as usize;
+        set[p / 64] |= 1 << (p % 64);
+        i += 1;
+    }
+    set
+}
+
+static SERVICE_SET: PortSet = port_set(SERVICE_PORTS);
+static SENSITIVE_SET: PortSet = port_set(SENSITIVE_PORTS);
+
+fn in_port_set(set: &PortSet, p: u16) -> bool {
+    set[usize::from(p) / 64] >> (p % 64) & 1 == 1
 }
 
 /// Whether a flow recorded as `src_port -> dst_port` is a reply: the
@@ -131,6 +158,18 @@ pub fn is_reply_direction(src_port: u16, dst_port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_tables_hold_exactly_the_listed_ports() {
+        for p in 0..=u16::MAX {
+            assert_eq!(
+                is_service_port(p),
+                p < 1024 || SERVICE_PORTS.contains(&p),
+                "{p}"
+            );
+            assert_eq!(is_sensitive_port(p), SENSITIVE_PORTS.contains(&p), "{p}");
+        }
+    }
 
     #[test]
     fn cidrs() {

@@ -587,7 +587,7 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
     if o.dst_internal {
         host.internal_dsts.insert(o.dst_id);
         host.internal_subnets.insert(net::subnet_key(o.dst));
-        if net::SENSITIVE_PORTS.contains(&o.dport) {
+        if net::is_sensitive_port(o.dport) {
             host.admin_peers.insert(o.dst);
         }
     }
