@@ -50,20 +50,20 @@ fn main() {
                 )),
             };
             let port = [53u16, 445, 443][(k % 3) as usize];
-            b.add_record(&FlowRecord {
-                src_ip: src,
-                src_port: Some(50_000 + k as u16),
-                dst_ip: dst,
-                dst_port: port,
-                timestamp: Some(1_499_170_000.0 + f64::from(k * 60)),
-                duration_us: Some(1000.0 * f64::from(k + 1)),
-                fwd_packets: Some(3.0),
-                bwd_packets: Some(f64::from(k % 2)),
-                fwd_bytes: Some(120.0),
-                bwd_bytes: Some(0.0),
-                rst_flags: Some(0.0),
-                label: Some(None),
-            });
+            b.add_record(&FlowRecord::from_parts(
+                (src, Some(50_000 + k as u16)),
+                (dst, port),
+                [
+                    Some(1_499_170_000.0 + f64::from(k * 60)),
+                    Some(1000.0 * f64::from(k + 1)),
+                    Some(3.0),
+                    Some(f64::from(k % 2)),
+                    Some(120.0),
+                    Some(0.0),
+                    Some(0.0),
+                ],
+                Some(None),
+            ));
         }
     }
     let profiles = b.finish();
