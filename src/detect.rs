@@ -287,7 +287,7 @@ fn read_plain_sharded(
         let mut send_failed = false;
         let read = flows::parallel::read_plain_files(files, threads, &mut labels, |r| {
             if let Some(o) = router.route(r) {
-                let k = o.shard(shards);
+                let k = o.shard(r, shards);
                 batches[k].push((*r, o));
                 if batches[k].len() == BATCH {
                     let full = std::mem::replace(&mut batches[k], spare());

@@ -409,31 +409,24 @@ impl ProfileBuilder {
                 .src_port
                 .is_some_and(|sp| net::is_reply_direction(sp, flow.dst_port));
         // In a reversed flow the recorded destination opened it.
-        let o = if reversed {
-            Oriented {
-                src: flow.dst_ip,
-                dst: flow.src_ip,
-                dport: flow.src_port.unwrap_or(0),
-                reversed,
-                dst_internal: self.options.network.is_internal(flow.src_ip),
-                dst_id: 0,
-            }
-        } else {
-            Oriented {
-                src: flow.src_ip,
-                dst: flow.dst_ip,
-                dport: flow.dst_port,
-                reversed,
-                dst_internal: self.options.network.is_internal(flow.dst_ip),
-                dst_id: 0,
-            }
+        let o = Oriented {
+            dport: if reversed {
+                flow.src_port.unwrap_or(0)
+            } else {
+                flow.dst_port
+            },
+            reversed,
+            dst_internal: false,
+            dst_id: 0,
         };
-        if self.options.allow.flow_allowed(o.src, o.dport) {
+        let (src, dst) = (o.src(flow), o.dst(flow));
+        if self.options.allow.flow_allowed(src, o.dport) {
             self.allowed_flows += 1;
             return None;
         }
         Some(Oriented {
-            dst_id: self.dst_id(o.dst),
+            dst_internal: self.options.network.is_internal(dst),
+            dst_id: self.dst_id(dst),
             ..o
         })
     }
@@ -465,21 +458,22 @@ impl ProfileBuilder {
     /// flow to its initiator's profile (and window).
     pub fn add_routed(&mut self, flow: &FlowRecord, o: &Oriented) {
         let network = &self.options.network;
+        let src = o.src(flow);
         let new_profile = |ip: IpAddr| {
             let mut h = HostProfile::new(ip);
             h.internal = network.is_internal(ip);
             h
         };
         let h = match self.last_host {
-            Some((ip, h)) if ip == o.src => h,
+            Some((ip, h)) if ip == src => h,
             _ => {
                 let next = self.hosts.len() as u32;
-                let h = *self.host_index.entry(o.src).or_insert(next);
+                let h = *self.host_index.entry(src).or_insert(next);
                 if h == next {
-                    self.hosts.push(new_profile(o.src));
+                    self.hosts.push(new_profile(src));
                     self.last_window.push((i64::MIN, 0));
                 }
-                self.last_host = Some((o.src, h));
+                self.last_host = Some((src, h));
                 h
             }
         };
@@ -500,12 +494,12 @@ impl ProfileBuilder {
                 last.1
             } else {
                 let next = self.windows.len() as u32;
-                let i = *self.window_index.entry((o.src, w)).or_insert(next);
+                let i = *self.window_index.entry((src, w)).or_insert(next);
                 if i == next {
                     self.windows.push(WindowProfile {
-                        ip: o.src,
+                        ip: src,
                         index: w,
-                        profile: new_profile(o.src),
+                        profile: new_profile(src),
                     });
                 }
                 *last = (w, i);
@@ -580,8 +574,8 @@ fn sorted_by_unique_key<T, K: Ord>(v: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
 /// A flow turned towards its initiator (see [`ProfileBuilder::route`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Oriented {
-    src: IpAddr,
-    dst: IpAddr,
+    /// The destination port as oriented (the addresses are the record's,
+    /// swapped when `reversed`: 8 bytes a flow to pass on, not 48).
     dport: u16,
     reversed: bool,
     /// Whether `dst` is inside the network (computed once per flow).
@@ -589,7 +583,29 @@ pub struct Oriented {
     dst_id: DstId,
 }
 
+const _: () = assert!(std::mem::size_of::<Oriented>() == 8);
+
 impl Oriented {
+    /// The initiator.
+    #[inline]
+    pub fn src(&self, flow: &FlowRecord) -> IpAddr {
+        if self.reversed {
+            flow.dst_ip
+        } else {
+            flow.src_ip
+        }
+    }
+
+    /// The initiator's peer.
+    #[inline]
+    pub fn dst(&self, flow: &FlowRecord) -> IpAddr {
+        if self.reversed {
+            flow.src_ip
+        } else {
+            flow.dst_ip
+        }
+    }
+
     /// Packets the initiator sent, and those it got back.
     fn packets(&self, flow: &FlowRecord) -> (Option<f64>, Option<f64>) {
         if self.reversed {
@@ -601,8 +617,8 @@ impl Oriented {
 
     /// Which of `n` builders profiles this flow's initiator: every flow of
     /// a host goes to the same one.
-    pub fn shard(&self, n: usize) -> usize {
-        let key = match self.src {
+    pub fn shard(&self, flow: &FlowRecord, n: usize) -> usize {
+        let key = match self.src(flow) {
             IpAddr::V4(a) => u128::from(a.to_bits()),
             IpAddr::V6(a) => a.to_bits(),
         };
@@ -647,9 +663,9 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
     host.port_flows.add(o.dport);
     if o.dst_internal {
         host.internal_dsts.insert(o.dst_id);
-        host.internal_subnets.insert(net::subnet_key(o.dst));
+        host.internal_subnets.insert(net::subnet_key(o.dst(flow)));
         if net::is_sensitive_port(o.dport) {
-            host.admin_peers.insert(o.dst);
+            host.admin_peers.insert(o.dst(flow));
         }
     }
     let (out_pkts, back_pkts) = o.packets(flow);
