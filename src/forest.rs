@@ -281,9 +281,14 @@ impl IsolationForestParams {
 fn check_finite(x: ArrayView2<'_, f64>, rows: Option<&[usize]>) -> Result<(), ForestError> {
     // A plain pass first (indexed iteration is several times slower); the
     // position only when something is wrong.
+    // Contiguous rows as slices (a plain loop), others through ndarray.
+    let all_finite = |row: ArrayView1<'_, f64>| match row.as_slice() {
+        Some(s) => s.iter().fold(true, |ok, v| ok & v.is_finite()),
+        None => row.iter().all(|v| v.is_finite()),
+    };
     let finite = match rows {
-        None => x.iter().all(|v| v.is_finite()),
-        Some(rows) => rows.iter().all(|&r| x.row(r).iter().all(|v| v.is_finite())),
+        None => x.rows().into_iter().all(all_finite),
+        Some(rows) => rows.iter().all(|&r| all_finite(x.row(r))),
     };
     if finite {
         return Ok(());
