@@ -544,9 +544,22 @@ pub fn write_outputs(d: &Detection, dir: &std::path::Path, charts: bool) -> Resu
         )
     });
     let (scores, (flagged, metrics)) = (scores?, others?);
-    report::write_atomic(&dir.join("host_scores.csv"), &scores)?;
-    report::write_atomic(&dir.join("flagged_hosts.csv"), &flagged)?;
-    report::write_atomic(&dir.join("metrics.json"), &metrics)?;
+    // The three files written (and synced) side by side; the first error
+    // in this order is reported.
+    let files = [
+        ("host_scores.csv", &scores),
+        ("flagged_hosts.csv", &flagged),
+        ("metrics.json", &metrics),
+    ];
+    std::thread::scope(|s| {
+        let writes: Vec<_> = files
+            .iter()
+            .map(|(name, bytes)| s.spawn(move || report::write_atomic(&dir.join(name), bytes)))
+            .collect();
+        writes
+            .into_iter()
+            .try_for_each(|w| w.join().expect("writing thread"))
+    })?;
     drawn
 }
 
