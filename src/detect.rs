@@ -273,7 +273,7 @@ fn read_plain_sharded(
                     batch.clear();
                     spares.lock().expect("spares lock").push(batch);
                 }
-                builder
+                builder.into_sorted()
             }));
         }
         let spare = || {
@@ -301,7 +301,7 @@ fn read_plain_sharded(
             }
         }
         drop(senders);
-        let built: Vec<ProfileBuilder> = workers
+        let built: Vec<crate::profile::SortedShard> = workers
             .into_iter()
             .map(|w| {
                 w.join()

@@ -513,13 +513,49 @@ impl ProfileBuilder {
     /// same options, each given [`ProfileBuilder::add_routed`] the flows of
     /// its share of the hosts, in file order): the same profiles as one
     /// builder given every flow.
-    pub fn finish_shards(mut self, shards: Vec<ProfileBuilder>, labels: LabelTable) -> Profiles {
+    ///
+    /// Each shard sorts its profiles on its own thread
+    /// ([`ProfileBuilder::into_sorted`]); they are merged here, each moved
+    /// once.
+    pub fn finish_shards(mut self, shards: Vec<SortedShard>, labels: LabelTable) -> Profiles {
+        self.labels = labels;
+        // The router's own profiles (none when it only routed) join too.
+        let (mut router, own) = self.into_sorted_keep();
+        router.allowed_flows = own.allowed_flows;
+        let mut hosts = vec![own.hosts];
+        let mut windows = vec![own.windows];
         for shard in shards {
-            self.hosts.extend(shard.hosts);
-            self.windows.extend(shard.windows);
-            self.allowed_flows += shard.allowed_flows;
+            hosts.push(shard.hosts);
+            windows.push(shard.windows);
+            router.allowed_flows += shard.allowed_flows;
         }
-        self.finish_with_labels(labels)
+        let hosts = merge_sorted(hosts, |h| h.ip);
+        let windows = merge_sorted(windows, |w| (w.ip, w.index));
+        router.finish_sorted(hosts, windows)
+    }
+
+    /// This shard's profiles, sorted (hosts by IP, windows by IP and time),
+    /// for [`ProfileBuilder::finish_shards`]: done on the shard's thread.
+    pub fn into_sorted(self) -> SortedShard {
+        self.into_sorted_keep().1
+    }
+
+    /// [`ProfileBuilder::into_sorted`], keeping the rest of the builder.
+    fn into_sorted_keep(mut self) -> (ProfileBuilder, SortedShard) {
+        // Keys are unique, so the order is the one any sort gives.
+        let mut hosts = std::mem::take(&mut self.hosts);
+        sort_by_unique_key(&mut hosts, |h| h.ip);
+        let mut windows = std::mem::take(&mut self.windows);
+        sort_by_unique_key(&mut windows, |w| (w.ip, w.index));
+        let allowed_flows = std::mem::take(&mut self.allowed_flows);
+        (
+            self,
+            SortedShard {
+                hosts,
+                windows,
+                allowed_flows,
+            },
+        )
     }
 
     /// [`ProfileBuilder::finish`] with the label table that resolved the
@@ -532,10 +568,14 @@ impl ProfileBuilder {
     /// Finishes: profiles sorted by IP (windows by IP, then time), so every
     /// later step is deterministic.
     pub fn finish(self) -> Profiles {
+        let (mut builder, sorted) = self.into_sorted_keep();
+        builder.allowed_flows = sorted.allowed_flows;
+        builder.finish_sorted(sorted.hosts, sorted.windows)
+    }
+
+    /// [`ProfileBuilder::finish`] with the profiles sorted.
+    fn finish_sorted(self, hosts: Vec<HostProfile>, mut windows: Vec<WindowProfile>) -> Profiles {
         drop((self.host_index, self.window_index, self.dst_ids));
-        // Keys are unique, so the order is the one any sort gives.
-        let hosts = sorted_by_unique_key(self.hosts, |h| h.ip);
-        let mut windows = sorted_by_unique_key(self.windows, |w| (w.ip, w.index));
         // Admin peers to date: a running union over each host's windows in
         // time order (whatever order the flows came in).
         let mut so_far: HashSet<IpAddr> = HashSet::default();
@@ -561,14 +601,65 @@ impl ProfileBuilder {
 /// `v` sorted by `key`, unique to each element. Profiles are large (a
 /// sort would swap each one many times), so the keys are sorted with
 /// their positions and each profile is moved once.
-fn sorted_by_unique_key<T, K: Ord>(v: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+/// A shard's profiles, sorted ([`ProfileBuilder::into_sorted`]).
+pub struct SortedShard {
+    hosts: Vec<HostProfile>,
+    windows: Vec<WindowProfile>,
+    allowed_flows: u64,
+}
+
+/// Sorted vectors (keys unique across all of them) merged into one, each
+/// element moved once.
+fn merge_sorted<T, K: Ord>(parts: Vec<Vec<T>>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    let mut parts: Vec<std::iter::Peekable<std::vec::IntoIter<T>>> = parts
+        .into_iter()
+        .map(|p| p.into_iter().peekable())
+        .collect();
+    loop {
+        let mut best: Option<(usize, K)> = None;
+        for (i, p) in parts.iter_mut().enumerate() {
+            if let Some(next) = p.peek() {
+                let k = key(next);
+                if best.as_ref().is_none_or(|(_, b)| k < *b) {
+                    best = Some((i, k));
+                }
+            }
+        }
+        match best {
+            Some((i, _)) => out.extend(parts[i].next()),
+            None => return out,
+        }
+    }
+}
+
+/// `v` sorted by `key`, unique to each element. Profiles are large (a
+/// sort would swap each one many times) and a sorted copy would be fresh
+/// memory (page faults), so the keys are sorted with their positions and
+/// the profiles permuted in place, cycle by cycle.
+fn sort_by_unique_key<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) {
     let mut order: Vec<(K, usize)> = v.iter().map(&key).zip(0..).collect();
     order.sort_unstable();
-    let mut slots: Vec<Option<T>> = v.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .map(|(_, i)| slots[i].take().expect("each position once"))
-        .collect()
+    // `from[i]`: where the element that belongs at `i` is now.
+    let from: Vec<usize> = order.into_iter().map(|(_, i)| i).collect();
+    let mut placed = vec![false; v.len()];
+    for start in 0..v.len() {
+        if placed[start] {
+            continue;
+        }
+        // Along the cycle through `start`, each swap puts one element in
+        // its place and carries `start`'s element on to the next.
+        let mut at = start;
+        loop {
+            placed[at] = true;
+            let src = from[at];
+            if src == start {
+                break;
+            }
+            v.swap(at, src);
+            at = src;
+        }
+    }
 }
 
 /// A flow turned towards its initiator (see [`ProfileBuilder::route`]).
@@ -781,7 +872,46 @@ pub fn zeek_rule_score(p: &HostProfile) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{floor_i32, floor_i64};
+    use super::{floor_i32, floor_i64, merge_sorted, sort_by_unique_key};
+
+    /// The in-place permutation sorts like a sort, and the merge of sorted
+    /// parts gives the sorted whole, for every length to 300 and random
+    /// orders (cycles of every length).
+    #[test]
+    fn in_place_sort_and_merge_equal_sorting() {
+        let mut seed = 9u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        for len in 0..300usize {
+            let mut v: Vec<(u64, String)> =
+                (0..len as u64).map(|k| (k * 7, format!("{k}"))).collect();
+            for i in (1..len).rev() {
+                let j = (next() % (i as u64 + 1)) as usize;
+                v.swap(i, j);
+            }
+            let mut want = v.clone();
+            want.sort();
+            let split = if len == 0 {
+                0
+            } else {
+                (next() % len as u64) as usize
+            };
+            let (mut a, mut b) = (v[..split].to_vec(), v[split..].to_vec());
+            sort_by_unique_key(&mut v, |e| e.0);
+            assert_eq!(v, want, "len {len}");
+            sort_by_unique_key(&mut a, |e| e.0);
+            sort_by_unique_key(&mut b, |e| e.0);
+            assert_eq!(
+                merge_sorted(vec![a, Vec::new(), b], |e| e.0),
+                want,
+                "merge, len {len}"
+            );
+        }
+    }
 
     /// The quick floors give what `floor` and a saturating conversion give,
     /// at the edges too (halves, negatives, the integer limits, NaN,
