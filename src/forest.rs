@@ -1334,23 +1334,7 @@ impl IsolationForest {
         rows: Option<&[usize]>,
         threads: usize,
     ) -> Result<Vec<f64>, ForestError> {
-        self.check_rows(x, rows)?;
-        Ok(self.scorer()?.score_checked(x, rows, threads))
-    }
-
-    /// The checks scoring makes of its rows: the forest's width, finite.
-    fn check_rows(
-        &self,
-        x: ArrayView2<'_, f64>,
-        rows: Option<&[usize]>,
-    ) -> Result<(), ForestError> {
-        if x.ncols() != self.n_features {
-            return Err(ForestError::FeatureCountMismatch {
-                expected: self.n_features,
-                got: x.ncols(),
-            });
-        }
-        check_finite(x, rows)
+        self.scorer()?.score_rows(x, rows, threads)
     }
 
     /// The forest compiled for scoring, to score several sets of rows
