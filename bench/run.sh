@@ -6,12 +6,12 @@
 # the same file, benches/ingest.rs), the forest benchmark (benches/forest.rs)
 # and what a million hosts cost (benches/hosts.rs).
 # Usage: bench/run.sh [work-dir] [repeats at 1x] [repeats at 10x]
-#        (defaults: target/bench, 5, 3)
+#        (defaults: target/bench, 9, 3)
 # Python packages go into bench/.venv (created here, pip from the registry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-target/bench}
-reps1=${2:-5}
+reps1=${2:-9}
 reps10=${3:-3}
 mkdir -p "$work"
 cargo build --release --quiet
