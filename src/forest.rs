@@ -948,8 +948,9 @@ struct Walk {
     outside: [u32; HEAP_MAX_DEPTH],
 }
 
-/// Walks the rows `group..group + LANES` of `block` down `slots`, one lane
-/// at a time: each step loads a slot and a value and computes the next slot.
+/// Walks the rows `group..group + LANES` of `block` down `slots`, eight
+/// lanes side by side (their loads overlap): each step loads a lane's slot
+/// and value and computes its next slot.
 ///
 /// # Safety
 /// `slots` holds a complete tree of depth `depth <= HEAP_MAX_DEPTH` (`2^(depth+1) - 1`
@@ -987,7 +988,8 @@ unsafe fn walk_scalar<const RANGE: bool>(
     }
 }
 
-/// [`walk_scalar`] four lanes at a time with AVX2 gathers: the same slots
+/// [`walk_scalar`] with AVX2 gathers, four lanes a vector and eight vectors
+/// in flight: the same slots
 /// reached, the same steps marked outside.
 ///
 /// # Safety
@@ -1051,7 +1053,8 @@ unsafe fn walk_avx2<const RANGE: bool>(
     }
 }
 
-/// [`walk_scalar`] eight lanes at a time with AVX-512 gathers: the same
+/// [`walk_scalar`] with AVX-512 gathers, eight lanes a vector and four
+/// vectors in flight: the same
 /// slots reached, the same steps marked outside.
 ///
 /// # Safety
