@@ -989,8 +989,7 @@ unsafe fn walk_scalar<const RANGE: bool>(
 }
 
 /// [`walk_scalar`] with AVX2 gathers, four lanes a vector and eight vectors
-/// in flight: the same slots
-/// reached, the same steps marked outside.
+/// in flight: the same slots reached, the same steps marked outside.
 ///
 /// # Safety
 /// As [`walk_scalar`], and the CPU has AVX2.
@@ -1054,8 +1053,7 @@ unsafe fn walk_avx2<const RANGE: bool>(
 }
 
 /// [`walk_scalar`] with AVX-512 gathers, eight lanes a vector and four
-/// vectors in flight: the same
-/// slots reached, the same steps marked outside.
+/// vectors in flight: the same slots reached, the same steps marked outside.
 ///
 /// # Safety
 /// As [`walk_scalar`], and the CPU has AVX-512F.
