@@ -168,31 +168,42 @@ fn split_plain(buf: &[u8], layout: &FileLayout, work: &mut Work, chunk: &mut Chu
     if std::arch::is_x86_feature_detected!("avx2")
         && std::arch::is_x86_feature_detected!("popcnt")
         && std::arch::is_x86_feature_detected!("bmi1")
+        && std::arch::is_x86_feature_detected!("bmi2")
     {
         // SAFETY: the CPU has these features (checked just above).
         return unsafe { split_plain_x86(buf, layout, work, chunk) };
     }
-    split_plain_with(buf, layout, work, chunk)
+    // SAFETY: without PDEP, no extension is used.
+    unsafe { split_plain_with::<false>(buf, layout, work, chunk) }
 }
 
 /// [`split_plain`] compiled for CPUs with a population count instruction
-/// (the comma walk counts bits) and AVX2.
+/// (the comma walk counts bits), bit deposit (it picks a comma inside a
+/// block) and AVX2.
 ///
 /// # Safety
-/// The CPU must support AVX2, POPCNT and BMI1.
+/// The CPU must support AVX2, POPCNT, BMI1 and BMI2.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt,bmi1")]
+#[target_feature(enable = "avx2,popcnt,bmi1,bmi2")]
 unsafe fn split_plain_x86(
     buf: &[u8],
     layout: &FileLayout,
     work: &mut Work,
     chunk: &mut Chunk,
 ) -> bool {
-    split_plain_with(buf, layout, work, chunk)
+    // SAFETY: the CPU has BMI2 (the caller checked).
+    unsafe { split_plain_with::<true>(buf, layout, work, chunk) }
 }
 
+/// # Safety
+/// With `PDEP`, the CPU must support BMI2.
 #[inline(always)]
-fn split_plain_with(buf: &[u8], layout: &FileLayout, work: &mut Work, chunk: &mut Chunk) -> bool {
+unsafe fn split_plain_with<const PDEP: bool>(
+    buf: &[u8],
+    layout: &FileLayout,
+    work: &mut Work,
+    chunk: &mut Chunk,
+) -> bool {
     let Work { memo, index, plan } = work;
     if !index.build(buf) {
         return false;
@@ -223,7 +234,9 @@ fn split_plain_with(buf: &[u8], layout: &FileLayout, work: &mut Work, chunk: &mu
             continue;
         }
         line_no += 1;
-        if let Some(n) = index.locate(line_start, end, &plan.wanted, &mut edges[1..=wanted])
+        // SAFETY: PDEP only where the caller has checked BMI2.
+        if let Some(n) =
+            unsafe { index.locate::<PDEP>(line_start, end, &plan.wanted, &mut edges[1..=wanted]) }
             && plan.fits(n)
         {
             for a in &mut edges[1..=wanted] {

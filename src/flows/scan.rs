@@ -77,8 +77,11 @@ impl Index {
     fn build_with(&mut self, buf: &[u8], masks: impl Fn(&[u8; 64]) -> [u64; 4]) -> bool {
         self.feeds.clear();
         let blocks = buf.len().div_ceil(64);
-        self.commas.clear();
+        // Every block's entry is written below: only a longer buffer than
+        // any before needs new (zeroed) entries, and the one past the end
+        // is cleared.
         self.commas.resize(blocks + 1, 0);
+        self.commas[blocks] = 0;
         let mut bad = 0u64;
         // A carriage return must be followed by a line feed: one in bit 63
         // is checked against the next block's bit 0.
@@ -115,9 +118,14 @@ impl Index {
     /// In the line `[start, end)` of the indexed buffer, the offsets of the
     /// commas numbered `wanted` (1-based, ascending) into `at`, and the
     /// line's comma count; `None` when the line has fewer commas than the
-    /// last one wanted.
+    /// last one wanted. With `PDEP`, a comma further into a block is picked
+    /// with one bit deposit instead of clearing the bits before it one by
+    /// one.
+    ///
+    /// # Safety
+    /// With `PDEP`, the CPU must support BMI2.
     #[inline(always)]
-    pub(super) fn locate(
+    pub(super) unsafe fn locate<const PDEP: bool>(
         &self,
         start: usize,
         end: usize,
@@ -142,11 +150,19 @@ impl Index {
             loop {
                 let p = mask.count_ones() as usize;
                 if count + p >= k {
-                    for _ in 0..k - count - 1 {
-                        mask &= mask - 1;
-                    }
-                    *slot = b * 64 + mask.trailing_zeros() as usize;
-                    mask &= mask - 1;
+                    let skip = k - count - 1;
+                    let at = if PDEP {
+                        // SAFETY: with PDEP the caller has checked BMI2.
+                        unsafe { nth_set_bit_bmi2(mask, skip) }
+                    } else {
+                        for _ in 0..skip {
+                            mask &= mask - 1;
+                        }
+                        mask.trailing_zeros()
+                    };
+                    *slot = b * 64 + at as usize;
+                    // The bits up to this comma's cleared.
+                    mask &= (!1u64) << at;
                     count = k;
                     break;
                 }
@@ -167,6 +183,26 @@ impl Index {
             mask = clip(b, self.commas[b]);
         }
     }
+}
+
+/// The position of `mask`'s set bit number `n` (counting from 0 at the
+/// lowest; `mask` has more than `n` set bits): the bit deposit of `1 << n`
+/// into `mask` keeps exactly that bit.
+///
+/// # Safety
+/// The CPU must support BMI2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn nth_set_bit_bmi2(mask: u64, n: usize) -> u32 {
+    // SAFETY: the caller has checked BMI2.
+    unsafe { std::arch::x86_64::_pdep_u64(1u64 << n, mask) }.trailing_zeros()
+}
+
+/// Never called off x86-64 (`PDEP` is false there).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn nth_set_bit_bmi2(_mask: u64, _n: usize) -> u32 {
+    unreachable!("BMI2 is an x86-64 extension")
 }
 
 /// A block's (commas, line feeds, quotes, carriage returns), a bit a byte.
@@ -290,24 +326,63 @@ impl RowPlan {
     }
 }
 
-/// A cell in its plain form: a whole number of at most 15 digits (`None`
-/// when empty), or `Err` for anything else (left to the general check).
-#[inline(always)]
-fn plain_number(v: &[u8]) -> Result<Option<f64>, ()> {
-    if v.is_empty() {
-        return Ok(None);
-    }
-    whole_number(v).map(|n| Some(n as f64)).ok_or(())
-}
-
 /// A port in its plain form (one to five digits, at most 65535).
 #[inline(always)]
-fn plain_port(v: &[u8]) -> Option<u16> {
-    if v.len() > 5 {
+fn plain_port(line: &[u8], edges: &[usize], cell: Option<(usize, usize)>) -> Option<u16> {
+    let (from, to) = cell_range(edges, cell)?;
+    if to - from > 5 {
         return None;
     }
-    u16::try_from(whole_number(v)?).ok()
+    u16::try_from(digits_number(line, from, to)?).ok()
 }
+
+/// `line[from..to]` as a whole number of one to 15 ASCII digits (what
+/// [`whole_number`] gives), read eight bytes at a time: the field's last
+/// eight bytes (and the ones before them for a longer field) are loaded as
+/// one word, the bytes before the field replaced by `'0'`, all checked to
+/// be digits and combined pairwise. A field too near the line's start to
+/// load a word before its end goes through [`whole_number`].
+#[inline(always)]
+fn digits_number(line: &[u8], from: usize, to: usize) -> Option<u64> {
+    let len = to.checked_sub(from)?;
+    if len == 0 || len > 15 || to > line.len() {
+        return None;
+    }
+    if to < 16 {
+        return whole_number(&line[from..to]);
+    }
+    if len <= 8 {
+        digits_word(line, to, len)
+    } else {
+        Some(digits_word(line, to - 8, len - 8)? * 100_000_000 + digits_word(line, to, 8)?)
+    }
+}
+
+/// The `n` (1 to 8) ASCII digits that end at `end` (at least 8) in `line`
+/// as a number (see [`digits_number`]).
+#[inline(always)]
+fn digits_word(line: &[u8], end: usize, n: usize) -> Option<u64> {
+    let bytes: [u8; 8] = line[end - 8..end].try_into().expect("eight bytes");
+    let x = u64::from_le_bytes(bytes);
+    // The field's bytes are the word's high `n` (the last byte is the
+    // most significant); the ones before it become '0'.
+    let keep = !0u64 << (8 * (8 - n));
+    let x = (x & keep) | (ZEROS & !keep);
+    // Every byte 0x30..=0x39: high nibble 3, and still 3 after adding 6.
+    let digits = x & 0xF0F0_F0F0_F0F0_F0F0 == ZEROS
+        && (x + 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0 == ZEROS;
+    if !digits {
+        return None;
+    }
+    // The first character is the lowest byte: pairs, quads, then all.
+    let x = x - ZEROS;
+    let x = (x * 10 + (x >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let x = (x * 100 + (x >> 16)) & 0x0000_FFFF_0000_FFFF;
+    Some((x * 10_000 + (x >> 32)) & 0xFFFF_FFFF)
+}
+
+/// Eight ASCII zeros.
+const ZEROS: u64 = 0x3030_3030_3030_3030;
 
 /// The flow of a row whose cells are all in their plain form, or `None`
 /// (the general row check then decides, and counts). `line` is the row
@@ -323,10 +398,10 @@ pub(super) fn quick_row<'a>(
 ) -> Option<Flow<'a>> {
     let src_ip = memo.ip(cell_text(line, edges, plan.cells[Field::SrcIp.index()])?)?;
     let dst_ip = memo.ip(cell_text(line, edges, plan.cells[Field::DstIp.index()])?)?;
-    let dst_port = plain_port(cell_text(line, edges, plan.cells[Field::DstPort.index()])?)?;
+    let dst_port = plain_port(line, edges, plan.cells[Field::DstPort.index()])?;
     let src_port = match cell_text(line, edges, plan.cells[Field::SrcPort.index()]) {
         None | Some([]) => None,
-        Some(v) => Some(plain_port(v)?),
+        Some(_) => Some(plain_port(line, edges, plan.cells[Field::SrcPort.index()])?),
     };
     let protocol = cell_number(line, edges, plan.cells[Field::Protocol.index()]).ok()?;
     let duration_us = cell_number(line, edges, plan.cells[Field::Duration.index()]).ok()?;
@@ -361,17 +436,30 @@ pub(super) fn quick_row<'a>(
     })
 }
 
-/// A numeric cell in its plain form (see [`plain_number`]).
+/// A numeric cell in its plain form: a whole number of at most 15 digits
+/// (`None` when the cell is empty or the column absent), or `Err` for
+/// anything else (left to the general check).
 #[inline(always)]
 fn cell_number(
     line: &[u8],
     edges: &[usize],
     cell: Option<(usize, usize)>,
 ) -> Result<Option<f64>, ()> {
-    match cell_text(line, edges, cell) {
-        Some(v) => plain_number(v),
+    match cell_range(edges, cell) {
         None => Ok(None),
+        Some((from, to)) if from == to => Ok(None),
+        Some((from, to)) => digits_number(line, from, to)
+            .map(|n| Some(n as f64))
+            .ok_or(()),
     }
+}
+
+/// Where a cell's text is in the line (see [`quick_row`]), or `None` for a
+/// column the file lacks.
+#[inline(always)]
+fn cell_range(edges: &[usize], cell: Option<(usize, usize)>) -> Option<(usize, usize)> {
+    let (from, to) = cell?;
+    Some((edges[from].wrapping_add(1), edges[to]))
 }
 
 /// The text of a cell between two edges (see [`quick_row`]).
@@ -381,8 +469,8 @@ fn cell_text<'a>(
     edges: &[usize],
     cell: Option<(usize, usize)>,
 ) -> Option<&'a [u8]> {
-    let (from, to) = cell?;
-    line.get(edges[from].wrapping_add(1)..edges[to])
+    let (from, to) = cell_range(edges, cell)?;
+    line.get(from..to)
 }
 
 /// A line split on every comma, for the general row check.
@@ -472,11 +560,21 @@ mod tests {
                     b'\r' => text.get(i + 1) == Some(&b'\n'),
                     _ => true,
                 });
-                let mut builds = vec![{
-                    let mut ix = Index::default();
-                    let ok = ix.build_with(&text, masks_bytes);
-                    (ix, ok)
-                }];
+                let mut builds = vec![
+                    {
+                        let mut ix = Index::default();
+                        let ok = ix.build_with(&text, masks_bytes);
+                        (ix, ok)
+                    },
+                    {
+                        // Reused after a longer buffer of commas: no stale
+                        // bit may survive.
+                        let mut ix = Index::default();
+                        ix.build_with(&[b','; 700], masks_bytes);
+                        let ok = ix.build_with(&text, masks_bytes);
+                        (ix, ok)
+                    },
+                ];
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx2") {
                     let mut ix = Index::default();
@@ -508,7 +606,15 @@ mod tests {
                         let positions: Vec<usize> = (s..e).filter(|&i| text[i] == b',').collect();
                         for wanted in wanted_sets {
                             let mut at = vec![usize::MAX; wanted.len()];
-                            let got = ix.locate(s, e, wanted, &mut at);
+                            // SAFETY: without PDEP, no extension is used.
+                            let got = unsafe { ix.locate::<false>(s, e, wanted, &mut at) };
+                            #[cfg(target_arch = "x86_64")]
+                            if std::arch::is_x86_feature_detected!("bmi2") {
+                                let mut at2 = vec![usize::MAX; wanted.len()];
+                                // SAFETY: BMI2 checked just above.
+                                let got2 = unsafe { ix.locate::<true>(s, e, wanted, &mut at2) };
+                                assert_eq!((got, &at), (got2, &at2), "{text:?} {s}..{e}");
+                            }
                             let fits = wanted.last().is_none_or(|&k| k <= positions.len());
                             if !fits {
                                 assert_eq!(got, None, "{text:?} {s}..{e} {wanted:?}");
@@ -522,6 +628,37 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn word_digits_read_what_the_byte_loop_reads() {
+        let mut seed = 11u64;
+        let alphabet = b"0123456789/:;., -+e\x00\xff";
+        for round in 0..200_000u64 {
+            let len = (lcg(&mut seed) % 40) as usize;
+            let mut line: Vec<u8> = (0..len)
+                .map(|_| {
+                    if round % 3 == 0 {
+                        alphabet[(lcg(&mut seed) % alphabet.len() as u64) as usize]
+                    } else {
+                        b'0' + (lcg(&mut seed) % 10) as u8
+                    }
+                })
+                .collect();
+            let from = (lcg(&mut seed) as usize) % (len + 1);
+            let to = from + (lcg(&mut seed) as usize) % (len - from + 1);
+            if round % 5 == 0 && to > from {
+                // One stray byte somewhere in the field.
+                let at = from + (lcg(&mut seed) as usize) % (to - from);
+                line[at] = alphabet[10 + (lcg(&mut seed) % 10) as usize];
+            }
+            assert_eq!(
+                digits_number(&line, from, to),
+                whole_number(&line[from..to]),
+                "{:?} {from}..{to}",
+                String::from_utf8_lossy(&line)
+            );
         }
     }
 }
