@@ -323,16 +323,26 @@ impl FeatureTable {
                 }
             }
         };
-        let per = profiles.len().div_ceil(threads.max(1)).max(1);
         if threads <= 1 || profiles.len() < 2 * 1024 {
             fill(values.view_mut(), profiles);
         } else {
+            // Blocks of rows handed to whichever thread is free: a few busy
+            // hosts' windows cost far more than the rest.
+            const BLOCK: usize = 256;
+            let blocks = std::sync::Mutex::new(
+                values
+                    .axis_chunks_iter_mut(ndarray::Axis(0), BLOCK)
+                    .zip(profiles.chunks(BLOCK)),
+            );
             std::thread::scope(|s| {
-                for (rows, ps) in values
-                    .axis_chunks_iter_mut(ndarray::Axis(0), per)
-                    .zip(profiles.chunks(per))
-                {
-                    s.spawn(move || fill(rows, ps));
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        loop {
+                            let next = blocks.lock().expect("blocks lock").next();
+                            let Some((rows, ps)) = next else { break };
+                            fill(rows, ps);
+                        }
+                    });
                 }
             });
         }

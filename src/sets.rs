@@ -12,6 +12,76 @@ use std::hash::Hash;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+/// The values of a [`FlatSet`]: one match per call on which storage it
+/// walks (a chain of the two would test both at every step), and `fold`
+/// (hence `for_each`, `sum`, `max`, ...) handed to the storage's own.
+pub enum Iter<'a, T> {
+    Small(std::slice::Iter<'a, T>),
+    Large(std::collections::hash_set::Iter<'a, T>),
+}
+
+impl<'a, T> Iterator for Iter<'a, T> {
+    type Item = &'a T;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a T> {
+        match self {
+            Iter::Small(it) => it.next(),
+            Iter::Large(it) => it.next(),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Iter::Small(it) => it.size_hint(),
+            Iter::Large(it) => it.size_hint(),
+        }
+    }
+
+    #[inline]
+    fn fold<B, F: FnMut(B, &'a T) -> B>(self, init: B, f: F) -> B {
+        match self {
+            Iter::Small(it) => it.fold(init, f),
+            Iter::Large(it) => it.fold(init, f),
+        }
+    }
+}
+
+/// The (key, count) pairs of a [`FlatCounts`] (see [`Iter`]).
+pub enum CountsIter<'a, K> {
+    Small(std::slice::Iter<'a, (K, u32)>),
+    Large(std::collections::hash_map::Iter<'a, K, u32>),
+}
+
+impl<K: Copy> Iterator for CountsIter<'_, K> {
+    type Item = (K, u32);
+
+    #[inline]
+    fn next(&mut self) -> Option<(K, u32)> {
+        match self {
+            CountsIter::Small(it) => it.next().copied(),
+            CountsIter::Large(it) => it.next().map(|(k, n)| (*k, *n)),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            CountsIter::Small(it) => it.size_hint(),
+            CountsIter::Large(it) => it.size_hint(),
+        }
+    }
+
+    #[inline]
+    fn fold<B, F: FnMut(B, (K, u32)) -> B>(self, init: B, mut f: F) -> B {
+        match self {
+            CountsIter::Small(it) => it.fold(init, |acc, kn| f(acc, *kn)),
+            CountsIter::Large(it) => it.fold(init, |acc, (k, n)| f(acc, (*k, *n))),
+        }
+    }
+}
+
 /// Values kept in a vector before moving to a hash table.
 pub const SMALL: usize = 16;
 
@@ -69,15 +139,11 @@ impl<T: Copy + Eq + Hash> FlatSet<T> {
     }
 
     /// The values, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        let (small, large) = match self {
-            FlatSet::Small(items) => (Some(items.iter()), None),
-            FlatSet::Large(set) => (None, Some(set.iter())),
-        };
-        small
-            .into_iter()
-            .flatten()
-            .chain(large.into_iter().flatten())
+    pub fn iter(&self) -> Iter<'_, T> {
+        match self {
+            FlatSet::Small(items) => Iter::Small(items.iter()),
+            FlatSet::Large(set) => Iter::Large(set.iter()),
+        }
     }
 }
 
@@ -140,15 +206,11 @@ impl<K: Copy + Eq + Hash> FlatCounts<K> {
     }
 
     /// (key, count) pairs, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (K, u32)> + '_ {
-        let (small, large) = match self {
-            FlatCounts::Small(items) => (Some(items.iter().copied()), None),
-            FlatCounts::Large(map) => (None, Some(map.iter().map(|(k, n)| (*k, *n)))),
-        };
-        small
-            .into_iter()
-            .flatten()
-            .chain(large.into_iter().flatten())
+    pub fn iter(&self) -> CountsIter<'_, K> {
+        match self {
+            FlatCounts::Small(items) => CountsIter::Small(items.iter()),
+            FlatCounts::Large(map) => CountsIter::Large(map.iter()),
+        }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = K> + '_ {
