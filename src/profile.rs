@@ -221,7 +221,9 @@ pub struct ProfileBuilder {
     host_index: HashMap<IpAddr, u32>,
     hosts: Vec<HostProfile>,
     window_index: HashMap<(IpAddr, i64), u32>,
-    windows: Vec<WindowProfile>,
+    /// Boxed: a full day has tens of thousands, sorted and merged at the
+    /// end, and moving a pointer is cheaper than moving a profile.
+    windows: Vec<Box<WindowProfile>>,
     /// Each host's last window (number, index in `windows`): flows come
     /// roughly in time order, so most find their window here.
     last_window: Vec<(i64, u32)>,
@@ -496,11 +498,11 @@ impl ProfileBuilder {
                 let next = self.windows.len() as u32;
                 let i = *self.window_index.entry((src, w)).or_insert(next);
                 if i == next {
-                    self.windows.push(WindowProfile {
+                    self.windows.push(Box::new(WindowProfile {
                         ip: src,
                         index: w,
                         profile: new_profile(src),
-                    });
+                    }));
                 }
                 *last = (w, i);
                 i
@@ -574,7 +576,11 @@ impl ProfileBuilder {
     }
 
     /// [`ProfileBuilder::finish`] with the profiles sorted.
-    fn finish_sorted(self, hosts: Vec<HostProfile>, mut windows: Vec<WindowProfile>) -> Profiles {
+    fn finish_sorted(
+        self,
+        hosts: Vec<HostProfile>,
+        mut windows: Vec<Box<WindowProfile>>,
+    ) -> Profiles {
         drop((self.host_index, self.window_index, self.dst_ids));
         // Admin peers to date: a running union over each host's windows in
         // time order (whatever order the flows came in).
@@ -604,7 +610,7 @@ impl ProfileBuilder {
 /// A shard's profiles, sorted ([`ProfileBuilder::into_sorted`]).
 pub struct SortedShard {
     hosts: Vec<HostProfile>,
-    windows: Vec<WindowProfile>,
+    windows: Vec<Box<WindowProfile>>,
     allowed_flows: u64,
 }
 
@@ -833,8 +839,8 @@ pub struct WindowProfile {
 pub struct Profiles {
     pub hosts: Vec<HostProfile>,
     /// Host x window profiles (empty without `--window`), sorted by IP then
-    /// time.
-    pub windows: Vec<WindowProfile>,
+    /// time; boxed (see `ProfileBuilder`).
+    pub windows: Vec<Box<WindowProfile>>,
     /// The window length in seconds, when windows were built.
     pub window_secs: Option<u32>,
     /// Flows dropped because `--allow` lists their (source, port).
