@@ -214,7 +214,7 @@ unsafe fn split_plain_with<const PDEP: bool>(
     // The row's edges (see `scan::quick_row`): before the line, the
     // wanted commas, the line's end.
     let wanted = plan.wanted.len();
-    let mut edges = vec![usize::MAX; wanted + 2];
+    let mut edges: scan::Edges = [usize::MAX; scan::EDGES];
     let mut commas = Vec::new();
     let mut line_no = 0u64;
     let mut start = 0usize;

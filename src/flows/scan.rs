@@ -311,6 +311,10 @@ impl RowPlan {
                 .get(i)
                 .is_some_and(|h| super::parse_ip(trim(h)).is_some())
         });
+        assert!(
+            wanted.len() + 2 <= EDGES,
+            "two edges a field at most, and the line's ends"
+        );
         RowPlan {
             width,
             wanted,
@@ -326,9 +330,16 @@ impl RowPlan {
     }
 }
 
+/// A row's edges (see [`quick_row`]), in a fixed array: every layout's
+/// fit (two per field at most, and the line's two ends).
+pub(super) type Edges = [usize; EDGES];
+
+/// Room for the edges of every layout.
+pub(super) const EDGES: usize = 64;
+
 /// A port in its plain form (one to five digits, at most 65535).
 #[inline(always)]
-fn plain_port(line: &[u8], edges: &[usize], cell: Option<(usize, usize)>) -> Option<u16> {
+fn plain_port(line: &[u8], edges: &Edges, cell: Option<(usize, usize)>) -> Option<u16> {
     let (from, to) = cell_range(edges, cell)?;
     if to - from > 5 {
         return None;
@@ -392,7 +403,7 @@ const ZEROS: u64 = 0x3030_3030_3030_3030;
 #[inline(always)]
 pub(super) fn quick_row<'a>(
     line: &'a [u8],
-    edges: &[usize],
+    edges: &Edges,
     plan: &RowPlan,
     memo: &mut Memo,
 ) -> Option<Flow<'a>> {
@@ -442,7 +453,7 @@ pub(super) fn quick_row<'a>(
 #[inline(always)]
 fn cell_number(
     line: &[u8],
-    edges: &[usize],
+    edges: &Edges,
     cell: Option<(usize, usize)>,
 ) -> Result<Option<f64>, ()> {
     match cell_range(edges, cell) {
@@ -457,18 +468,16 @@ fn cell_number(
 /// Where a cell's text is in the line (see [`quick_row`]), or `None` for a
 /// column the file lacks.
 #[inline(always)]
-fn cell_range(edges: &[usize], cell: Option<(usize, usize)>) -> Option<(usize, usize)> {
+fn cell_range(edges: &Edges, cell: Option<(usize, usize)>) -> Option<(usize, usize)> {
     let (from, to) = cell?;
-    Some((edges[from].wrapping_add(1), edges[to]))
+    // The plan's edge numbers are below `EDGES` (`RowPlan::new`): the
+    // remainder changes nothing and spares the bounds checks.
+    Some((edges[from % EDGES].wrapping_add(1), edges[to % EDGES]))
 }
 
 /// The text of a cell between two edges (see [`quick_row`]).
 #[inline(always)]
-fn cell_text<'a>(
-    line: &'a [u8],
-    edges: &[usize],
-    cell: Option<(usize, usize)>,
-) -> Option<&'a [u8]> {
+fn cell_text<'a>(line: &'a [u8], edges: &Edges, cell: Option<(usize, usize)>) -> Option<&'a [u8]> {
     let (from, to) = cell_range(edges, cell)?;
     line.get(from..to)
 }
