@@ -276,6 +276,28 @@ impl IsolationForestParams {
     }
 }
 
+/// Asks the CPU to bring a row's cache lines in (a hint: nothing is read
+/// and nothing changes if it is ignored).
+#[inline(always)]
+fn prefetch_row(row: ArrayView1<'_, f64>) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(values) = row.as_slice() {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let bytes = std::mem::size_of_val(values);
+        let start = values.as_ptr().cast::<i8>();
+        for offset in (0..bytes)
+            .step_by(64)
+            .chain(std::iter::once(bytes.saturating_sub(1)))
+        {
+            // SAFETY: SSE is part of x86-64; a prefetch reads nothing and
+            // never faults (the addresses are inside the row anyway).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
 /// Every value of `x` (of its rows `rows`) is finite; else the first
 /// that is not, its row counted in `rows`.
 fn check_finite(x: ArrayView2<'_, f64>, rows: Option<&[usize]>) -> Result<(), ForestError> {
@@ -513,7 +535,13 @@ impl Tree {
         let d = x.ncols();
         let len = rows.len();
         let mut values = vec![0.0; d * len];
+        // The sampled rows are scattered over the whole table (larger than
+        // the cache on a full day): each is fetched a few rows ahead.
+        const AHEAD: usize = 8;
         for (k, &r) in rows.iter().enumerate() {
+            if let Some(&next) = rows.get(k + AHEAD) {
+                prefetch_row(x.row(next));
+            }
             for (f, v) in x.row(r).iter().enumerate() {
                 values[f * len + k] = *v;
             }
