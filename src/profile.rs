@@ -223,6 +223,10 @@ pub struct ProfileBuilder {
     window_index: HashMap<(IpAddr, i64), u32>,
     /// Boxed: a full day has tens of thousands, sorted and merged at the
     /// end, and moving a pointer is cheaper than moving a profile.
+    #[expect(
+        clippy::vec_box,
+        reason = "sorted and merged by moving pointers, not 480-byte profiles"
+    )]
     windows: Vec<Box<WindowProfile>>,
     /// Each host's last window (number, index in `windows`): flows come
     /// roughly in time order, so most find their window here.
@@ -576,6 +580,10 @@ impl ProfileBuilder {
     }
 
     /// [`ProfileBuilder::finish`] with the profiles sorted.
+    #[expect(
+        clippy::vec_box,
+        reason = "sorted and merged by moving pointers, not 480-byte profiles"
+    )]
     fn finish_sorted(
         self,
         hosts: Vec<HostProfile>,
@@ -610,6 +618,10 @@ impl ProfileBuilder {
 /// A shard's profiles, sorted ([`ProfileBuilder::into_sorted`]).
 pub struct SortedShard {
     hosts: Vec<HostProfile>,
+    #[expect(
+        clippy::vec_box,
+        reason = "sorted and merged by moving pointers, not 480-byte profiles"
+    )]
     windows: Vec<Box<WindowProfile>>,
     allowed_flows: u64,
 }
