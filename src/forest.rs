@@ -793,6 +793,30 @@ struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
+/// Levels of a tree whose slots a walk can pick from [`Top`] tables
+/// (registers) instead of gathering them: 0 to 3 (slots 0 to 14) in one
+/// table, 4 (slots 15 to 30) in the other.
+const TOP_LEVELS: usize = 5;
+
+/// Up to 16 slots of one tree field by field, slot `s` at entry `s % 16`,
+/// so a vector of slot numbers picks its lanes' fields with one permute
+/// each (a permute reads only an index's lowest four bits).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Top {
+    value: [f64; 16],
+    lo: [f64; 16],
+    hi: [f64; 16],
+    column: [u64; 16],
+}
+
+const PASS_TOP: Top = Top {
+    value: [PASS.value; 16],
+    lo: [PASS.lo; 16],
+    hi: [PASS.hi; 16],
+    column: [PASS.column; 16],
+};
+
 /// A slot that never cuts and always leads left.
 const PASS: Slot = Slot {
     value: f64::INFINITY,
@@ -817,6 +841,9 @@ struct Heap {
     slots: Vec<Slot>,
     /// `2^D` bottom path lengths a tree, tree after tree.
     leaf_len: Vec<f64>,
+    /// Two [`Top`] tables a tree (levels 0 to 3, then 4), copied from
+    /// `slots`.
+    tops: Vec<Top>,
 }
 
 impl Heap {
@@ -834,6 +861,7 @@ impl Heap {
             width,
             slots: vec![PASS; per_tree * trees.len()],
             leaf_len: vec![0.0; (bottom + 1) * trees.len()],
+            tops: vec![PASS_TOP; 2 * trees.len()],
         };
         for (t, tree) in trees.iter().enumerate() {
             let slots = &mut heap.slots[t * per_tree..(t + 1) * per_tree];
@@ -870,6 +898,14 @@ impl Heap {
                     }
                 }
             }
+            let top_slots = per_tree.min((1 << TOP_LEVELS) - 1);
+            for (s, slot) in slots[..top_slots].iter().enumerate() {
+                let top = &mut heap.tops[2 * t + usize::from(s >= 15)];
+                top.value[s % 16] = slot.value;
+                top.lo[s % 16] = slot.lo;
+                top.hi[s % 16] = slot.hi;
+                top.column[s % 16] = slot.column;
+            }
         }
         Some(heap)
     }
@@ -890,6 +926,9 @@ impl Heap {
         let bottom = (1usize << self.depth) - 1;
         let slots = &self.slots[t * per_tree..(t + 1) * per_tree];
         let leaf_len = &self.leaf_len[t * (bottom + 1)..(t + 1) * (bottom + 1)];
+        let tops: &[Top; 2] = self.tops[2 * t..2 * t + 2]
+            .try_into()
+            .expect("two tables a tree");
         assert_eq!(block.len(), self.width * BLOCK);
         for group in (0..BLOCK).step_by(LANES) {
             let mut walk = Walk {
@@ -903,7 +942,7 @@ impl Heap {
             match simd {
                 #[cfg(target_arch = "x86_64")]
                 Simd::Avx512 => unsafe {
-                    walk_avx512::<RANGE>(slots, self.depth, block, group, &mut walk)
+                    walk_avx512::<RANGE>(slots, tops, self.depth, block, group, &mut walk)
                 },
                 #[cfg(target_arch = "x86_64")]
                 Simd::Avx2 => unsafe {
@@ -1080,15 +1119,20 @@ unsafe fn walk_avx2<const RANGE: bool>(
     }
 }
 
-/// [`walk_scalar`] with AVX-512 gathers, eight lanes a vector and four
-/// vectors in flight: the same slots reached, the same steps marked outside.
+/// [`walk_scalar`] with AVX-512, eight lanes a vector and four vectors in
+/// flight: the same slots reached, the same steps marked outside. The first
+/// [`TOP_LEVELS`] levels' slots come from the tree's [`Top`] tables by
+/// permutes; deeper ones are gathered. Only the rows' values are gathered at
+/// every step.
 ///
 /// # Safety
-/// As [`walk_scalar`], and the CPU has AVX-512F.
+/// As [`walk_scalar`], `tops` are the tree's tables, and the CPU has
+/// AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn walk_avx512<const RANGE: bool>(
     slots: &[Slot],
+    tops: &[Top; 2],
     depth: usize,
     block: &[f64],
     group: usize,
@@ -1110,7 +1154,50 @@ unsafe fn walk_avx512<const RANGE: bool>(
     let lanes: [__m512i; 4] =
         std::array::from_fn(|h| _mm512_add_epi64(g, _mm512_set1_epi64(8 * h as i64)));
     let mut at = [_mm512_setzero_si512(); 4];
-    for step in 0..depth {
+    let top_steps = depth.min(TOP_LEVELS);
+    for (step, outside_at) in walk.outside[..top_steps].iter_mut().enumerate() {
+        let top = &tops[usize::from(step >= 4)];
+        // A field's 16 entries as two vectors (the table is 64-byte
+        // aligned, each field 128 bytes).
+        let pair = |field: &[f64; 16]| unsafe {
+            (
+                _mm512_loadu_pd(field.as_ptr()),
+                _mm512_loadu_pd(field.as_ptr().add(8)),
+            )
+        };
+        let (value0, value1) = pair(&top.value);
+        let (lo0, lo1) = pair(&top.lo);
+        let (hi0, hi1) = pair(&top.hi);
+        // SAFETY: 16 u64s.
+        let (column0, column1) = unsafe {
+            (
+                _mm512_loadu_si512(top.column.as_ptr().cast()),
+                _mm512_loadu_si512(top.column.as_ptr().add(8).cast()),
+            )
+        };
+        let mut outside = 0u32;
+        for h in 0..4 {
+            let column = _mm512_permutex2var_epi64(column0, at[h], column1);
+            // SAFETY: the columns are of slots of this tree, their values
+            // inside `block`, as in `walk_scalar`.
+            let v = unsafe { _mm512_i64gather_pd::<8>(_mm512_add_epi64(column, lanes[h]), values) };
+            let value = _mm512_permutex2var_pd(value0, at[h], value1);
+            let right = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(v, value);
+            if RANGE {
+                // Right of the split (above `value >= lo`) the value can
+                // only be above `hi`, left of it only below `lo`.
+                let lo = _mm512_permutex2var_pd(lo0, at[h], lo1);
+                let hi = _mm512_permutex2var_pd(hi0, at[h], hi1);
+                let out = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(v, hi)
+                    | _mm512_cmp_pd_mask::<_CMP_LT_OQ>(v, lo);
+                outside |= u32::from(out) << (8 * h);
+            }
+            let next = _mm512_add_epi64(_mm512_add_epi64(at[h], at[h]), one);
+            at[h] = _mm512_mask_add_epi64(next, right, next, one);
+        }
+        *outside_at = outside;
+    }
+    for outside_at in &mut walk.outside[top_steps..depth] {
         let mut outside = 0u32;
         for h in 0..4 {
             let off = _mm512_slli_epi64::<5>(at[h]);
@@ -1121,8 +1208,7 @@ unsafe fn walk_avx512<const RANGE: bool>(
             let value = unsafe { _mm512_i64gather_pd::<1>(off, base.cast::<f64>()) };
             let right = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(v, value);
             if RANGE {
-                // Right of the split the value can only be above `hi`, left
-                // of it only below `lo`: one bound to load.
+                // One bound to load, as above.
                 let low = _mm512_add_epi64(off, eight);
                 let bound_off = _mm512_mask_add_epi64(low, right, low, eight);
                 let bound = unsafe { _mm512_i64gather_pd::<1>(bound_off, base.cast::<f64>()) };
@@ -1134,7 +1220,7 @@ unsafe fn walk_avx512<const RANGE: bool>(
             let next = _mm512_add_epi64(_mm512_add_epi64(at[h], at[h]), one);
             at[h] = _mm512_mask_add_epi64(next, right, next, one);
         }
-        walk.outside[step] = outside;
+        *outside_at = outside;
     }
     for (h, at) in at.iter().enumerate() {
         // SAFETY: lanes 8h..8h + 8 of `walk.at`.
@@ -1494,6 +1580,8 @@ mod tests {
                     let per_tree = (2usize << depth) - 1;
                     for t in 0..f.trees.len() {
                         let slots = &heap.slots[t * per_tree..(t + 1) * per_tree];
+                        let tops: &[super::Top; 2] =
+                            heap.tops[2 * t..2 * t + 2].try_into().unwrap();
                         for group in (0..BLOCK).step_by(LANES) {
                             let run = |simd: Simd| {
                                 let mut w = Walk {
@@ -1510,7 +1598,7 @@ mod tests {
                                         ),
                                         #[cfg(target_arch = "x86_64")]
                                         Simd::Avx512 => super::walk_avx512::<true>(
-                                            slots, depth, &block, group, &mut w,
+                                            slots, tops, depth, &block, group, &mut w,
                                         ),
                                         _ => {
                                             walk_scalar::<true>(slots, depth, &block, group, &mut w)
