@@ -501,36 +501,89 @@ fn score_profiles(
     let threads = cfg.threads.max(1);
     // First every job's forest, grown (the threads shared among the jobs)
     // and compiled for scoring, with the entities it scores.
-    let inner = (threads / jobs).max(1);
-    let grow = |j: usize| -> Result<(Option<IsolationForest>, Scorer, Vec<usize>)> {
-        if j == 0 {
-            let forest = match &cfg.model {
-                Some(m) => m.forest.clone(),
-                None => fit_params
-                    .fit_rows(all.view(), &train_idx, inner)
-                    .with_context(|| format!("training on {} hosts", train_hosts.len()))?,
-            };
-            let rows: Vec<usize> = if cross_fitted {
-                (0..entities.len()).filter(|&e| !in_training[e]).collect()
-            } else {
-                (0..entities.len()).collect()
-            };
-            let scorer = forest.scorer()?;
-            return Ok((Some(forest), scorer, rows));
-        }
-        let k = j - 1;
-        let (held, fit_rows): (Vec<usize>, Vec<usize>) = train_idx
-            .iter()
-            .copied()
-            .partition(|&e| fold_of[entities[e].0] == k);
-        let fold_forest = fit_params
-            .fit_rows(all.view(), &fit_rows, inner)
-            .with_context(|| format!("training fold {} of {folds}", k + 1))?;
-        Ok((None, fold_forest.scorer()?, held))
-    };
-    let mut grown = Vec::with_capacity(jobs);
-    for g in in_tasks(jobs, threads, grow) {
-        grown.push(g?);
+    // Each job's rows to grow on (none: the saved model's forest) and the
+    // entities it scores.
+    let job_rows: Vec<(Option<Vec<usize>>, Vec<usize>)> = (0..jobs)
+        .map(|j| {
+            if j == 0 {
+                let fit = cfg.model.is_none().then(|| train_idx.clone());
+                let rows: Vec<usize> = if cross_fitted {
+                    (0..entities.len()).filter(|&e| !in_training[e]).collect()
+                } else {
+                    (0..entities.len()).collect()
+                };
+                return (fit, rows);
+            }
+            let (held, fit_rows): (Vec<usize>, Vec<usize>) = train_idx
+                .iter()
+                .copied()
+                .partition(|&e| fold_of[entities[e].0] == j - 1);
+            (Some(fit_rows), held)
+        })
+        .collect();
+    let plans = job_rows
+        .iter()
+        .enumerate()
+        .map(|(j, (fit, _))| {
+            fit.as_ref()
+                .map(|rows| {
+                    fit_params.plan_rows(all.view(), rows).with_context(|| {
+                        if j == 0 {
+                            format!("training on {} hosts", train_hosts.len())
+                        } else {
+                            format!("training fold {j} of {folds}")
+                        }
+                    })
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Every job's trees grown in tasks of `TREE_TASK` trees, so the threads
+    // finish together (a tree depends only on its number, not on the
+    // task that grows it).
+    const TREE_TASK: usize = 10;
+    let tree_tasks: Vec<(usize, std::ops::Range<usize>)> = plans
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.is_some())
+        .flat_map(|(j, _)| {
+            let n = fit_params.n_trees;
+            (0..n)
+                .step_by(TREE_TASK)
+                .map(move |start| (j, start..(start + TREE_TASK).min(n)))
+        })
+        .collect();
+    let grown_trees = in_tasks(tree_tasks.len(), threads, |t| {
+        let (j, range) = &tree_tasks[t];
+        plans[*j]
+            .as_ref()
+            .expect("tasks only for grown forests")
+            .grow_trees(range.clone())
+    });
+    let mut trees_of: Vec<Vec<crate::forest::Tree>> = vec![Vec::new(); jobs];
+    for ((j, _), trees) in tree_tasks.iter().zip(grown_trees) {
+        trees_of[*j].extend(trees);
+    }
+    let forests: Vec<IsolationForest> = plans
+        .iter()
+        .zip(&mut trees_of)
+        .map(|(plan, trees)| match plan {
+            Some(plan) => plan.forest(std::mem::take(trees)),
+            None => cfg
+                .model
+                .as_ref()
+                .expect("a job grows its forest or loads the model's")
+                .forest
+                .clone(),
+        })
+        .collect();
+    // Compiled for scoring, side by side.
+    let scorers = in_tasks(jobs, threads, |j| forests[j].scorer());
+    let mut grown: Vec<(Option<IsolationForest>, Scorer, Vec<usize>)> = Vec::with_capacity(jobs);
+    for ((j, (forest, scorer)), (_, rows)) in
+        forests.into_iter().zip(scorers).enumerate().zip(job_rows)
+    {
+        grown.push(((j == 0).then_some(forest), scorer?, rows));
     }
     // Then the scoring, in tasks of at most `SCORE_TASK` entities, so the
     // threads finish together however unequal the jobs are.

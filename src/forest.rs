@@ -230,6 +230,31 @@ impl IsolationForestParams {
         rows: Option<&[usize]>,
         threads: usize,
     ) -> Result<IsolationForest, ForestError> {
+        let plan = self.plan(x.view(), rows)?;
+        let trees = in_chunks(self.n_trees, threads, |range| plan.grow_trees(range));
+        let mut forest = plan.forest(trees);
+        if let Contamination::Fraction(c) = self.contamination {
+            let scores = forest.score_on(x, rows, threads)?;
+            forest.threshold = contamination_threshold(&scores, c);
+        }
+        Ok(forest)
+    }
+
+    /// A forest to grow on the rows `rows` of `x` in pieces (see
+    /// [`ForestPlan`]), checked as [`Self::fit_rows`] checks it.
+    pub fn plan_rows<'a>(
+        &'a self,
+        x: ArrayView2<'a, f64>,
+        rows: &'a [usize],
+    ) -> Result<ForestPlan<'a>, ForestError> {
+        self.plan(x, Some(rows))
+    }
+
+    fn plan<'a>(
+        &'a self,
+        x: ArrayView2<'a, f64>,
+        rows: Option<&'a [usize]>,
+    ) -> Result<ForestPlan<'a>, ForestError> {
         self.validate()?;
         let d = x.ncols();
         let n = rows.map_or(x.nrows(), <[usize]>::len);
@@ -247,32 +272,66 @@ impl IsolationForestParams {
             });
         }
         let psi = self.max_samples.min(n);
-        let depth_limit = (psi as f64).log2().ceil() as usize;
-        let grow = |t: usize, pool: &mut Pool| {
-            let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-            rng.set_stream(t as u64);
-            let mut sample = pool.sample(&mut rng, n, psi);
-            if let Some(rows) = rows {
-                sample.iter_mut().for_each(|s| *s = rows[*s]);
-            }
-            Tree::grow(x, sample, depth_limit, &self.feature_families, &mut rng)
-        };
-        let trees = in_chunks(self.n_trees, threads, |range| {
-            let mut pool = Pool::default();
-            range.map(|t| grow(t, &mut pool)).collect()
-        });
-        let mut forest = IsolationForest {
-            trees,
+        Ok(ForestPlan {
+            params: self,
+            x,
+            rows,
+            n,
             psi,
-            n_features: d,
+            depth_limit: (psi as f64).log2().ceil() as usize,
+        })
+    }
+}
+
+/// A forest grown piece by piece: [`ForestPlan::grow_trees`] for ranges
+/// of tree numbers (on any threads, in any order), then
+/// [`ForestPlan::forest`] with every tree in order. Each tree depends only
+/// on the seed, its number and the rows, so the forest is the one
+/// [`IsolationForestParams::fit_rows`] grows (with `auto` contamination:
+/// its threshold is not computed here).
+pub struct ForestPlan<'a> {
+    params: &'a IsolationForestParams,
+    x: ArrayView2<'a, f64>,
+    rows: Option<&'a [usize]>,
+    n: usize,
+    psi: usize,
+    depth_limit: usize,
+}
+
+impl ForestPlan<'_> {
+    /// The trees numbered `trees`, in order.
+    pub fn grow_trees(&self, trees: std::ops::Range<usize>) -> Vec<Tree> {
+        let p = self.params;
+        let mut pool = Pool::default();
+        trees
+            .map(|t| {
+                let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
+                rng.set_stream(t as u64);
+                let mut sample = pool.sample(&mut rng, self.n, self.psi);
+                if let Some(rows) = self.rows {
+                    sample.iter_mut().for_each(|s| *s = rows[*s]);
+                }
+                Tree::grow(
+                    self.x,
+                    sample,
+                    self.depth_limit,
+                    &p.feature_families,
+                    &mut rng,
+                )
+            })
+            .collect()
+    }
+
+    /// The forest of `trees` (every tree, in order), threshold 0.5.
+    pub fn forest(&self, trees: Vec<Tree>) -> IsolationForest {
+        assert_eq!(trees.len(), self.params.n_trees, "every tree, in order");
+        IsolationForest {
+            trees,
+            psi: self.psi,
+            n_features: self.x.ncols(),
             threshold: 0.5,
-            range_aware: self.range_aware,
-        };
-        if let Contamination::Fraction(c) = self.contamination {
-            let scores = forest.score_on(x, rows, threads)?;
-            forest.threshold = contamination_threshold(&scores, c);
+            range_aware: self.params.range_aware,
         }
-        Ok(forest)
     }
 }
 
