@@ -889,14 +889,17 @@ const PASS: Slot = Slot {
 /// `2s + 1` and `2s + 2`, so a walk computes where it goes next instead of
 /// loading it. A leaf above depth `D` becomes a chain of [`PASS`] slots
 /// down to the bottom, where its path length `depth + c(size)` waits: every
-/// walk takes exactly `D` steps and never tests for a leaf. The arithmetic
+/// walk takes exactly `D` steps and never tests for a leaf. Only the
+/// `2^D - 1` slots above the bottom are stored (a walk reads a slot at each
+/// of its steps, none at the bottom, whose path lengths are in `leaf_len`).
+/// The arithmetic
 /// is [`Tree`]'s, so scores are bit-identical to
 /// [`IsolationForest::mean_path_length`]'s.
 struct Heap {
     depth: usize,
     /// Features a row has.
     width: usize,
-    /// `2^(D+1) - 1` slots a tree, tree after tree.
+    /// `2^D - 1` slots a tree (levels 0 to `D - 1`), tree after tree.
     slots: Vec<Slot>,
     /// `2^D` bottom path lengths a tree, tree after tree.
     leaf_len: Vec<f64>,
@@ -910,7 +913,7 @@ impl Heap {
     /// the slots would take more than 64 MiB. The trees must have passed
     /// [`check_trees`].
     fn new(trees: &[Tree], depth: usize, width: usize) -> Option<Heap> {
-        let per_tree = (2usize << depth.min(HEAP_MAX_DEPTH)) - 1;
+        let per_tree = (1usize << depth.min(HEAP_MAX_DEPTH)) - 1;
         if depth > HEAP_MAX_DEPTH || per_tree * trees.len() > (64 << 20) / 32 {
             return None;
         }
@@ -981,7 +984,7 @@ impl Heap {
         totals: &mut [f64; BLOCK],
         simd: Simd,
     ) {
-        let per_tree = (2usize << self.depth) - 1;
+        let per_tree = (1usize << self.depth) - 1;
         let bottom = (1usize << self.depth) - 1;
         let slots = &self.slots[t * per_tree..(t + 1) * per_tree];
         let leaf_len = &self.leaf_len[t * (bottom + 1)..(t + 1) * (bottom + 1)];
@@ -1079,9 +1082,9 @@ struct Walk {
 /// and value and computes its next slot.
 ///
 /// # Safety
-/// `slots` holds a complete tree of depth `depth <= HEAP_MAX_DEPTH` (`2^(depth+1) - 1`
-/// slots) whose columns are below `block.len()`, and `group + LANES <= BLOCK
-/// <= block.len()`.
+/// `slots` holds the levels above the bottom of a complete tree of depth
+/// `depth <= HEAP_MAX_DEPTH` (`2^depth - 1` slots) whose columns are below
+/// `block.len()`, and `group + LANES <= BLOCK <= block.len()`.
 unsafe fn walk_scalar<const RANGE: bool>(
     slots: &[Slot],
     depth: usize,
@@ -1096,9 +1099,8 @@ unsafe fn walk_scalar<const RANGE: bool>(
             let mut outside = 0u32;
             for (l, at) in at.iter_mut().enumerate() {
                 // SAFETY: before step `k` every lane is at a slot of depth
-                // `k < depth`, below `2^depth - 1`; its children are below
-                // `2^(depth+1) - 1 = slots.len()`. Columns and lanes: the
-                // caller's promise.
+                // `k < depth`, below `2^(k+1) - 1 <= 2^depth - 1 =
+                // slots.len()`. Columns and lanes: the caller's promise.
                 let slot = unsafe { slots.get_unchecked(*at) };
                 let v = unsafe { *block.get_unchecked(slot.column as usize + group + part + l) };
                 if RANGE {
@@ -1636,7 +1638,7 @@ mod tests {
                             };
                         }
                     }
-                    let per_tree = (2usize << depth) - 1;
+                    let per_tree = (1usize << depth) - 1;
                     for t in 0..f.trees.len() {
                         let slots = &heap.slots[t * per_tree..(t + 1) * per_tree];
                         let tops: &[super::Top; 2] =
