@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::detect::{Detection, HostResult};
-use crate::flows::timestamp::format_timestamp;
+use crate::flows::timestamp::{format_timestamp, write_timestamp};
 use crate::metrics::Metrics;
 
 /// Writes `bytes` to `path` atomically: a temporary sibling, then rename.
@@ -466,25 +466,125 @@ fn host_row_header(d: &Detection, extra: &[&str]) -> Vec<String> {
 }
 
 fn host_row(h: &HostResult) -> Vec<String> {
-    let mut r = vec![
-        h.rank.to_string(),
-        h.ip.to_string(),
-        format!("{:.6}", h.score),
-        h.flagged.to_string(),
-        label_text(h).to_string(),
-        h.attack_labels.join(";"),
-        h.flows.to_string(),
-        time_text(h.first_seen),
-        time_text(h.last_seen),
-        h.trained_on.to_string(),
-        h.allowed.to_string(),
-        h.internal.to_string(),
-        time_text(h.peak_window_start),
-        h.windows_flagged.to_string(),
-        time_text(h.first_flagged_window),
-    ];
-    r.extend(h.features.iter().map(|v| format!("{v}")));
+    let mut r = Vec::with_capacity(15 + h.features.len());
+    host_fields(h, &mut String::new(), |f| r.push(f.to_string()));
     r
+}
+
+/// A host's row, field by field: each rendered into `buf` and handed to
+/// `field` (no allocation per field once `buf` has grown).
+fn host_fields(h: &HostResult, buf: &mut String, mut field: impl FnMut(&str)) {
+    let mut put = |render: &dyn Fn(&mut String)| {
+        buf.clear();
+        render(buf);
+        field(buf);
+    };
+    let time = |t: Option<f64>| {
+        move |b: &mut String| {
+            if let Some(t) = t {
+                write_timestamp(b, t);
+            }
+        }
+    };
+    put(&|b| write!(b, "{}", h.rank).expect("to a String"));
+    put(&|b| write!(b, "{}", h.ip).expect("to a String"));
+    put(&|b| write!(b, "{:.6}", h.score).expect("to a String"));
+    put(&|b| write!(b, "{}", h.flagged).expect("to a String"));
+    put(&|b| b.push_str(label_text(h)));
+    put(&|b| {
+        for (i, l) in h.attack_labels.iter().enumerate() {
+            if i > 0 {
+                b.push(';');
+            }
+            b.push_str(l);
+        }
+    });
+    put(&|b| write!(b, "{}", h.flows).expect("to a String"));
+    put(&time(h.first_seen));
+    put(&time(h.last_seen));
+    put(&|b| write!(b, "{}", h.trained_on).expect("to a String"));
+    put(&|b| write!(b, "{}", h.allowed).expect("to a String"));
+    put(&|b| write!(b, "{}", h.internal).expect("to a String"));
+    put(&time(h.peak_window_start));
+    put(&|b| write!(b, "{}", h.windows_flagged).expect("to a String"));
+    put(&time(h.first_flagged_window));
+    for &v in &h.features {
+        put(&|b| push_shortest(b, v));
+    }
+}
+
+/// Appends `v` exactly as `format!("{v}")` renders it (the shortest
+/// decimal that reads back as `v`, never an exponent). Whole numbers below
+/// 10^15 are written as integers; other values from ryu's shortest digits,
+/// several times faster to find. The two agree except at a tie (the exact
+/// value halfway between two shortest decimals: ryu rounds to even, the
+/// standard library up), which is written by the standard library.
+pub fn push_shortest(out: &mut String, v: f64) {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        if v == 0.0 && v.is_sign_negative() {
+            out.push_str("-0");
+        } else {
+            write!(out, "{}", v as i64).expect("to a String");
+        }
+        return;
+    }
+    if !v.is_finite() {
+        write!(out, "{v}").expect("to a String");
+        return;
+    }
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(v);
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match text.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().expect("ryu writes an integer exponent")),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The significant digits, and where the decimal point goes in them.
+    let mut digits = [0u8; 32];
+    let mut n = 0;
+    for &d in int.as_bytes().iter().chain(frac.as_bytes()) {
+        digits[n] = d;
+        n += 1;
+    }
+    let mut point = int.len() as i32 + exponent;
+    let lead = digits[..n].iter().take_while(|&&d| d == b'0').count();
+    let digits = &digits[lead..n];
+    point -= lead as i32;
+    let digits = &digits[..digits.len() - digits.iter().rev().take_while(|&&d| d == b'0').count()];
+    // `v` is m 2^-k (m odd): its exact decimal has k digits after the
+    // point. A tie needs exactly one digit more than the shortest has.
+    let bits = v.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let m = bits & ((1 << 52) - 1) | if biased == 0 { 0 } else { 1 << 52 };
+    let k = -(if biased == 0 { -1074 } else { biased - 1075 } + m.trailing_zeros() as i32);
+    let fraction_digits = (digits.len() as i32 - point).max(0);
+    if k == fraction_digits + 1 {
+        write!(out, "{v}").expect("to a String");
+        return;
+    }
+    if negative {
+        out.push('-');
+    }
+    let text = |d| std::str::from_utf8(d).expect("ASCII digits");
+    if digits.is_empty() {
+        out.push('0');
+    } else if point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(&text(digits));
+    } else if point as usize >= digits.len() {
+        out.push_str(&text(digits));
+        out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
+    } else {
+        let (a, b) = digits.split_at(point as usize);
+        out.push_str(&text(a));
+        out.push('.');
+        out.push_str(&text(b));
+    }
 }
 
 /// `host_scores.csv`: every host, ranked.
@@ -502,9 +602,20 @@ pub fn host_scores_csv(d: &Detection) -> Result<Vec<u8>> {
         .div_ceil(crate::forest::default_threads())
         .max(256);
     let render = |hosts: &[HostResult]| -> Result<Vec<u8>> {
-        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut w = csv::Writer::from_writer(Vec::with_capacity(hosts.len() * 256));
+        let mut buf = String::new();
+        let mut failed = None;
         for h in hosts {
-            w.write_record(host_row(h))?;
+            host_fields(h, &mut buf, |f| {
+                if let Err(e) = w.write_field(f) {
+                    failed.get_or_insert(e);
+                }
+            });
+            // An empty record ends the one written field by field.
+            w.write_record(None::<&[u8]>)?;
+        }
+        if let Some(e) = failed {
+            return Err(e.into());
         }
         Ok(w.into_inner()?)
     };
@@ -625,4 +736,64 @@ pub fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
     let mut v = serde_json::to_vec_pretty(&m)?;
     v.push(b'\n');
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_shortest;
+    use rand::Rng;
+    use rand_chacha::ChaCha8Rng;
+    use rand_chacha::rand_core::SeedableRng;
+
+    #[test]
+    fn shortest_floats_are_written_as_format_writes_them() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            1e15,
+            1e16,
+            1e17,
+            1e22,
+            1e-5,
+            1e-7,
+            123456789012345680.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            f64::EPSILON,
+            16.6,
+            540185.5168041859,
+            -94781654794270.625,
+            0.125,
+            2.5,
+            0.5,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        for _ in 0..300_000 {
+            // Any bit pattern, counts, ratios and decimal fractions.
+            values.push(f64::from_bits(rng.r#gen()));
+            values.push(rng.gen_range(0..10_000_000u64) as f64);
+            values.push(rng.gen_range(0..100_000u64) as f64 / rng.gen_range(1..10_000u64) as f64);
+            values.push(
+                rng.gen_range(-1_000_000i64..1_000_000) as f64 / 10f64.powi(rng.gen_range(0..12)),
+            );
+            values.push(rng.gen_range(-1.0..1.0f64) * 10f64.powi(rng.gen_range(-30..30)));
+            // Short binary fractions (ties between shortest decimals).
+            values.push(
+                rng.gen_range(-1i64 << 50..1 << 50) as f64 / (1u64 << rng.gen_range(1..12)) as f64,
+            );
+        }
+        let mut out = String::new();
+        for v in values {
+            out.clear();
+            push_shortest(&mut out, v);
+            assert_eq!(out, format!("{v}"), "bits {:#x}", v.to_bits());
+        }
+    }
 }

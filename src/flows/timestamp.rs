@@ -142,16 +142,26 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 /// Formats seconds since the epoch as `yyyy-mm-dd hh:mm:ss`.
 pub fn format_timestamp(t: f64) -> String {
+    let mut out = String::with_capacity(19);
+    write_timestamp(&mut out, t);
+    out
+}
+
+/// [`format_timestamp`], appended to `out`.
+pub fn write_timestamp(out: &mut String, t: f64) {
+    use std::fmt::Write as _;
     let secs = t.floor() as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
+    write!(
+        out,
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
     )
+    .expect("to a String");
 }
 
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
