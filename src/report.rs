@@ -575,15 +575,15 @@ pub fn push_shortest(out: &mut String, v: f64) {
     } else if point <= 0 {
         out.push_str("0.");
         out.extend(std::iter::repeat_n('0', (-point) as usize));
-        out.push_str(&text(digits));
+        out.push_str(text(digits));
     } else if point as usize >= digits.len() {
-        out.push_str(&text(digits));
+        out.push_str(text(digits));
         out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
     } else {
         let (a, b) = digits.split_at(point as usize);
-        out.push_str(&text(a));
+        out.push_str(text(a));
         out.push('.');
-        out.push_str(&text(b));
+        out.push_str(text(b));
     }
 }
 
