@@ -473,7 +473,7 @@ fn score_profiles(
         };
     // Means over few flows pulled toward the benign median (the scaler is
     // fitted on the raw values: the forest does not depend on the scaling).
-    let mut all = table.shrunk_means(&refs, &medians, cfg.mean_prior);
+    let mut all = table.shrunk_means(&medians, cfg.mean_prior);
     standardize(&mut all, &offsets, &scales);
     let mut params = cfg.forest.clone();
     if cfg.family_choice {

@@ -297,6 +297,10 @@ pub struct FeatureTable {
     pub defs: Vec<FeatureDef>,
     /// One row per host, one column per feature; always finite.
     pub values: Array2<f64>,
+    /// One row per host, one column per feature with a
+    /// [`FeatureDef::support`] (in column order): the flows behind it,
+    /// taken while the profile is at hand (see [`FeatureTable::shrunk_means`]).
+    support: Array2<u64>,
 }
 
 impl FeatureTable {
@@ -314,17 +318,31 @@ impl FeatureTable {
         threads: usize,
     ) -> FeatureTable {
         let mut values = Array2::zeros((profiles.len(), defs.len()));
-        let fill = |mut rows: ndarray::ArrayViewMut2<'_, f64>, profiles: &[&HostProfile]| {
-            for (mut row, p) in rows.outer_iter_mut().zip(profiles) {
+        let supported: Vec<fn(&HostProfile) -> u64> =
+            defs.iter().filter_map(|d| d.support).collect();
+        let mut support = Array2::zeros((profiles.len(), supported.len()));
+        let fill = |(mut rows, mut support): (
+            ndarray::ArrayViewMut2<'_, f64>,
+            ndarray::ArrayViewMut2<'_, u64>,
+        ),
+                    profiles: &[&HostProfile]| {
+            for ((mut row, mut n), p) in rows
+                .outer_iter_mut()
+                .zip(support.outer_iter_mut())
+                .zip(profiles)
+            {
                 let facts = Facts::of(p);
                 for (cell, d) in row.iter_mut().zip(defs) {
                     let v = (d.compute)(&facts);
                     *cell = if v.is_finite() { v } else { 0.0 };
                 }
+                for (n, f) in n.iter_mut().zip(&supported) {
+                    *n = f(p);
+                }
             }
         };
         if threads <= 1 || profiles.len() < 2 * 1024 {
-            fill(values.view_mut(), profiles);
+            fill((values.view_mut(), support.view_mut()), profiles);
         } else {
             // Blocks of rows handed to whichever thread is free: a few busy
             // hosts' windows cost far more than the rest.
@@ -332,6 +350,7 @@ impl FeatureTable {
             let blocks = std::sync::Mutex::new(
                 values
                     .axis_chunks_iter_mut(ndarray::Axis(0), BLOCK)
+                    .zip(support.axis_chunks_iter_mut(ndarray::Axis(0), BLOCK))
                     .zip(profiles.chunks(BLOCK)),
             );
             std::thread::scope(|s| {
@@ -349,6 +368,7 @@ impl FeatureTable {
         FeatureTable {
             defs: defs.to_vec(),
             values,
+            support,
         }
     }
 
@@ -358,23 +378,19 @@ impl FeatureTable {
     /// `median + (value - median) * n / (n + prior)`. A mean over a
     /// handful of flows is weak evidence (one large download makes a quiet
     /// window's bytes per flow unique), one over hundreds is kept nearly as
-    /// it is. `prior` 0 returns the values unchanged. `profiles` are the
-    /// table's rows, in order.
-    pub fn shrunk_means(
-        &self,
-        profiles: &[&HostProfile],
-        medians: &[f64],
-        prior: f64,
-    ) -> Array2<f64> {
+    /// it is. `prior` 0 returns the values unchanged.
+    pub fn shrunk_means(&self, medians: &[f64], prior: f64) -> Array2<f64> {
         let mut out = self.values.clone();
         if prior <= 0.0 {
             return out;
         }
-        for (j, d) in self.defs.iter().enumerate() {
-            let Some(support) = d.support else { continue };
-            for (i, p) in profiles.iter().enumerate() {
-                let n = support(p) as f64;
-                let v = &mut out[[i, j]];
+        let columns: Vec<usize> = (0..self.defs.len())
+            .filter(|&j| self.defs[j].support.is_some())
+            .collect();
+        for (mut row, support) in out.outer_iter_mut().zip(self.support.outer_iter()) {
+            for (&j, &n) in columns.iter().zip(support) {
+                let n = n as f64;
+                let v = &mut row[j];
                 *v = medians[j] + (*v - medians[j]) * (n / (n + prior));
             }
         }

@@ -185,8 +185,8 @@ fn means_over_few_flows_are_pulled_toward_the_median() {
     let t = FeatureTable::build(&refs, FULL_FEATURES);
     let median = 1000.0;
     let medians = vec![median; FULL_FEATURES.len()];
-    assert_eq!(t.shrunk_means(&refs, &medians, 0.0), t.values);
-    let s = t.shrunk_means(&refs, &medians, 100.0);
+    assert_eq!(t.shrunk_means(&medians, 0.0), t.values);
+    let s = t.shrunk_means(&medians, 100.0);
     let (bytes, pkts, dur) = (
         feature("bytes_per_flow"),
         feature("packets_per_flow"),
