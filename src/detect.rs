@@ -844,7 +844,13 @@ fn robust_center(
 fn gather_rows(x: &Array2<f64>, rows: &[usize]) -> Array2<f64> {
     let mut values = Vec::with_capacity(rows.len() * x.ncols());
     for &r in rows {
-        values.extend(x.row(r).iter());
+        let row = x.row(r);
+        // A contiguous row is one copy; ndarray's iterator goes value by
+        // value.
+        match row.as_slice() {
+            Some(row) => values.extend_from_slice(row),
+            None => values.extend(row.iter()),
+        }
     }
     Array2::from_shape_vec((rows.len(), x.ncols()), values).expect("rows x columns values")
 }
