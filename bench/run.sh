@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Speed benchmark: latmove detect vs the pandas + scikit-learn recipe
 # (bench/reference.py) on a full-size synthetic Tuesday (445,909 rows) and a
-# 10x day, alternating, each run measured with /usr/bin/time -v (wall, peak RSS).
+# 10x day, alternating, each run's wall time and peak RSS measured by a few
+# lines of Python around it (spawn, wait4).
 # Then the ingest benchmark (latmove's reader vs a bare csv ByteRecord loop on
 # the same file, benches/ingest.rs), the forest benchmark (benches/forest.rs)
 # and what a million hosts cost (benches/hosts.rs).
@@ -9,6 +10,7 @@
 #        (defaults: target/bench, 9, 3)
 # Python packages go into bench/.venv (created here, pip from the registry).
 set -euo pipefail
+export LC_ALL=C  # a decimal point in the clock and in awk
 cd "$(dirname "$0")/.."
 work=${1:-target/bench}
 reps1=${2:-9}
@@ -25,12 +27,24 @@ py=bench/.venv/bin/python
 [ -f "$work/day10x.csv" ] || $lm synth --rows 4459090 --seed 42 -o "$work/day10x.csv" >/dev/null
 
 measure() { # label, command...
-  local label=$1; shift
-  /usr/bin/time -v "$@" >/dev/null 2>"$work/time.txt"
-  local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$work/time.txt")
-  rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$work/time.txt")
-  printf '%s\t%s\t%s\n' "$label" "$wall" "$rss"
+  # Wall time: perf_counter around spawning and reaping the run (under
+  # /usr/bin/time, whose own start is a millisecond); peak RSS: the run's
+  # maximum resident set as /usr/bin/time reports it. Output discarded.
+  python3 - "$work/rss.txt" "${@:2}" <<'PY' | sed "s/^/$1\t/"
+import os, sys, time
+rss_file, argv = sys.argv[1], sys.argv[2:]
+devnull = os.open(os.devnull, os.O_WRONLY)
+actions = [(os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]
+argv = ["/usr/bin/time", "-f", "%M", "-o", rss_file] + argv
+t0 = time.perf_counter()
+pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+_, status, _ = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+if os.waitstatus_to_exitcode(status) != 0:
+    sys.exit(f"{' '.join(argv)} failed")
+rss_kb = int(open(rss_file).read().split()[-1])
+print(f"{wall:.4f}\t{rss_kb / 1024:.0f}")
+PY
 }
 : > "$work/raw.tsv"
 for size in 1x 10x; do
@@ -64,7 +78,7 @@ for label, r in runs.items():
     w = statistics.median(x[0] for x in r)
     m = max(x[1] for x in r)
     ratio = "" if name.startswith("pandas") or size not in ref else f"{ref[size][0] / w:.1f}x faster, {ref[size][1] / m:.1f}x less memory"
-    print(f"| {size} | {name} | {w:.2f} s | {m:.0f} MB | {ratio} |")
+    print(f"| {size} | {name} | {w:.3f} s | {m:.0f} MB | {ratio} |")
 PY
 echo
 cargo bench --quiet --bench ingest -- "$work/day1x.csv" 2>/dev/null
