@@ -553,6 +553,9 @@ impl ProfileBuilder {
         sort_by_unique_key(&mut hosts, |h| h.ip);
         let mut windows = std::mem::take(&mut self.windows);
         sort_by_unique_key(&mut windows, |w| (w.ip, w.index));
+        // Here, on the shard's thread: every window of a host is in one
+        // shard (shards are by initiator).
+        admin_peers_to_date(&mut windows);
         let allowed_flows = std::mem::take(&mut self.allowed_flows);
         (
             self,
@@ -584,24 +587,8 @@ impl ProfileBuilder {
         clippy::vec_box,
         reason = "sorted and merged by moving pointers, not 480-byte profiles"
     )]
-    fn finish_sorted(
-        self,
-        hosts: Vec<HostProfile>,
-        mut windows: Vec<Box<WindowProfile>>,
-    ) -> Profiles {
+    fn finish_sorted(self, hosts: Vec<HostProfile>, windows: Vec<Box<WindowProfile>>) -> Profiles {
         drop((self.host_index, self.window_index, self.dst_ids));
-        // Admin peers to date: a running union over each host's windows in
-        // time order (whatever order the flows came in).
-        let mut so_far: HashSet<IpAddr> = HashSet::default();
-        let mut current: Option<IpAddr> = None;
-        for w in &mut windows {
-            if current != Some(w.ip) {
-                so_far.clear();
-                current = Some(w.ip);
-            }
-            so_far.extend(w.profile.admin_peers.iter().copied());
-            w.profile.admin_peers_to_date = Some(so_far.len());
-        }
         Profiles {
             hosts,
             windows,
@@ -612,9 +599,22 @@ impl ProfileBuilder {
     }
 }
 
-/// `v` sorted by `key`, unique to each element. Profiles are large (a
-/// sort would swap each one many times), so the keys are sorted with
-/// their positions and each profile is moved once.
+/// Admin peers to date: a running union over each host's windows in time
+/// order (whatever order the flows came in). `windows` are sorted by host,
+/// then time, and hold every window of their hosts.
+fn admin_peers_to_date(windows: &mut [Box<WindowProfile>]) {
+    let mut so_far: HashSet<IpAddr> = HashSet::default();
+    let mut current: Option<IpAddr> = None;
+    for w in windows {
+        if current != Some(w.ip) {
+            so_far.clear();
+            current = Some(w.ip);
+        }
+        so_far.extend(w.profile.admin_peers.iter().copied());
+        w.profile.admin_peers_to_date = Some(so_far.len());
+    }
+}
+
 /// A shard's profiles, sorted ([`ProfileBuilder::into_sorted`]).
 pub struct SortedShard {
     hosts: Vec<HostProfile>,
