@@ -849,6 +849,7 @@ pub struct WindowProfile {
 /// All host profiles of a run, sorted by IP.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profiles {
+    /// Sorted by IP, one per IP.
     pub hosts: Vec<HostProfile>,
     /// Host x window profiles (empty without `--window`), sorted by IP then
     /// time; boxed (see `ProfileBuilder`).
