@@ -528,15 +528,15 @@ impl ProfileBuilder {
         // The router's own profiles (none when it only routed) join too.
         let (mut router, own) = self.into_sorted_keep();
         router.allowed_flows = own.allowed_flows;
-        let mut hosts = vec![own.hosts];
-        let mut windows = vec![own.windows];
+        let mut hosts = vec![(own.host_keys, own.hosts)];
+        let mut windows = vec![(own.window_keys, own.windows)];
         for shard in shards {
-            hosts.push(shard.hosts);
-            windows.push(shard.windows);
+            hosts.push((shard.host_keys, shard.hosts));
+            windows.push((shard.window_keys, shard.windows));
             router.allowed_flows += shard.allowed_flows;
         }
-        let hosts = merge_sorted(hosts, |h| h.ip);
-        let windows = merge_sorted(windows, |w| (w.ip, w.index));
+        let hosts = merge_sorted(hosts);
+        let windows = merge_sorted(windows);
         router.finish_sorted(hosts, windows)
     }
 
@@ -550,9 +550,9 @@ impl ProfileBuilder {
     fn into_sorted_keep(mut self) -> (ProfileBuilder, SortedShard) {
         // Keys are unique, so the order is the one any sort gives.
         let mut hosts = std::mem::take(&mut self.hosts);
-        sort_by_unique_key(&mut hosts, |h| h.ip);
+        let host_keys = sort_by_unique_key(&mut hosts, |h| h.ip);
         let mut windows = std::mem::take(&mut self.windows);
-        sort_by_unique_key(&mut windows, |w| (w.ip, w.index));
+        let window_keys = sort_by_unique_key(&mut windows, |w| (w.ip, w.index));
         // Here, on the shard's thread: every window of a host is in one
         // shard (shards are by initiator).
         admin_peers_to_date(&mut windows);
@@ -561,7 +561,9 @@ impl ProfileBuilder {
             self,
             SortedShard {
                 hosts,
+                host_keys,
                 windows,
+                window_keys,
                 allowed_flows,
             },
         )
@@ -623,31 +625,34 @@ pub struct SortedShard {
         reason = "sorted and merged by moving pointers, not 480-byte profiles"
     )]
     windows: Vec<Box<WindowProfile>>,
+    /// Their sort keys, in order (the merge compares these, not the
+    /// scattered profiles).
+    host_keys: Vec<IpAddr>,
+    window_keys: Vec<(IpAddr, i64)>,
     allowed_flows: u64,
 }
 
-/// Sorted vectors (keys unique across all of them) merged into one, each
-/// element moved once.
-fn merge_sorted<T, K: Ord>(parts: Vec<Vec<T>>, key: impl Fn(&T) -> K) -> Vec<T> {
-    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-    let mut parts: Vec<std::iter::Peekable<std::vec::IntoIter<T>>> = parts
+/// Sorted vectors, each beside its keys (unique across all of them),
+/// merged into one, each element moved once.
+fn merge_sorted<T, K: Ord>(parts: Vec<(Vec<K>, Vec<T>)>) -> Vec<T> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.1.len()).sum());
+    // (keys, elements, position)
+    let mut parts: Vec<(Vec<K>, std::vec::IntoIter<T>, usize)> = parts
         .into_iter()
-        .map(|p| p.into_iter().peekable())
+        .map(|(keys, v)| (keys, v.into_iter(), 0))
         .collect();
     loop {
-        let mut best: Option<(usize, K)> = None;
-        for (i, p) in parts.iter_mut().enumerate() {
-            if let Some(next) = p.peek() {
-                let k = key(next);
-                if best.as_ref().is_none_or(|(_, b)| k < *b) {
-                    best = Some((i, k));
-                }
+        let mut best: Option<usize> = None;
+        for (i, (keys, _, at)) in parts.iter().enumerate() {
+            if let Some(k) = keys.get(*at)
+                && best.is_none_or(|b| *k < parts[b].0[parts[b].2])
+            {
+                best = Some(i);
             }
         }
-        match best {
-            Some((i, _)) => out.extend(parts[i].next()),
-            None => return out,
-        }
+        let Some(i) = best else { return out };
+        parts[i].2 += 1;
+        out.extend(parts[i].1.next());
     }
 }
 
@@ -655,11 +660,12 @@ fn merge_sorted<T, K: Ord>(parts: Vec<Vec<T>>, key: impl Fn(&T) -> K) -> Vec<T> 
 /// sort would swap each one many times) and a sorted copy would be fresh
 /// memory (page faults), so the keys are sorted with their positions and
 /// the profiles permuted in place, cycle by cycle.
-fn sort_by_unique_key<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) {
+/// Returns the keys, sorted.
+fn sort_by_unique_key<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) -> Vec<K> {
     let mut order: Vec<(K, usize)> = v.iter().map(&key).zip(0..).collect();
     order.sort_unstable();
     // `from[i]`: where the element that belongs at `i` is now.
-    let from: Vec<usize> = order.into_iter().map(|(_, i)| i).collect();
+    let (keys, from): (Vec<K>, Vec<usize>) = order.into_iter().unzip();
     let mut placed = vec![false; v.len()];
     for start in 0..v.len() {
         if placed[start] {
@@ -678,6 +684,7 @@ fn sort_by_unique_key<T, K: Ord>(v: &mut [T], key: impl Fn(&T) -> K) {
             at = src;
         }
     }
+    keys
 }
 
 /// A flow turned towards its initiator (see [`ProfileBuilder::route`]).
@@ -922,10 +929,11 @@ mod tests {
             let (mut a, mut b) = (v[..split].to_vec(), v[split..].to_vec());
             sort_by_unique_key(&mut v, |e| e.0);
             assert_eq!(v, want, "len {len}");
-            sort_by_unique_key(&mut a, |e| e.0);
-            sort_by_unique_key(&mut b, |e| e.0);
+            let a_keys = sort_by_unique_key(&mut a, |e| e.0);
+            let b_keys = sort_by_unique_key(&mut b, |e| e.0);
+            assert_eq!(a_keys, a.iter().map(|e| e.0).collect::<Vec<_>>());
             assert_eq!(
-                merge_sorted(vec![a, Vec::new(), b], |e| e.0),
+                merge_sorted(vec![(a_keys, a), (Vec::new(), Vec::new()), (b_keys, b)]),
                 want,
                 "merge, len {len}"
             );
