@@ -428,52 +428,55 @@ fn score_profiles(
     let train_idx: Vec<usize> = (0..entities.len())
         .filter(|&e| fold_of[entities[e].0] != usize::MAX)
         .collect();
-    let (offsets, scales, medians, spreads): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) =
-        match &cfg.model {
-            Some(m) => {
-                anyhow::ensure!(
-                    m.features == table.names(),
-                    "the model's features differ from this run's"
-                );
-                (
-                    m.offsets.clone(),
-                    m.scales.clone(),
-                    m.medians.clone(),
-                    m.spreads.clone(),
-                )
+    // The values the model sees (before scaling): means over few flows
+    // pulled toward the benign median (the scaler is fitted on the raw
+    // values: the forest does not depend on the scaling).
+    type Fitted = (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Array2<f64>);
+    let (offsets, scales, medians, spreads, mut all): Fitted = match &cfg.model {
+        Some(m) => {
+            anyhow::ensure!(
+                m.features == table.names(),
+                "the model's features differ from this run's"
+            );
+            (
+                m.offsets.clone(),
+                m.scales.clone(),
+                m.medians.clone(),
+                m.spreads.clone(),
+                table.shrunk_means(&m.medians, cfg.mean_prior),
+            )
+        }
+        None => std::thread::scope(|s| -> Result<Fitted> {
+            // The scaler on its own thread, the medians split by column over
+            // two more; the means are shrunk here as soon as the medians are
+            // in, while the scaler may still be fitting.
+            let scaler = s.spawn(|| {
+                LinearScaler::standard()
+                    .fit(&DatasetBase::from(gather_rows(&table.values, &train_idx)))
+                    .context("fitting the standard scaler on the training hosts")
+            });
+            let d = table.values.ncols();
+            let robust: Vec<_> = [0..d / 2, d / 2..d]
+                .into_iter()
+                .map(|cols| s.spawn(|| robust_center(&table.values, &train_idx, cols)))
+                .collect();
+            let (mut medians, mut spreads) = (Vec::new(), Vec::new());
+            for part in robust {
+                let (m, sp) = part.join().expect("medians thread");
+                medians.extend(m);
+                spreads.extend(sp);
             }
-            None => {
-                // The scaler beside the medians (independent), the medians
-                // split by column over two more threads.
-                let (scaler, (medians, spreads)) = std::thread::scope(|s| {
-                    let d = table.values.ncols();
-                    let robust: Vec<_> = [0..d / 2, d / 2..d]
-                        .into_iter()
-                        .map(|cols| s.spawn(|| robust_center(&table.values, &train_idx, cols)))
-                        .collect();
-                    let scaler = LinearScaler::standard()
-                        .fit(&DatasetBase::from(gather_rows(&table.values, &train_idx)))
-                        .context("fitting the standard scaler on the training hosts");
-                    let mut center = (Vec::new(), Vec::new());
-                    for part in robust {
-                        let (m, sp) = part.join().expect("medians thread");
-                        center.0.extend(m);
-                        center.1.extend(sp);
-                    }
-                    (scaler, center)
-                });
-                let scaler = scaler?;
-                (
-                    scaler.offsets().to_vec(),
-                    scaler.scales().to_vec(),
-                    medians,
-                    spreads,
-                )
-            }
-        };
-    // Means over few flows pulled toward the benign median (the scaler is
-    // fitted on the raw values: the forest does not depend on the scaling).
-    let mut all = table.shrunk_means(&medians, cfg.mean_prior);
+            let all = table.shrunk_means(&medians, cfg.mean_prior);
+            let scaler = scaler.join().expect("scaler thread")?;
+            Ok((
+                scaler.offsets().to_vec(),
+                scaler.scales().to_vec(),
+                medians,
+                spreads,
+                all,
+            ))
+        })?,
+    };
     standardize(&mut all, &offsets, &scales);
     let mut params = cfg.forest.clone();
     if cfg.family_choice {
@@ -521,23 +524,24 @@ fn score_profiles(
             (Some(fit_rows), held)
         })
         .collect();
-    let plans = job_rows
-        .iter()
-        .enumerate()
-        .map(|(j, (fit, _))| {
-            fit.as_ref()
-                .map(|rows| {
-                    fit_params.plan_rows(all.view(), rows).with_context(|| {
-                        if j == 0 {
-                            format!("training on {} hosts", train_hosts.len())
-                        } else {
-                            format!("training fold {j} of {folds}")
-                        }
-                    })
+    // Checked (every value finite) side by side.
+    let plans = in_tasks(jobs, threads, |j| {
+        job_rows[j]
+            .0
+            .as_ref()
+            .map(|rows| {
+                fit_params.plan_rows(all.view(), rows).with_context(|| {
+                    if j == 0 {
+                        format!("training on {} hosts", train_hosts.len())
+                    } else {
+                        format!("training fold {j} of {folds}")
+                    }
                 })
-                .transpose()
-        })
-        .collect::<Result<Vec<_>>>()?;
+            })
+            .transpose()
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
     // Every job's trees grown in tasks of `TREE_TASK` trees, so the threads
     // finish together (a tree depends only on its number, not on the
     // task that grows it).
