@@ -30,9 +30,9 @@ measure() { # label, command...
   # Wall time: perf_counter around spawning and reaping the run (under
   # /usr/bin/time, whose own start is a millisecond); peak RSS: the run's
   # maximum resident set as /usr/bin/time reports it. Output discarded.
-  python3 - "$work/rss.txt" "${@:2}" <<'PY' | sed "s/^/$1\t/"
+  python3 - "$1" "$work/rss.txt" "${@:2}" <<'PY'
 import os, sys, time
-rss_file, argv = sys.argv[1], sys.argv[2:]
+label, rss_file, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
 devnull = os.open(os.devnull, os.O_WRONLY)
 actions = [(os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]
 argv = ["/usr/bin/time", "-f", "%M", "-o", rss_file] + argv
@@ -43,7 +43,7 @@ wall = time.perf_counter() - t0
 if os.waitstatus_to_exitcode(status) != 0:
     sys.exit(f"{' '.join(argv)} failed")
 rss_kb = int(open(rss_file).read().split()[-1])
-print(f"{wall:.4f}\t{rss_kb / 1024:.0f}")
+print(f"{label}\t{wall:.4f}\t{rss_kb / 1024:.0f}")
 PY
 }
 : > "$work/raw.tsv"
