@@ -64,21 +64,26 @@ runs = defaultdict(list)
 for line in open(sys.argv[1]):
     label, wall, rss = line.rstrip("\n").split("\t")
     runs[label].append((float(wall), float(rss)))
-print("| day | pipeline | wall (median) | peak RSS (max) | vs the reference |")
-print("|---|---|---|---|---|")
+# Ratio of the medians, and the median of each alternation's own ratio (the
+# reference's run over latmove's just before it: the machine's speed drifts,
+# and a pair's two runs share it).
+print("| day | pipeline | wall (median) | peak RSS (max) | vs the reference | paired ratio (median) |")
+print("|---|---|---|---|---|---|")
 ref = {}
 for label, r in runs.items():
     size, name = label.split("|")
-    w = statistics.median(x[0] for x in r)
-    m = max(x[1] for x in r)
     if name.startswith("pandas"):
-        ref[size] = (w, m)
+        ref[size] = (statistics.median(x[0] for x in r), max(x[1] for x in r), [x[0] for x in r])
 for label, r in runs.items():
     size, name = label.split("|")
     w = statistics.median(x[0] for x in r)
     m = max(x[1] for x in r)
-    ratio = "" if name.startswith("pandas") or size not in ref else f"{ref[size][0] / w:.1f}x faster, {ref[size][1] / m:.1f}x less memory"
-    print(f"| {size} | {name} | {w:.3f} s | {m:.0f} MB | {ratio} |")
+    if name.startswith("pandas") or size not in ref:
+        ratio = paired = ""
+    else:
+        ratio = f"{ref[size][0] / w:.1f}x faster, {ref[size][1] / m:.1f}x less memory"
+        paired = f"{statistics.median(p / x[0] for p, x in zip(ref[size][2], r)):.1f}x"
+    print(f"| {size} | {name} | {w:.3f} s | {m:.0f} MB | {ratio} | {paired} |")
 PY
 echo
 cargo bench --quiet --bench ingest -- "$work/day1x.csv" 2>/dev/null
