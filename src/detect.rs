@@ -546,17 +546,14 @@ fn score_profiles(
     // finish together (a tree depends only on its number, not on the
     // task that grows it).
     const TREE_TASK: usize = 10;
-    let tree_tasks: Vec<(usize, std::ops::Range<usize>)> = plans
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.is_some())
-        .flat_map(|(j, _)| {
-            let n = fit_params.n_trees;
-            (0..n)
-                .step_by(TREE_TASK)
-                .map(move |start| (j, start..(start + TREE_TASK).min(n)))
-        })
-        .collect();
+    let tree_tasks = task_ranges(
+        plans
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(j, _)| (j, fit_params.n_trees)),
+        TREE_TASK,
+    );
     let grown_trees = in_tasks(tree_tasks.len(), threads, |t| {
         let (j, range) = &tree_tasks[t];
         plans[*j]
@@ -592,16 +589,10 @@ fn score_profiles(
     // Then the scoring, in tasks of at most `SCORE_TASK` entities, so the
     // threads finish together however unequal the jobs are.
     const SCORE_TASK: usize = 1024;
-    let tasks: Vec<(usize, std::ops::Range<usize>)> = grown
-        .iter()
-        .enumerate()
-        .flat_map(|(j, g)| {
-            let n = g.2.len();
-            (0..n)
-                .step_by(SCORE_TASK)
-                .map(move |start| (j, start..(start + SCORE_TASK).min(n)))
-        })
-        .collect();
+    let tasks = task_ranges(
+        grown.iter().enumerate().map(|(j, g)| (j, g.2.len())),
+        SCORE_TASK,
+    );
     let scored = in_tasks(tasks.len(), threads, |t| {
         let (j, range) = &tasks[t];
         let (_, scorer, rows) = &grown[*j];
@@ -885,6 +876,20 @@ fn gather_rows(x: &Array2<f64>, rows: &[usize]) -> Array2<f64> {
 /// Signed distance from the benign median in robust units.
 fn robust_units(v: f64, median: f64, spread: f64) -> f64 {
     (v - median) / spread
+}
+
+/// Tasks of at most `size` items over jobs of `(job, items)`: `(job, range)`
+/// in job order, each job's ranges in order.
+fn task_ranges(
+    jobs: impl Iterator<Item = (usize, usize)>,
+    size: usize,
+) -> Vec<(usize, std::ops::Range<usize>)> {
+    jobs.flat_map(|(j, n)| {
+        (0..n)
+            .step_by(size)
+            .map(move |start| (j, start..(start + size).min(n)))
+    })
+    .collect()
 }
 
 /// `f(0)`, ..., `f(n - 1)` on up to `threads` threads, each taking the next

@@ -296,6 +296,31 @@ fn fitting_and_scoring_chosen_rows_equals_copying_them_out() {
 }
 
 #[test]
+fn a_forest_grown_in_pieces_is_the_one_fit_rows_grows() {
+    // Trees grown in uneven ranges, out of order, then put in order: the
+    // same forest as growing it at once (with `auto` contamination, whose
+    // threshold is not computed from the training rows).
+    let x = cluster_with_outlier();
+    let rows: Vec<usize> = (0..x.nrows()).rev().step_by(2).collect();
+    let p = IsolationForestParams {
+        contamination: Contamination::Auto,
+        ..Default::default()
+    };
+    let plan = p.plan_rows(x.view(), &rows).unwrap();
+    let mut pieces = [70..100, 0..1, 1..70].map(|r| (r.start, plan.grow_trees(r)));
+    pieces.sort_by_key(|(start, _)| *start);
+    let trees = pieces.into_iter().flat_map(|(_, t)| t).collect();
+    assert_eq!(plan.forest(trees), p.fit_rows(x.view(), &rows, 2).unwrap());
+    // The plan checks what fitting checks.
+    let mut bad = x.clone();
+    bad[[rows[3], 1]] = f64::INFINITY;
+    assert_eq!(
+        p.plan_rows(bad.view(), &rows).err(),
+        Some(ForestError::NonFinite { row: 3, column: 1 })
+    );
+}
+
+#[test]
 fn one_family_per_feature_is_the_uniform_choice_draw_for_draw() {
     let x = cluster_with_outlier();
     let uniform = IsolationForestParams::default();
