@@ -768,7 +768,7 @@ fn add_entities<'a>(
         for (i, w) in p.windows.iter().enumerate() {
             // The boxed windows are scattered: each is fetched a few ahead.
             if let Some(ahead) = p.windows.get(i + 8) {
-                prefetch(&**ahead);
+                crate::forest::prefetch(&ahead.ip);
             }
             while h < p.hosts.len() && p.hosts[h].ip < w.ip {
                 h += 1;
@@ -784,20 +784,6 @@ fn add_entities<'a>(
             out.push((offset + h, None, prof));
         }
     }
-}
-
-/// Asks the CPU to bring the start of `value` into the cache (a hint:
-/// nothing is read).
-#[inline(always)]
-fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: SSE is part of x86-64; a prefetch never faults.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
 }
 
 /// Standard scaling with fitted offsets (means) and scales (1 / standard

@@ -335,26 +335,26 @@ impl ForestPlan<'_> {
     }
 }
 
-/// Asks the CPU to bring a row's cache lines in (a hint: nothing is read
-/// and nothing changes if it is ignored).
+/// Asks the CPU to bring every cache line of `value` in (a hint: nothing
+/// is read and nothing changes if it is ignored).
 #[inline(always)]
-fn prefetch_row(row: ArrayView1<'_, f64>) {
+pub(crate) fn prefetch<T: ?Sized>(value: &T) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(values) = row.as_slice() {
+    {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let bytes = std::mem::size_of_val(values);
-        let start = values.as_ptr().cast::<i8>();
+        let bytes = std::mem::size_of_val(value);
+        let start = (value as *const T).cast::<i8>();
         for offset in (0..bytes)
             .step_by(64)
             .chain(std::iter::once(bytes.saturating_sub(1)))
         {
             // SAFETY: SSE is part of x86-64; a prefetch reads nothing and
-            // never faults (the addresses are inside the row anyway).
+            // never faults (the addresses are inside the value anyway).
             unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
+    let _ = value;
 }
 
 /// Every value of `x` (of its rows `rows`) is finite; else the first
@@ -598,8 +598,10 @@ impl Tree {
         // the cache on a full day): each is fetched a few rows ahead.
         const AHEAD: usize = 8;
         for (k, &r) in rows.iter().enumerate() {
-            if let Some(&next) = rows.get(k + AHEAD) {
-                prefetch_row(x.row(next));
+            if let Some(&next) = rows.get(k + AHEAD)
+                && let Some(row) = x.row(next).to_slice()
+            {
+                prefetch(row);
             }
             for (f, v) in x.row(r).iter().enumerate() {
                 values[f * len + k] = *v;

@@ -519,7 +519,7 @@ fn host_fields(h: &HostResult, buf: &mut String, mut field: impl FnMut(&str)) {
 /// several times faster to find. The two agree except at a tie (the exact
 /// value halfway between two shortest decimals: ryu rounds to even, the
 /// standard library up), which is written by the standard library.
-pub fn push_shortest(out: &mut String, v: f64) {
+fn push_shortest(out: &mut String, v: f64) {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         if v == 0.0 && v.is_sign_negative() {
             out.push_str("-0");
@@ -569,10 +569,9 @@ pub fn push_shortest(out: &mut String, v: f64) {
     if negative {
         out.push('-');
     }
+    // (Zero is a whole number, written above: `digits` is not empty.)
     let text = |d| std::str::from_utf8(d).expect("ASCII digits");
-    if digits.is_empty() {
-        out.push('0');
-    } else if point <= 0 {
+    if point <= 0 {
         out.push_str("0.");
         out.extend(std::iter::repeat_n('0', (-point) as usize));
         out.push_str(text(digits));
