@@ -7,7 +7,7 @@
 mod common;
 use common::time;
 
-use latmove::forest::IsolationForestParams;
+use latmove::model::forest::IsolationForestParams;
 use ndarray::Array2;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -22,7 +22,7 @@ fn data(n: usize, d: usize) -> Array2<f64> {
 }
 
 fn main() {
-    let threads = latmove::forest::default_threads();
+    let threads = latmove::util::threads::default_threads();
     println!("| hosts | grow 100 trees (psi = 256) | score every host | threads |");
     println!("|---|---|---|---|");
     for n in [1_000usize, 100_000, 1_000_000] {
@@ -30,7 +30,7 @@ fn main() {
         // Trees only: `auto` skips scoring the training rows for the
         // contamination threshold (that costs one "score every host").
         let params = IsolationForestParams {
-            contamination: latmove::forest::Contamination::Auto,
+            contamination: latmove::model::forest::Contamination::Auto,
             ..Default::default()
         };
         let fit = time(5, || params.fit_threads(x.view(), threads).unwrap());

@@ -9,8 +9,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-use latmove::features::{FULL_FEATURES, FeatureTable};
-use latmove::profile::{FlowRecord, ProfileBuilder, ProfileOptions};
+use latmove::flows::record::FlowRecord;
+use latmove::profile::features::{FULL_FEATURES, FeatureTable};
+use latmove::profile::{ProfileBuilder, ProfileOptions};
 
 fn peak_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")

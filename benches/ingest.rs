@@ -17,8 +17,8 @@ use std::time::Duration;
 mod common;
 use common::{median, time};
 
-use latmove::detect::read_profiles_threads;
 use latmove::profile::ProfileOptions;
+use latmove::profile::read::read_profiles_threads;
 
 /// Records in `[start, end)` of the file, `start` moved to the next line
 /// start (a range owns the lines that begin inside it).
@@ -85,7 +85,7 @@ fn main() {
         latmove::synth::write_day(&cfg, &mut w).unwrap();
     }
     let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
-    let cores = latmove::forest::default_threads();
+    let cores = latmove::util::threads::default_threads();
     let runs = 5;
     let rows = bare_loop(&path, 1);
     assert_eq!(

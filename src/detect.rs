@@ -9,11 +9,12 @@ use linfa::traits::Fit;
 use linfa_preprocessing::linear_scaling::LinearScaler;
 use ndarray::Array2;
 
-use crate::features::{FULL_FEATURES, FeatureDef, FeatureTable};
-use crate::flows::{self, ReadStats};
-use crate::forest::{IsolationForest, IsolationForestParams, Scorer};
+use crate::flows::ReadStats;
 use crate::metrics::{self, Metrics};
-use crate::profile::{FlowRecord, LabelTable, ProfileBuilder, ProfileOptions, Profiles};
+use crate::model::forest::{IsolationForest, IsolationForestParams, Scorer};
+use crate::profile::features::{FULL_FEATURES, FeatureDef, FeatureTable};
+use crate::profile::{ProfileOptions, Profiles};
+use crate::util::threads::{in_tasks, task_ranges};
 
 /// The default `--prior-flows`: a mean per flow counts half when it rests
 /// on this many flows.
@@ -40,13 +41,13 @@ pub struct DetectConfig {
     /// Files to train on instead of the scored files' benign hosts.
     pub train_inputs: Vec<PathBuf>,
     /// Ground truth overriding the per-flow labels (`--truth`).
-    pub truth: Option<crate::truth::Truth>,
+    pub truth: Option<crate::profile::truth::Truth>,
     /// Allowlisted hosts and (host, port) pairs (`--allow`).
-    pub allow: crate::truth::Allowlist,
+    pub allow: crate::allow::Allowlist,
     /// Score with the Zeek-style rule baseline instead of the forest.
     pub rules: bool,
     /// Score with a saved model instead of training (`latmove score`).
-    pub model: Option<crate::model::Model>,
+    pub model: Option<crate::model::file::Model>,
     /// Give each feature family an equal share of the forest's splits
     /// (`--feature-choice family`, the default) instead of each feature.
     pub family_choice: bool,
@@ -69,10 +70,10 @@ impl DetectConfig {
             profile: ProfileOptions::default(),
             score_external: true,
             folds: 5,
-            threads: crate::forest::default_threads(),
+            threads: crate::util::threads::default_threads(),
             train_inputs: Vec::new(),
             truth: None,
-            allow: crate::truth::Allowlist::default(),
+            allow: crate::allow::Allowlist::default(),
             family_choice: true,
             mean_prior: DEFAULT_MEAN_PRIOR,
             rules: false,
@@ -164,167 +165,19 @@ impl Detection {
     }
 }
 
-/// Reads the inputs and builds host profiles with the default options, on
-/// one thread.
-pub fn read_profiles(inputs: &[PathBuf]) -> Result<(Profiles, ReadStats)> {
-    read_profiles_threads(inputs, &ProfileOptions::default(), 1)
-}
-
-/// Flows per batch handed from the parsing thread to the profiling thread.
-const BATCH: usize = 4096;
-
-/// Reads the inputs and builds host profiles. With `threads` >= 2, plain
-/// files are parsed on `threads` threads in byte ranges and profiled on
-/// this one in file order (`flows::parallel`); when any input is gzip,
-/// parsing and profiling run as a two-stage pipeline: this thread parses rows into
-/// owned [`FlowRecord`]s (resolving labels in file order) and hands them in
-/// batches, through a bounded channel, to a thread that owns the profiles.
-/// That thread sees every flow in the order one thread would, so the
-/// profiles (float sums included) are bit-identical to the one-thread run
-/// (tested). A `.gz` input is also inflated on its own thread.
-pub fn read_profiles_threads(
-    inputs: &[PathBuf],
-    options: &ProfileOptions,
-    threads: usize,
-) -> Result<(Profiles, ReadStats)> {
-    let files = flows::expand_inputs(inputs)?;
-    if threads < 2 {
-        let mut builder = ProfileBuilder::with_options(options.clone());
-        let stats = flows::read_flows(&files, |f| builder.add(f))?;
-        return Ok((builder.finish(), stats));
-    }
-    if !files.iter().any(|f| flows::parallel::is_gzip(f)) {
-        return read_plain_sharded(&files, options, threads);
-    }
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<FlowRecord>>(8);
-    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<FlowRecord>>();
-    let opts = options.clone();
-    let worker = std::thread::spawn(move || {
-        let mut builder = ProfileBuilder::with_options(opts);
-        for batch in rx {
-            for r in &batch {
-                builder.add_record(r);
-            }
-            // Return the buffer for reuse (ignored once reading is done).
-            let _ = back_tx.send(batch);
-        }
-        builder
-    });
-    let mut labels = LabelTable::default();
-    let mut batch: Vec<FlowRecord> = Vec::with_capacity(BATCH);
-    let mut send_failed = false;
-    let read = flows::read_flows(&files, |f| {
-        batch.push(FlowRecord::new(f, &mut labels));
-        if batch.len() == BATCH {
-            let next = back_rx
-                .try_recv()
-                .map(|mut b| {
-                    b.clear();
-                    b
-                })
-                .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-            let full = std::mem::replace(&mut batch, next);
-            send_failed |= tx.send(full).is_err();
-        }
-    });
-    if !batch.is_empty() {
-        send_failed |= tx.send(batch).is_err();
-    }
-    drop(tx);
-    let builder = worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("the profiling thread panicked"))?;
-    let stats = read?;
-    anyhow::ensure!(!send_failed, "the profiling thread stopped early");
-    Ok((builder.finish_with_labels(labels), stats))
-}
-
-/// Plain files: parsed on `threads` threads in byte ranges and handed over
-/// in file order (see `flows::parallel`); this thread routes each flow
-/// (orientation, allowlist, destination id: what depends on the order of
-/// all flows) and sends it to one of `threads` profiling threads, chosen by
-/// its initiator, so each host's flows are profiled in file order by one
-/// thread: the profiles are bit-identical to one thread's (tested).
-fn read_plain_sharded(
-    files: &[PathBuf],
-    options: &ProfileOptions,
-    threads: usize,
-) -> Result<(Profiles, ReadStats)> {
-    type Batch = Vec<(FlowRecord, crate::profile::Oriented)>;
-    let shards = threads;
-    let mut router = ProfileBuilder::with_options(options.clone());
-    let mut labels = LabelTable::default();
-    // Batches the shards are done with, reused (fresh ones cost page faults).
-    let spares: std::sync::Mutex<Vec<Batch>> = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        let mut senders = Vec::with_capacity(shards);
-        let mut workers = Vec::with_capacity(shards);
-        for _ in 0..shards {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(16);
-            senders.push(tx);
-            let opts = options.clone();
-            let spares = &spares;
-            workers.push(s.spawn(move || {
-                let mut builder = ProfileBuilder::with_options(opts);
-                for mut batch in rx {
-                    for (r, o) in &batch {
-                        builder.add_routed(r, o);
-                    }
-                    batch.clear();
-                    spares.lock().expect("spares lock").push(batch);
-                }
-                builder.into_sorted()
-            }));
-        }
-        let spare = || {
-            spares
-                .lock()
-                .expect("spares lock")
-                .pop()
-                .unwrap_or_else(|| Vec::with_capacity(BATCH))
-        };
-        let mut batches: Vec<Batch> = (0..shards).map(|_| Vec::with_capacity(BATCH)).collect();
-        let mut send_failed = false;
-        let read = flows::parallel::read_plain_files(files, threads, &mut labels, |r| {
-            if let Some(o) = router.route(r) {
-                let k = o.shard(r, shards);
-                batches[k].push((*r, o));
-                if batches[k].len() == BATCH {
-                    let full = std::mem::replace(&mut batches[k], spare());
-                    send_failed |= senders[k].send(full).is_err();
-                }
-            }
-        });
-        for (tx, batch) in senders.iter().zip(batches) {
-            if !batch.is_empty() {
-                send_failed |= tx.send(batch).is_err();
-            }
-        }
-        drop(senders);
-        let built: Vec<crate::profile::SortedShard> = workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .map_err(|_| anyhow::anyhow!("a profiling thread panicked"))
-            })
-            .collect::<Result<_>>()?;
-        let stats = read?;
-        anyhow::ensure!(!send_failed, "a profiling thread stopped early");
-        Ok((router.finish_shards(built, labels), stats))
-    })
-}
-
 /// Runs the whole pipeline.
 pub fn detect(cfg: &DetectConfig) -> Result<Detection> {
     cfg.forest.validate()?;
     let mut options = cfg.profile.clone();
     options.allow = cfg.allow.clone();
-    let (mut profiles, stats) = read_profiles_threads(&cfg.inputs, &options, cfg.threads)?;
+    let (mut profiles, stats) =
+        crate::profile::read::read_profiles_threads(&cfg.inputs, &options, cfg.threads)?;
     let mut train = if cfg.train_inputs.is_empty() {
         None
     } else {
-        let (t, _) = read_profiles_threads(&cfg.train_inputs, &options, cfg.threads)
-            .context("reading --train files")?;
+        let (t, _) =
+            crate::profile::read::read_profiles_threads(&cfg.train_inputs, &options, cfg.threads)
+                .context("reading --train files")?;
         Some(t)
     };
     for p in std::iter::once(&mut profiles).chain(train.as_mut()) {
@@ -486,7 +339,7 @@ fn score_profiles(
     // used here: the threshold comes from the host scores below. Growing
     // them with `auto` skips scoring every training row once per forest.
     let fit_params = IsolationForestParams {
-        contamination: crate::forest::Contamination::Auto,
+        contamination: crate::model::forest::Contamination::Auto,
         ..params.clone()
     };
     // The full forest (grown on every training entity, or the saved
@@ -561,7 +414,7 @@ fn score_profiles(
             .expect("tasks only for grown forests")
             .grow_trees(range.clone())
     });
-    let mut trees_of: Vec<Vec<crate::forest::Tree>> = vec![Vec::new(); jobs];
+    let mut trees_of: Vec<Vec<crate::model::forest::Tree>> = vec![Vec::new(); jobs];
     for ((j, _), trees) in tree_tasks.iter().zip(grown_trees) {
         trees_of[*j].extend(trees);
     }
@@ -600,8 +453,8 @@ fn score_profiles(
             .score_rows(all.view(), Some(&rows[range.clone()]), 1)
             .map_err(|e| match e {
                 // The position among the job's rows.
-                crate::forest::ForestError::NonFinite { row, column } => {
-                    crate::forest::ForestError::NonFinite {
+                crate::model::forest::ForestError::NonFinite { row, column } => {
+                    crate::model::forest::ForestError::NonFinite {
                         row: row + range.start,
                         column,
                     }
@@ -633,10 +486,10 @@ fn score_profiles(
     let threshold = match cfg.forest.contamination {
         _ if cfg.rules => 0.999_999,
         _ if cfg.model.is_some() => cfg.model.as_ref().map_or(0.5, |m| m.threshold),
-        crate::forest::Contamination::Auto => 0.5,
-        crate::forest::Contamination::Fraction(c) => {
+        crate::model::forest::Contamination::Auto => 0.5,
+        crate::model::forest::Contamination::Fraction(c) => {
             let s: Vec<f64> = train_hosts.iter().map(|&h| host_score(h)).collect();
-            crate::forest::contamination_threshold(&s, c)
+            crate::model::forest::contamination_threshold(&s, c)
         }
     };
     // The forest carries the run's threshold (a saved model shows it).
@@ -768,7 +621,7 @@ fn add_entities<'a>(
         for (i, w) in p.windows.iter().enumerate() {
             // The boxed windows are scattered: each is fetched a few ahead.
             if let Some(ahead) = p.windows.get(i + 8) {
-                crate::forest::prefetch(&ahead.ip);
+                crate::util::prefetch(&ahead.ip);
             }
             while h < p.hosts.len() && p.hosts[h].ip < w.ip {
                 h += 1;
@@ -826,11 +679,11 @@ fn robust_center(
         let column = &by_column[c * n..(c + 1) * n];
         scratch.clear();
         scratch.extend_from_slice(column);
-        let m = crate::forest::median_in_place(&mut scratch);
+        let m = crate::util::stats::median_in_place(&mut scratch);
         scratch.clear();
         scratch.extend(column.iter().map(|v| (v - m).abs()));
         let mean_dev = 1.2533 * scratch.iter().sum::<f64>() / n.max(1) as f64;
-        let mad = 1.4826 * crate::forest::median_in_place(&mut scratch);
+        let mad = 1.4826 * crate::util::stats::median_in_place(&mut scratch);
         med.push(m);
         spread.push(if mad > 0.0 {
             mad
@@ -862,42 +715,4 @@ fn gather_rows(x: &Array2<f64>, rows: &[usize]) -> Array2<f64> {
 /// Signed distance from the benign median in robust units.
 fn robust_units(v: f64, median: f64, spread: f64) -> f64 {
     (v - median) / spread
-}
-
-/// Tasks of at most `size` items over jobs of `(job, items)`: `(job, range)`
-/// in job order, each job's ranges in order.
-fn task_ranges(
-    jobs: impl Iterator<Item = (usize, usize)>,
-    size: usize,
-) -> Vec<(usize, std::ops::Range<usize>)> {
-    jobs.flat_map(|(j, n)| {
-        (0..n)
-            .step_by(size)
-            .map(move |start| (j, start..(start + size).min(n)))
-    })
-    .collect()
-}
-
-/// `f(0)`, ..., `f(n - 1)` on up to `threads` threads, each taking the next
-/// index as it finishes one; the results in index order.
-fn in_tasks<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: std::sync::Mutex<Vec<(usize, T)>> = std::sync::Mutex::new(Vec::with_capacity(n));
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, n.max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= n {
-                        return;
-                    }
-                    let r = f(i);
-                    done.lock().expect("tasks lock").push((i, r));
-                }
-            });
-        }
-    });
-    let mut done = done.into_inner().expect("tasks lock");
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
 }

@@ -2,25 +2,21 @@
 //! sudden fan-out) in network flow records.
 //!
 //! The pipeline: [`flows`] streams flow CSVs, [`profile`] builds one
-//! behaviour profile per source host, [`features`] turns profiles into a
-//! feature table, [`forest`] (a hand-written Isolation Forest) learns benign
-//! hosts and scores every host, [`metrics`] measures the result against the
-//! labels, and [`report`] and [`charts`] write what an analyst reads.
+//! behaviour profile per source host and its feature table, [`model`] (a
+//! hand-written Isolation Forest) learns benign hosts and scores every
+//! host, [`detect`] runs those stages and [`metrics`] measures the result
+//! against the labels, [`output`] writes what an analyst reads, and [`cli`]
+//! holds the commands. `docs/architecture.md` has one line a module.
 
-pub mod alerts;
-pub mod charts;
+pub mod allow;
 pub mod cli;
 pub mod detect;
-pub mod features;
 pub mod flows;
-pub mod forensics;
-pub mod forest;
+mod lists;
 pub mod metrics;
 pub mod model;
 pub mod net;
+pub mod output;
 pub mod profile;
-pub mod report;
-pub mod sets;
 pub mod synth;
-pub mod truth;
-pub mod watch;
+pub mod util;

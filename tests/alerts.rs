@@ -96,7 +96,7 @@ fn cef_alerts_to_stdout_move_the_summary_to_stderr() {
 
 #[test]
 fn cef_escaping_follows_the_specification() {
-    use latmove::alerts::{cef_escape_header, cef_escape_value};
+    use latmove::output::alerts::{cef_escape_header, cef_escape_value};
     assert_eq!(cef_escape_header("a|b"), "a\\|b");
     assert_eq!(cef_escape_header("back\\slash"), "back\\\\slash");
     assert_eq!(cef_escape_value("k=v"), "k\\=v");

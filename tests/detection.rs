@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 
-use latmove::features::{FULL_FEATURES, FeatureTable};
 use latmove::flows::Flow;
 use latmove::net::Network;
+use latmove::profile::features::{FULL_FEATURES, FeatureTable};
 use latmove::profile::{ProfileBuilder, ProfileOptions};
 
 use crate::util::*;

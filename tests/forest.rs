@@ -1,4 +1,4 @@
-use latmove::forest::{
+use latmove::model::forest::{
     Contamination, ForestError, IsolationForestParams, Node, Tree, average_path_length,
     contamination_threshold,
 };
@@ -537,8 +537,8 @@ fn median_by_selection_equals_the_sorted_quantile_bit_for_bit() {
                     }
                 })
                 .collect();
-            let want = latmove::forest::quantile(&v, 0.5);
-            let got = latmove::forest::median_in_place(&mut v.clone());
+            let want = latmove::util::stats::quantile(&v, 0.5);
+            let got = latmove::util::stats::median_in_place(&mut v.clone());
             assert_eq!(want.to_bits(), got.to_bits(), "{v:?}");
         }
     }

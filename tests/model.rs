@@ -1,6 +1,6 @@
 //! Saved models: train once, score many times.
 
-use latmove::model::Model;
+use latmove::model::file::Model;
 
 use crate::util::*;
 

@@ -1,9 +1,9 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use latmove::detect::read_profiles;
 use latmove::flows::SkipReason;
 use latmove::flows::columns::{ColumnMap, Field};
+use latmove::profile::read::read_profiles;
 use latmove::profile::{HostProfile, Profiles};
 
 use crate::util::*;
@@ -343,7 +343,7 @@ fn machine_learning_cve_variant_is_refused_with_the_missing_columns() {
         .unwrap_err()
         .to_string();
     let options = latmove::profile::ProfileOptions::default();
-    let parallel = latmove::detect::read_profiles_threads(&[p], &options, 3).unwrap_err();
+    let parallel = latmove::profile::read::read_profiles_threads(&[p], &options, 3).unwrap_err();
     assert_eq!(
         parallel.to_string(),
         err,
@@ -361,8 +361,8 @@ fn machine_learning_cve_variant_is_refused_with_the_missing_columns() {
 
 #[test]
 fn pipelined_ingest_builds_the_same_profiles_as_one_thread() {
-    use latmove::detect::read_profiles_threads;
     use latmove::profile::ProfileOptions;
+    use latmove::profile::read::read_profiles_threads;
     // The shipped sample (gzip, inflated on its own thread), the real rows
     // when present (plain CSV, several files, labels in many orders), with
     // and without windows; more flows than one batch.
@@ -393,7 +393,7 @@ fn a_truncated_gzip_file_is_an_error_naming_it() {
     let p = dir.path().join("cut.csv.gz");
     std::fs::write(&p, &full[..full.len() / 2]).unwrap();
     for threads in [1, 2] {
-        let err = latmove::detect::read_profiles_threads(
+        let err = latmove::profile::read::read_profiles_threads(
             std::slice::from_ref(&p),
             &latmove::profile::ProfileOptions::default(),
             threads,
@@ -407,7 +407,8 @@ fn a_truncated_gzip_file_is_an_error_naming_it() {
 #[test]
 fn byte_range_ingest_equals_the_sequential_reader_exactly() {
     use latmove::flows::parallel::read_plain_files_in;
-    use latmove::profile::{LabelTable, ProfileBuilder, ProfileOptions};
+    use latmove::flows::record::LabelTable;
+    use latmove::profile::{ProfileBuilder, ProfileOptions};
     // A plain synthetic day (CRLF, empty trap rows), with bad rows planted
     // at known lines, cut into many small byte ranges.
     let dir = tempdir();

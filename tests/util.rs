@@ -101,8 +101,8 @@ pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
 /// statistics are identical, and returns them.
 pub fn read_both(inputs: &[PathBuf]) -> (latmove::profile::Profiles, latmove::flows::ReadStats) {
     let options = latmove::profile::ProfileOptions::default();
-    let (one, s1) = latmove::detect::read_profiles_threads(inputs, &options, 1).unwrap();
-    let (three, s3) = latmove::detect::read_profiles_threads(inputs, &options, 3).unwrap();
+    let (one, s1) = latmove::profile::read::read_profiles_threads(inputs, &options, 1).unwrap();
+    let (three, s3) = latmove::profile::read::read_profiles_threads(inputs, &options, 3).unwrap();
     assert_eq!(one, three, "profiles differ between 1 and 3 threads");
     assert_eq!(
         format!("{s1:?}"),

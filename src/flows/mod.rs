@@ -13,6 +13,7 @@
 
 pub mod columns;
 pub mod parallel;
+pub mod record;
 mod scan;
 pub mod timestamp;
 

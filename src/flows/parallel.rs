@@ -20,12 +20,12 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, mpsc};
 
+use super::record::{FlowRecord, LabelTable};
 use super::scan::{self, Index, RowPlan, SplitRow};
 use super::{
     FileLayout, MAX_PROBLEMS_KEPT, Memo, ReadError, ReadStats, csv_error, csv_reader, progress,
     read_records,
 };
-use crate::profile::{FlowRecord, LabelTable};
 
 /// Target size of one byte range.
 pub const CHUNK_BYTES: u64 = 1 << 20;

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::detect::{DetectConfig, Detection};
-use crate::features::{FULL_FEATURES, FeatureDef};
-use crate::forest::{IsolationForest, IsolationForestParams};
+use crate::model::forest::{IsolationForest, IsolationForestParams};
+use crate::profile::features::{FULL_FEATURES, FeatureDef};
 
 /// What `format` must say.
 pub const FORMAT: &str = "latmove-model";

@@ -4,6 +4,8 @@
 //! parameters; the message names the file, line, column or flag); 3 a CI
 //! gate (`--min-recall`, `--max-fpr`) missed.
 
+pub mod watch;
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,8 +14,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::detect::{self, DetectConfig, Detection};
-use crate::forest::{Contamination, IsolationForestParams};
-use crate::report;
+use crate::model::forest::{Contamination, IsolationForestParams};
+use crate::output::report;
 use crate::synth::{self, SynthConfig};
 
 /// Finds hosts that move laterally (scanners, service sweeps, sudden
@@ -321,7 +323,7 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
         a.prior_flows
     );
     cfg.mean_prior = a.prior_flows;
-    cfg.features = crate::features::feature_set(&a.features)
+    cfg.features = crate::profile::features::feature_set(&a.features)
         .ok_or_else(|| {
             anyhow::anyhow!("--features must be 'full' or 'seed', got '{}'", a.features)
         })?
@@ -342,10 +344,10 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
         other => bail!("--detector must be 'forest' or 'rules', got '{other}'"),
     };
     if let Some(t) = &a.truth {
-        cfg.truth = Some(crate::truth::Truth::from_file(t).context("--truth")?);
+        cfg.truth = Some(crate::profile::truth::Truth::from_file(t).context("--truth")?);
     }
     if let Some(f) = &a.allow {
-        cfg.allow = crate::truth::Allowlist::from_file(f).context("--allow")?;
+        cfg.allow = crate::allow::Allowlist::from_file(f).context("--allow")?;
     }
     if a.threads > 0 {
         cfg.threads = a.threads;
@@ -370,7 +372,7 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
     }
     let d = detect::detect(&cfg)?;
     let files = crate::flows::expand_inputs(&cfg.inputs)?;
-    let model = crate::model::Model::from_detection(&cfg, &d, &files)?;
+    let model = crate::model::file::Model::from_detection(&cfg, &d, &files)?;
     report::write_atomic(&a.model_out, &model.to_json()?)?;
     println!(
         "trained on {} {} ({} rows from {} file(s)); threshold {:.4}; {} features; model saved to {}",
@@ -388,15 +390,15 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
 fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     check_fraction("--min-recall", a.output.min_recall)?;
     check_fraction("--max-fpr", a.output.max_fpr)?;
-    let model = crate::model::Model::load(&a.model)?;
+    let model = crate::model::file::Model::load(&a.model)?;
     let mut cfg = DetectConfig::new(a.inputs.clone());
     cfg.free_profiles = false;
     model.apply_to(&mut cfg)?;
     if let Some(t) = &a.truth {
-        cfg.truth = Some(crate::truth::Truth::from_file(t).context("--truth")?);
+        cfg.truth = Some(crate::profile::truth::Truth::from_file(t).context("--truth")?);
     }
     if let Some(f) = &a.allow {
-        cfg.allow = crate::truth::Allowlist::from_file(f).context("--allow")?;
+        cfg.allow = crate::allow::Allowlist::from_file(f).context("--allow")?;
     }
     if a.threads > 0 {
         cfg.threads = a.threads;
@@ -419,7 +421,7 @@ fn finish(
     write_outputs(d, out_dir, !o.no_charts)?;
     let mut tail = format!("{note}\nOutputs in {}/\n", out_dir.display());
     if let Some(r) = &o.report {
-        crate::forensics::write_report(cfg, d, r, &std::env::args().collect::<Vec<_>>())?;
+        crate::output::forensics::write_report(cfg, d, r, &std::env::args().collect::<Vec<_>>())?;
         tail.push_str(&format!(
             "Forensic report in {}\n",
             r.join("index.md").display()
@@ -437,26 +439,26 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
         );
     }
     let suppress = parse_window(&a.suppress)?.map_or(0.0, f64::from);
-    let cfg = crate::watch::WatchConfig {
-        model: crate::model::Model::load(&a.model)?,
+    let cfg = crate::cli::watch::WatchConfig {
+        model: crate::model::file::Model::load(&a.model)?,
         input: a.input.clone(),
         follow: a.follow,
         suppress_secs: suppress,
         alert_format: a.alert_format.clone(),
         allow: match &a.allow {
-            Some(f) => crate::truth::Allowlist::from_file(f).context("--allow")?,
-            None => crate::truth::Allowlist::default(),
+            Some(f) => crate::allow::Allowlist::from_file(f).context("--allow")?,
+            None => crate::allow::Allowlist::default(),
         },
     };
     let (stats, read) = if a.alerts.as_os_str() == "-" {
-        crate::watch::watch(&cfg, std::io::stdout().lock())?
+        crate::cli::watch::watch(&cfg, std::io::stdout().lock())?
     } else {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&a.alerts)
             .with_context(|| format!("opening {}", a.alerts.display()))?;
-        crate::watch::watch(&cfg, std::io::LineWriter::new(file))?
+        crate::cli::watch::watch(&cfg, std::io::LineWriter::new(file))?
     };
     eprintln!(
         "latmove watch: {} flows ({} rows skipped as malformed or empty), {} windows closed, {} alerts, {} suppressed, {} late and {} untimed flows skipped",
@@ -481,8 +483,8 @@ fn render_alerts(
     format: &str,
 ) -> Result<Option<Vec<u8>>> {
     let bytes = match format {
-        "ecs" => crate::alerts::ecs_ndjson(d),
-        "cef" => crate::alerts::cef_lines(d),
+        "ecs" => crate::output::alerts::ecs_ndjson(d),
+        "cef" => crate::output::alerts::cef_lines(d),
         other => bail!("--alert-format must be 'ecs' or 'cef', got '{other}'"),
     };
     Ok(target.map(|_| bytes))
@@ -528,7 +530,7 @@ pub fn write_outputs(d: &Detection, dir: &std::path::Path, charts: bool) -> Resu
     let (scores, others, drawn) = std::thread::scope(|s| {
         let drawn = s.spawn(|| {
             if charts {
-                crate::charts::draw_all(d, dir).map(drop)
+                crate::output::charts::draw_all(d, dir).map(drop)
             } else {
                 Ok(())
             }

@@ -347,23 +347,11 @@ impl FeatureTable {
             // Blocks of rows handed to whichever thread is free: a few busy
             // hosts' windows cost far more than the rest.
             const BLOCK: usize = 256;
-            let blocks = std::sync::Mutex::new(
-                values
-                    .axis_chunks_iter_mut(ndarray::Axis(0), BLOCK)
-                    .zip(support.axis_chunks_iter_mut(ndarray::Axis(0), BLOCK))
-                    .zip(profiles.chunks(BLOCK)),
-            );
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|| {
-                        loop {
-                            let next = blocks.lock().expect("blocks lock").next();
-                            let Some((rows, ps)) = next else { break };
-                            fill(rows, ps);
-                        }
-                    });
-                }
-            });
+            let blocks = values
+                .axis_chunks_iter_mut(ndarray::Axis(0), BLOCK)
+                .zip(support.axis_chunks_iter_mut(ndarray::Axis(0), BLOCK))
+                .zip(profiles.chunks(BLOCK));
+            crate::util::threads::for_each_shared(blocks, threads, |(rows, ps)| fill(rows, ps));
         }
         FeatureTable {
             defs: defs.to_vec(),
@@ -398,7 +386,7 @@ impl FeatureTable {
     }
 
     /// A family number per column (families numbered in order of first
-    /// appearance), for [`crate::forest::IsolationForestParams::feature_families`].
+    /// appearance), for [`crate::model::forest::IsolationForestParams::feature_families`].
     pub fn families(defs: &[FeatureDef]) -> Vec<u32> {
         let mut seen: Vec<&str> = Vec::new();
         defs.iter()

@@ -25,7 +25,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::detect::{DetectConfig, detect_with_training};
 use crate::flows::{Flow, ReadStats};
-use crate::model::Model;
+use crate::model::file::Model;
 use crate::profile::ProfileBuilder;
 
 /// What `watch` does.
@@ -36,7 +36,7 @@ pub struct WatchConfig {
     pub follow: bool,
     pub suppress_secs: f64,
     pub alert_format: String,
-    pub allow: crate::truth::Allowlist,
+    pub allow: crate::allow::Allowlist,
 }
 
 /// Counters reported at the end (and on the status line).
@@ -153,9 +153,9 @@ impl<W: Write> State<'_, W> {
             }
             self.last_alert.insert(h.ip, (end, h.score));
             let line = match self.cfg.alert_format.as_str() {
-                "cef" => crate::alerts::cef_line(&d, h),
+                "cef" => crate::output::alerts::cef_line(&d, h),
                 _ => {
-                    let mut v = serde_json::to_vec(&crate::alerts::ecs_alert(&d, h))?;
+                    let mut v = serde_json::to_vec(&crate::output::alerts::ecs_alert(&d, h))?;
                     v.push(b'\n');
                     v
                 }

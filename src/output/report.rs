@@ -598,7 +598,7 @@ pub fn host_scores_csv(d: &Detection) -> Result<Vec<u8>> {
     let per = d
         .hosts
         .len()
-        .div_ceil(crate::forest::default_threads())
+        .div_ceil(crate::util::threads::default_threads())
         .max(256);
     let render = |hosts: &[HostResult]| -> Result<Vec<u8>> {
         let mut w = csv::Writer::from_writer(Vec::with_capacity(hosts.len() * 256));
@@ -667,7 +667,7 @@ struct MetricsJson<'a> {
     negative_durations: u64,
     unrecognised_timestamps: u64,
     features: &'a [&'static str],
-    params: &'a crate::forest::IsolationForestParams,
+    params: &'a crate::model::forest::IsolationForestParams,
     subsample: usize,
     detector: &'static str,
     window_secs: Option<u32>,

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::detect::{DetectConfig, Detection, HostResult};
 use crate::flows::timestamp::format_timestamp;
-use crate::report::{explain, sentence, write_atomic};
+use crate::output::report::{explain, sentence, write_atomic};
 
 /// One contributing flow, oriented to the flagged host.
 #[derive(Debug, Clone)]
@@ -123,7 +123,7 @@ pub fn write_report(
     let inputs: Vec<serde_json::Value> = files
         .iter()
         .map(|f| {
-            let (sha, bytes) = crate::model::sha256_file(f)?;
+            let (sha, bytes) = crate::model::file::sha256_file(f)?;
             Ok(json!({"path": f.display().to_string(), "sha256": sha, "bytes": bytes}))
         })
         .collect::<Result<_>>()?;
@@ -228,7 +228,7 @@ fn host_page(
         let _ = writeln!(
             md,
             "| {n} | {} | {:+.1} |",
-            crate::report::fmt_value(h.features[j]),
+            crate::output::report::fmt_value(h.features[j]),
             h.robust_z[j]
         );
     }
@@ -282,30 +282,30 @@ fn timeline(h: &HostResult, flows: &[Contrib], path: &Path) -> Result<()> {
         return Ok(());
     };
     let ymax = per_min.values().map(|v| v.0.max(v.1)).max().unwrap_or(1) as f64 * 1.15 + 1.0;
-    crate::charts::draw_png_pub(path, (1100, 420), |root| {
+    crate::output::charts::draw_png_pub(path, (1100, 420), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
                     "{}: flows and new (host, port) destinations per minute",
                     h.ip
                 ),
-                (crate::charts::FAMILY, 20),
+                (crate::output::charts::FAMILY, 20),
             )
             .margin(14)
             .x_label_area_size(45)
             .y_label_area_size(60)
             .build_cartesian_2d(m0 as f64..(m1 + 1) as f64, 0f64..ymax)
-            .map_err(crate::charts::err)?;
+            .map_err(crate::output::charts::err)?;
         chart
             .configure_mesh()
             .x_desc("time (flow files' clock)")
             .y_desc("per minute")
-            .y_label_formatter(&|v| crate::report::fmt_value(v.round()))
+            .y_label_formatter(&|v| crate::output::report::fmt_value(v.round()))
             .x_labels(8)
             .x_label_formatter(&|m| format_timestamp(m * 60.0)[11..16].to_string())
-            .label_style((crate::charts::FAMILY, 13))
+            .label_style((crate::output::charts::FAMILY, 13))
             .draw()
-            .map_err(crate::charts::err)?;
+            .map_err(crate::output::charts::err)?;
         let grey = RGBColor(150, 150, 150);
         let red = RGBColor(200, 30, 30);
         chart
@@ -315,7 +315,7 @@ fn timeline(h: &HostResult, flows: &[Contrib], path: &Path) -> Result<()> {
                     grey.mix(0.7).filled(),
                 )
             }))
-            .map_err(crate::charts::err)?
+            .map_err(crate::output::charts::err)?
             .label("flows")
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], grey.filled()));
         chart
@@ -323,17 +323,17 @@ fn timeline(h: &HostResult, flows: &[Contrib], path: &Path) -> Result<()> {
                 per_min.iter().map(|(m, v)| (*m as f64 + 0.45, v.1 as f64)),
                 red.stroke_width(2),
             ))
-            .map_err(crate::charts::err)?
+            .map_err(crate::output::charts::err)?
             .label("new destinations")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], red.stroke_width(2)));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
-            .label_font((crate::charts::FAMILY, 14))
+            .label_font((crate::output::charts::FAMILY, 14))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
-            .map_err(crate::charts::err)?;
+            .map_err(crate::output::charts::err)?;
         Ok(())
     })
 }

@@ -1,8 +1,7 @@
-//! Analyst-supplied lists: ground truth (`--truth`) and the allowlist
-//! (`--allow`).
+//! Ground truth per host (`--truth`), overriding the per-flow labels.
 //!
-//! Truth file, one host per line (`#` starts a comment; a header line
-//! starting with `ip` is skipped):
+//! One host per line (`#` starts a comment; a header line starting with
+//! `ip` is skipped):
 //!
 //! ```text
 //! ip[,start,end][,label]
@@ -14,21 +13,14 @@
 //! its flows' labels say; `BENIGN` makes it benign. With a time range, the
 //! line applies only when the host was seen within it. Hosts not listed
 //! keep the per-flow rule.
-//!
-//! Allowlist, one entry per line: an IP or CIDR, optionally followed by
-//! ports (`10.0.0.9` or `10.0.0.20/32 161,162`). An entry without ports
-//! allows the host: it is scored and reported in its own section, never
-//! flagged, never trained on. An entry with ports drops the host's flows to
-//! those ports before profiling (a monitoring poller's SNMP), and counts
-//! them.
 
 use std::net::IpAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::flows::timestamp::parse_timestamp;
-use crate::net::Cidr;
+use crate::lists::{lines, parse_file};
 use crate::profile::Profiles;
 
 /// One line of a truth file.
@@ -44,20 +36,6 @@ pub struct TruthEntry {
 #[derive(Debug, Clone, Default)]
 pub struct Truth {
     pub entries: Vec<TruthEntry>,
-}
-
-fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.split('#').next().unwrap_or("").trim()))
-        .filter(|(_, l)| !l.is_empty())
-}
-
-/// Reads `path` and parses it, naming the file in errors.
-fn parse_file<T>(path: &Path, parse: fn(&str) -> Result<T>) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse(&text).with_context(|| format!("in {}", path.display()))
 }
 
 impl Truth {
@@ -133,65 +111,6 @@ impl Truth {
     }
 }
 
-/// One allowlist line.
-#[derive(Debug, Clone)]
-pub struct AllowEntry {
-    pub net: Cidr,
-    /// Empty: the whole host.
-    pub ports: Vec<u16>,
-}
-
-/// Known scanners, backup servers, pollers.
-#[derive(Debug, Clone, Default)]
-pub struct Allowlist {
-    pub entries: Vec<AllowEntry>,
-}
-
-impl Allowlist {
-    pub fn from_file(path: &Path) -> Result<Allowlist> {
-        parse_file(path, Allowlist::parse)
-    }
-
-    pub fn parse(text: &str) -> Result<Allowlist> {
-        let mut entries = Vec::new();
-        for (n, line) in lines(text) {
-            let mut parts = line.splitn(2, [' ', '\t']);
-            let net: Cidr = parts
-                .next()
-                .unwrap_or("")
-                .parse()
-                .map_err(|e| anyhow::anyhow!("line {n}: {e}"))?;
-            let ports = match parts.next() {
-                None => Vec::new(),
-                Some(p) => p
-                    .split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(|s| {
-                        s.parse::<u16>()
-                            .map_err(|_| anyhow::anyhow!("line {n}: '{s}' is not a port"))
-                    })
-                    .collect::<Result<_>>()?,
-            };
-            entries.push(AllowEntry { net, ports });
-        }
-        Ok(Allowlist { entries })
-    }
-
-    /// The whole host is allowlisted.
-    pub fn host_allowed(&self, ip: IpAddr) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.ports.is_empty() && e.net.contains(ip))
-    }
-
-    /// Flows from `src` to `port` are allowlisted.
-    pub fn flow_allowed(&self, src: IpAddr, port: u16) -> bool {
-        self.entries
-            .iter()
-            .any(|e| !e.ports.is_empty() && e.ports.contains(&port) && e.net.contains(src))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,11 +123,5 @@ mod tests {
         assert!(t.entries[0].start.is_some());
         assert_eq!(t.entries[1].label, "attack");
         assert!(Truth::parse("nope").is_err());
-        let a = Allowlist::parse("10.0.0.9\n10.0.1.0/24 161,162\n").unwrap();
-        assert!(a.host_allowed("10.0.0.9".parse().unwrap()));
-        assert!(!a.host_allowed("10.0.1.5".parse().unwrap()));
-        assert!(a.flow_allowed("10.0.1.5".parse().unwrap(), 161));
-        assert!(!a.flow_allowed("10.0.1.5".parse().unwrap(), 22));
-        assert!(Allowlist::parse("10.0.0.9 http").is_err());
     }
 }

@@ -31,6 +31,9 @@ use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
+use crate::util::prefetch;
+use crate::util::threads::{default_threads, in_chunks};
+
 /// Euler-Mascheroni constant.
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
@@ -335,28 +338,6 @@ impl ForestPlan<'_> {
     }
 }
 
-/// Asks the CPU to bring every cache line of `value` in (a hint: nothing
-/// is read and nothing changes if it is ignored).
-#[inline(always)]
-pub(crate) fn prefetch<T: ?Sized>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let bytes = std::mem::size_of_val(value);
-        let start = (value as *const T).cast::<i8>();
-        for offset in (0..bytes)
-            .step_by(64)
-            .chain(std::iter::once(bytes.saturating_sub(1)))
-        {
-            // SAFETY: SSE is part of x86-64; a prefetch reads nothing and
-            // never faults (the addresses are inside the value anyway).
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
-
 /// Every value of `x` (of its rows `rows`) is finite; else the first
 /// that is not, its row counted in `rows`.
 fn check_finite(x: ArrayView2<'_, f64>, rows: Option<&[usize]>) -> Result<(), ForestError> {
@@ -382,38 +363,6 @@ fn check_finite(x: ArrayView2<'_, f64>, rows: Option<&[usize]>) -> Result<(), Fo
         }
     }
     Ok(())
-}
-
-/// The machine's core count (1 when unknown).
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Maps `0..n` in up to `threads` contiguous chunks on scoped threads and
-/// concatenates the results in order.
-fn in_chunks<T: Send>(
-    n: usize,
-    threads: usize,
-    f: impl Fn(std::ops::Range<usize>) -> Vec<T> + Sync,
-) -> Vec<T> {
-    let threads = threads.clamp(1, n.max(1));
-    if threads == 1 {
-        return f(0..n);
-    }
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n)
-            .step_by(chunk)
-            .map(|start| {
-                let f = &f;
-                scope.spawn(move || f(start..(start + chunk).min(n)))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("forest worker panicked"))
-            .collect()
-    })
 }
 
 /// Uniform integer in `0..n` (n > 0) by Lemire's multiply-and-reject method.
@@ -516,41 +465,6 @@ pub fn contamination_threshold(scores: &[f64], c: f64) -> f64 {
     v.get(k.min(v.len().saturating_sub(1)))
         .copied()
         .unwrap_or(f64::NAN)
-}
-
-/// The median as [`quantile`]`(values, 0.5)` gives it, bit for bit, by
-/// selection instead of a full sort (reorders `values`).
-pub fn median_in_place(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let pos = 0.5 * (values.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let (_, a, rest) = values.select_nth_unstable_by(lo, f64::total_cmp);
-    let a = *a;
-    let b = if pos.ceil() as usize == lo {
-        a
-    } else {
-        rest.iter()
-            .copied()
-            .min_by(f64::total_cmp)
-            .expect("an even count has a value above the lower middle")
-    };
-    // The same arithmetic as `quantile`, even when b == a (-0 + 0 is 0).
-    a + (b - a) * (pos - lo as f64)
-}
-
-/// `q`-quantile with linear interpolation (numpy's default).
-pub fn quantile(values: &[f64], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
 /// A node of a flat tree.

@@ -3,16 +3,22 @@
 //! A profile keeps counters and the sets of distinct destinations and
 //! ports, so memory grows with the number of hosts and distinct
 //! (host, destination) pairs, never with the number of rows. Features are
-//! computed from profiles in [`crate::features`]; adding a feature means
+//! computed from profiles in [`crate::profile::features`]; adding a feature means
 //! adding state here (if it needs any) and a definition there, without
 //! touching the reader or the forest.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 
-use crate::flows::{Flow, is_benign_label};
+pub mod features;
+pub mod read;
+pub mod sets;
+pub mod truth;
+
+use crate::flows::Flow;
+use crate::flows::record::{FlowRecord, LabelTable};
 use crate::net::{self, Network};
-use crate::sets::{FlatCounts, FlatSet};
+use sets::{FlatCounts, FlatSet};
 
 /// Width of the time windows behind the `peak_5min_*` features (seconds).
 pub const PEAK_WINDOW_SECS: f64 = 300.0;
@@ -28,7 +34,7 @@ pub struct ProfileOptions {
     /// seconds (`--window`).
     pub window_secs: Option<u32>,
     /// Flows to drop before profiling (allowlist entries with ports).
-    pub allow: crate::truth::Allowlist,
+    pub allow: crate::allow::Allowlist,
 }
 
 impl Default for ProfileOptions {
@@ -37,7 +43,7 @@ impl Default for ProfileOptions {
             orient: true,
             network: Network::default(),
             window_secs: None,
-            allow: crate::truth::Allowlist::default(),
+            allow: crate::allow::Allowlist::default(),
         }
     }
 }
@@ -236,145 +242,6 @@ pub struct ProfileBuilder {
     allowed_flows: u64,
     labels: LabelTable,
 }
-
-/// Attack label texts and their ids, in order of first appearance.
-#[derive(Debug, Default)]
-pub struct LabelTable {
-    labels: Vec<String>,
-    raw: Vec<Vec<u8>>,
-    ids: HashMap<Vec<u8>, u32>,
-}
-
-impl LabelTable {
-    /// The label texts, by id.
-    pub fn texts(&self) -> &[String] {
-        &self.labels
-    }
-
-    /// The label bytes as read, by id.
-    pub fn raw(&self, id: u32) -> &[u8] {
-        &self.raw[id as usize]
-    }
-
-    /// `None` for no label, `Some(None)` for BENIGN, `Some(Some(id))` for
-    /// an attack label.
-    pub fn classify(&mut self, label: Option<&[u8]>) -> Option<Option<u32>> {
-        let l = label?;
-        // The common spelling first (most rows), then any case and spacing.
-        if l == b"BENIGN" || is_benign_label(l) {
-            return Some(None);
-        }
-        Some(Some(match self.ids.get(l) {
-            Some(id) => *id,
-            None => {
-                let id = self.labels.len() as u32;
-                self.labels.push(String::from_utf8_lossy(l).into_owned());
-                self.raw.push(l.to_vec());
-                self.ids.insert(l.to_vec(), id);
-                id
-            }
-        }))
-    }
-}
-
-/// A flow with what profiling needs, owned (no borrowed cells) so it can
-/// cross threads; its label already resolved by a [`LabelTable`]. The
-/// seven numbers are stored bare with a bit each saying whether the file
-/// gave them (112 bytes a flow instead of 160 with an `Option` each: every
-/// flow is copied from the parsing threads to the profiling ones).
-#[derive(Debug, Clone, Copy)]
-pub struct FlowRecord {
-    pub src_ip: IpAddr,
-    pub src_port: Option<u16>,
-    pub dst_ip: IpAddr,
-    pub dst_port: u16,
-    /// See [`LabelTable::classify`].
-    pub label: Option<Option<u32>>,
-    /// Timestamp, duration (µs), forward and backward packets, forward and
-    /// backward bytes, RST flags; bit `i` of `given` says whether
-    /// `numbers[i]` was.
-    numbers: [f64; 7],
-    given: u8,
-}
-
-/// The numbers of a [`FlowRecord`], in its order.
-pub const FLOW_NUMBERS: usize = 7;
-
-impl FlowRecord {
-    pub fn new(flow: &Flow<'_>, labels: &mut LabelTable) -> FlowRecord {
-        FlowRecord::from_parts(
-            (flow.src_ip, flow.src_port),
-            (flow.dst_ip, flow.dst_port),
-            [
-                flow.timestamp,
-                flow.duration_us,
-                flow.fwd_packets,
-                flow.bwd_packets,
-                flow.fwd_bytes,
-                flow.bwd_bytes,
-                flow.rst_flags,
-            ],
-            labels.classify(flow.label),
-        )
-    }
-
-    /// A record from its parts: the numbers in the order of the accessors
-    /// below (timestamp, duration, forward and backward packets, forward
-    /// and backward bytes, RST flags).
-    pub fn from_parts(
-        (src_ip, src_port): (IpAddr, Option<u16>),
-        (dst_ip, dst_port): (IpAddr, u16),
-        numbers: [Option<f64>; FLOW_NUMBERS],
-        label: Option<Option<u32>>,
-    ) -> FlowRecord {
-        let mut given = 0u8;
-        let mut bare = [0.0; FLOW_NUMBERS];
-        for (i, n) in numbers.iter().enumerate() {
-            if let Some(v) = n {
-                bare[i] = *v;
-                given |= 1 << i;
-            }
-        }
-        FlowRecord {
-            src_ip,
-            src_port,
-            dst_ip,
-            dst_port,
-            label,
-            numbers: bare,
-            given,
-        }
-    }
-
-    #[inline]
-    fn number(&self, i: usize) -> Option<f64> {
-        (self.given >> i & 1 == 1).then_some(self.numbers[i])
-    }
-
-    pub fn timestamp(&self) -> Option<f64> {
-        self.number(0)
-    }
-    pub fn duration_us(&self) -> Option<f64> {
-        self.number(1)
-    }
-    pub fn fwd_packets(&self) -> Option<f64> {
-        self.number(2)
-    }
-    pub fn bwd_packets(&self) -> Option<f64> {
-        self.number(3)
-    }
-    pub fn fwd_bytes(&self) -> Option<f64> {
-        self.number(4)
-    }
-    pub fn bwd_bytes(&self) -> Option<f64> {
-        self.number(5)
-    }
-    pub fn rst_flags(&self) -> Option<f64> {
-        self.number(6)
-    }
-}
-
-const _: () = assert!(std::mem::size_of::<FlowRecord>() == 112);
 
 impl ProfileBuilder {
     pub fn new() -> ProfileBuilder {
@@ -596,7 +463,7 @@ impl ProfileBuilder {
             windows,
             window_secs: self.options.window_secs,
             allowed_flows: self.allowed_flows,
-            labels: self.labels.labels,
+            labels: self.labels.into_texts(),
         }
     }
 }

@@ -19,8 +19,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::detect::{Detection, HostResult};
-use crate::forest::quantile;
-use crate::report::fmt_value;
+use crate::output::report::fmt_value;
+use crate::util::stats::quantile;
 
 static FONT: &[u8] = include_bytes!("assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -85,7 +85,7 @@ fn draw_png(
     drawn.map_err(|e| e.context(format!("drawing {}", path.display())))?;
     let png = encode_png(&pixels, width, height)
         .map_err(|e| anyhow!("encoding {}: {e}", path.display()))?;
-    crate::report::write_atomic(path, &png)
+    crate::output::report::write_atomic(path, &png)
 }
 
 /// RGB pixels as a PNG: one filter for every row (Paeth) and fast
@@ -371,7 +371,7 @@ fn chart_features(d: &Detection, flagged: &[&HostResult], max: usize) -> Vec<usi
     let mut votes = vec![0usize; nf];
     let mut far = vec![0f64; nf];
     for h in flagged.iter().take(10) {
-        for &j in crate::report::top_reasons(h).iter().take(3) {
+        for &j in crate::output::report::top_reasons(h).iter().take(3) {
             votes[j] += 1;
         }
         for (f, z) in far.iter_mut().zip(&h.robust_z) {

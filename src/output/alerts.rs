@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::detect::{Detection, HostResult};
 use crate::flows::timestamp::format_timestamp;
-use crate::report::{explain, sentence};
+use crate::output::report::{explain, sentence};
 
 fn iso(t: Option<f64>) -> Option<String> {
     t.map(|t| format_timestamp(t).replace(' ', "T"))
