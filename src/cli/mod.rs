@@ -14,6 +14,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::detect::{self, DetectConfig, Detection};
+use crate::model::detector::DetectorKind;
+use crate::model::file::{InputFile, Model, TrainingInfo, sha256_file};
 use crate::model::forest::{Contamination, IsolationForestParams};
 use crate::output::report;
 use crate::synth::{self, SynthConfig};
@@ -80,7 +82,7 @@ pub struct DetectArgs {
     /// flows are pulled toward the benign median by the weight n/(n+K)
     /// before scoring, so one large download in a quiet window does not
     /// make it unique; 0 scores them raw.
-    #[arg(long, default_value_t = crate::detect::DEFAULT_MEAN_PRIOR, value_name = "K")]
+    #[arg(long, default_value_t = crate::model::preprocess::DEFAULT_MEAN_PRIOR, value_name = "K")]
     pub prior_flows: f64,
     /// Score with scikit-learn's path lengths exactly, instead of the
     /// range-aware expected path length (which also isolates values beyond
@@ -303,7 +305,7 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
     let mut cfg = DetectConfig::new(a.inputs.clone());
     // The command exits once the outputs are written.
     cfg.free_profiles = false;
-    cfg.forest = IsolationForestParams {
+    cfg.detector.forest = IsolationForestParams {
         n_trees: a.trees,
         max_samples: a.max_samples,
         contamination,
@@ -311,18 +313,18 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
         range_aware: !a.sklearn_paths,
         feature_families: Vec::new(),
     };
-    cfg.family_choice = match a.feature_choice.as_str() {
+    cfg.detector.family_choice = match a.feature_choice.as_str() {
         "family" => true,
         "uniform" => false,
         other => bail!("--feature-choice must be 'family' or 'uniform', got '{other}'"),
     };
-    cfg.folds = a.folds;
+    cfg.cross_fit.folds = a.folds;
     anyhow::ensure!(
         a.prior_flows.is_finite() && a.prior_flows >= 0.0,
         "--prior-flows must be a number of flows, 0 or more, got {}",
         a.prior_flows
     );
-    cfg.mean_prior = a.prior_flows;
+    cfg.preprocessing.mean_prior = a.prior_flows;
     cfg.features = crate::profile::features::feature_set(&a.features)
         .ok_or_else(|| {
             anyhow::anyhow!("--features must be 'full' or 'seed', got '{}'", a.features)
@@ -338,9 +340,9 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
     };
     cfg.profile.window_secs = parse_window(&a.window)?;
     cfg.train_inputs = a.train.clone();
-    cfg.rules = match a.detector.as_str() {
-        "forest" => false,
-        "rules" => true,
+    cfg.detector.kind = match a.detector.as_str() {
+        "forest" => DetectorKind::Forest,
+        "rules" => DetectorKind::Rules,
         other => bail!("--detector must be 'forest' or 'rules', got '{other}'"),
     };
     if let Some(t) = &a.truth {
@@ -352,7 +354,7 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
     if a.threads > 0 {
         cfg.threads = a.threads;
     }
-    cfg.forest.validate()?;
+    cfg.detector.forest.validate()?;
     Ok(cfg)
 }
 
@@ -367,12 +369,17 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
         bail!("train: give the training files as inputs, not with --train");
     }
     let cfg = detect_config(&a.detect)?;
-    if cfg.rules {
+    if cfg.detector.kind == DetectorKind::Rules {
         bail!("train: the rule baseline (--detector rules) has no model to save");
     }
     let d = detect::detect(&cfg)?;
     let files = crate::flows::expand_inputs(&cfg.inputs)?;
-    let model = crate::model::file::Model::from_detection(&cfg, &d, &files)?;
+    let model = Model::new(
+        d.fitted(),
+        &cfg.profile,
+        cfg.score_external,
+        training_info(&d, &files)?,
+    );
     report::write_atomic(&a.model_out, &model.to_json()?)?;
     println!(
         "trained on {} {} ({} rows from {} file(s)); threshold {:.4}; {} features; model saved to {}",
@@ -390,10 +397,9 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
 fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     check_fraction("--min-recall", a.output.min_recall)?;
     check_fraction("--max-fpr", a.output.max_fpr)?;
-    let model = crate::model::file::Model::load(&a.model)?;
-    let mut cfg = DetectConfig::new(a.inputs.clone());
+    let model = Model::load(&a.model)?;
+    let mut cfg = model_config(a.inputs.clone(), &model)?;
     cfg.free_profiles = false;
-    model.apply_to(&mut cfg)?;
     if let Some(t) = &a.truth {
         cfg.truth = Some(crate::profile::truth::Truth::from_file(t).context("--truth")?);
     }
@@ -406,6 +412,45 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     let d = detect::detect(&cfg)?;
     let note = format!("\nScored with model {}.", a.model.display());
     finish(&cfg, &d, &a.out, &a.output, note)
+}
+
+/// Where a model's training came from: the files (with SHA-256), rows,
+/// hosts and parameters.
+fn training_info(d: &Detection, files: &[PathBuf]) -> Result<TrainingInfo> {
+    let inputs = files
+        .iter()
+        .map(|f| {
+            let (sha256, bytes) = sha256_file(f)?;
+            Ok(InputFile {
+                path: f.display().to_string(),
+                sha256,
+                bytes,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(TrainingInfo {
+        inputs,
+        rows: d.stats.rows,
+        flows: d.stats.flows,
+        hosts: d.hosts.len(),
+        training_hosts: d.training_hosts,
+        training_set: d.training_set.to_string(),
+        cross_fit_folds: d.folds,
+        params: d.params.clone(),
+    })
+}
+
+/// The detection configuration that scores `inputs` with `model`: its
+/// features, profiling, parameters and fitted stages.
+pub(crate) fn model_config(inputs: Vec<PathBuf>, model: &Model) -> Result<DetectConfig> {
+    let mut cfg = DetectConfig::new(inputs);
+    cfg.features = model.feature_defs()?;
+    cfg.profile = model.profile_options()?;
+    cfg.score_external = model.score_external;
+    cfg.detector.forest = model.training.params.clone();
+    cfg.preprocessing.mean_prior = model.mean_prior;
+    cfg.fitted = Some(model.fitted());
+    Ok(cfg)
 }
 
 /// Writes the outputs, alerts and report of a detection, prints the
@@ -440,7 +485,7 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
     }
     let suppress = parse_window(&a.suppress)?.map_or(0.0, f64::from);
     let cfg = crate::cli::watch::WatchConfig {
-        model: crate::model::file::Model::load(&a.model)?,
+        model: Model::load(&a.model)?,
         input: a.input.clone(),
         follow: a.follow,
         suppress_secs: suppress,

@@ -10,14 +10,16 @@
 //! it.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::detect::{DetectConfig, Detection};
+use crate::model::Fitted;
 use crate::model::forest::{IsolationForest, IsolationForestParams};
+use crate::model::preprocess::Preprocessor;
+use crate::profile::ProfileOptions;
 use crate::profile::features::{FULL_FEATURES, FeatureDef};
 
 /// What `format` must say.
@@ -92,55 +94,44 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
 }
 
 impl Model {
-    /// The model a detection (run on the training files) fitted.
-    pub fn from_detection(cfg: &DetectConfig, d: &Detection, files: &[PathBuf]) -> Result<Model> {
-        if d.rules {
-            bail!("the rule baseline has no model to save");
-        }
-        let inputs = files
-            .iter()
-            .map(|f| {
-                let (sha256, bytes) = sha256_file(f)?;
-                Ok(InputFile {
-                    path: f.display().to_string(),
-                    sha256,
-                    bytes,
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Model {
+    /// A model of a fitted pipeline, the profiling it was fitted with and
+    /// where it came from.
+    pub fn new(
+        fitted: Fitted,
+        profile: &ProfileOptions,
+        score_external: bool,
+        training: TrainingInfo,
+    ) -> Model {
+        let Fitted {
+            features,
+            preprocessor,
+            forest,
+            threshold,
+            training_hosts: _,
+        } = fitted;
+        Model {
             format: FORMAT.to_string(),
             model_version: MODEL_VERSION,
             latmove_version: env!("CARGO_PKG_VERSION").to_string(),
-            features: d.feature_names.iter().map(|s| s.to_string()).collect(),
-            window_secs: cfg.profile.window_secs,
-            orient: cfg.profile.orient,
-            internal: cfg
-                .profile
+            features,
+            window_secs: profile.window_secs,
+            orient: profile.orient,
+            internal: profile
                 .network
                 .internal
                 .iter()
                 .map(|c| c.to_string())
                 .collect(),
-            score_external: cfg.score_external,
-            offsets: d.offsets.clone(),
-            scales: d.scales.clone(),
-            medians: d.medians.clone(),
-            spreads: d.spreads.clone(),
-            mean_prior: d.mean_prior,
-            forest: d.forest.clone(),
-            threshold: d.threshold,
-            training: TrainingInfo {
-                inputs,
-                rows: d.stats.rows,
-                flows: d.stats.flows,
-                hosts: d.hosts.len(),
-                training_hosts: d.training_hosts,
-                training_set: d.training_set.to_string(),
-                cross_fit_folds: d.folds,
-                params: d.params.clone(),
-            },
-        })
+            score_external,
+            offsets: preprocessor.offsets,
+            scales: preprocessor.scales,
+            medians: preprocessor.medians,
+            spreads: preprocessor.spreads,
+            mean_prior: preprocessor.mean_prior,
+            forest,
+            threshold,
+            training,
+        }
     }
 
     pub fn to_json(&self) -> Result<Vec<u8>> {
@@ -203,17 +194,32 @@ impl Model {
             .collect()
     }
 
-    /// A detection configuration that reproduces the model's profiling.
-    pub fn apply_to(&self, cfg: &mut DetectConfig) -> Result<()> {
-        cfg.features = self.feature_defs()?;
-        cfg.profile.window_secs = self.window_secs;
-        cfg.profile.orient = self.orient;
-        cfg.profile.network.internal = crate::net::parse_cidrs(&self.internal.join(","))
+    /// The profiling the model was trained with (no allowlist).
+    pub fn profile_options(&self) -> Result<ProfileOptions> {
+        let internal = crate::net::parse_cidrs(&self.internal.join(","))
             .map_err(|e| anyhow::anyhow!("model's internal networks: {e}"))?;
-        cfg.score_external = self.score_external;
-        cfg.forest = self.training.params.clone();
-        cfg.mean_prior = self.mean_prior;
-        cfg.model = Some(self.clone());
-        Ok(())
+        Ok(ProfileOptions {
+            orient: self.orient,
+            network: crate::net::Network { internal },
+            window_secs: self.window_secs,
+            ..ProfileOptions::default()
+        })
+    }
+
+    /// The fitted pipeline the model holds.
+    pub fn fitted(&self) -> Fitted {
+        Fitted {
+            features: self.features.clone(),
+            preprocessor: Preprocessor {
+                offsets: self.offsets.clone(),
+                scales: self.scales.clone(),
+                medians: self.medians.clone(),
+                spreads: self.spreads.clone(),
+                mean_prior: self.mean_prior,
+            },
+            forest: self.forest.clone(),
+            threshold: self.threshold,
+            training_hosts: self.training.training_hosts,
+        }
     }
 }

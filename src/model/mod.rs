@@ -1,6 +1,37 @@
-//! Learning what normal looks like and scoring against it: the
-//! hand-written Isolation Forest ([`forest`]) and the saved model file
-//! ([`file`]).
+//! Learning what normal looks like and scoring against it, in stages with
+//! a fit/score split in the style of linfa (parameters are fitted into a
+//! model that scores):
+//!
+//! - [`preprocess`]: medians, robust spreads, the standard scaler and the
+//!   shrinkage of means per flow ([`preprocess::Preprocessing`] fits a
+//!   [`preprocess::Preprocessor`]);
+//! - [`crossfit`]: which forest scores which training host;
+//! - [`detector`]: the Isolation Forest or the rule baseline, and the
+//!   threshold;
+//! - [`forest`]: the hand-written Isolation Forest;
+//! - [`file`]: a fitted pipeline saved to and loaded from JSON.
 
+pub mod crossfit;
+pub mod detector;
 pub mod file;
 pub mod forest;
+pub mod preprocess;
+
+use forest::IsolationForest;
+use preprocess::Preprocessor;
+
+/// A fitted pipeline brought from elsewhere (a saved model): scoring with
+/// it fits nothing.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    /// The feature names, in the table's order.
+    pub features: Vec<String>,
+    /// The fitted preprocessing.
+    pub preprocessor: Preprocessor,
+    /// The forest (its threshold set).
+    pub forest: IsolationForest,
+    /// The threshold a host's score must exceed.
+    pub threshold: f64,
+    /// Training hosts behind it.
+    pub training_hosts: usize,
+}

@@ -234,7 +234,7 @@ pub fn summary(d: &Detection, top: usize) -> String {
 
     let flagged: Vec<&HostResult> = d.flagged().collect();
     let _ = writeln!(s, "\nModel");
-    if d.rules {
+    if d.rules() {
         let _ = writeln!(
             s,
             "  --detector rules: Zeek-style baseline, score = max(hosts on one port / 25, ports on one host / 15), failed connections within 5 minutes; flagged at 1"
@@ -263,11 +263,11 @@ pub fn summary(d: &Detection, top: usize) -> String {
             let _ = writeln!(s, "  scored per whole host (no time windows)");
         }
     }
-    if d.mean_prior > 0.0 && !d.rules {
+    if d.preprocessor.mean_prior > 0.0 && !d.rules() {
         let _ = writeln!(
             s,
             "  means per flow (duration, bytes, packets) over n flows pulled toward the benign median by n/(n+{})",
-            d.mean_prior
+            d.preprocessor.mean_prior
         );
     }
     if d.folds >= 2 {
@@ -709,7 +709,7 @@ pub fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
         features: &d.feature_names,
         params: &d.params,
         subsample: d.forest.psi,
-        detector: if d.rules {
+        detector: if d.rules() {
             "zeek-style rules"
         } else {
             "isolation forest"
@@ -725,7 +725,7 @@ pub fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
         training_set: d.training_set,
         training_hosts: d.training_hosts,
         cross_fit_folds: d.folds,
-        mean_prior_flows: d.mean_prior,
+        mean_prior_flows: d.preprocessor.mean_prior,
         threshold: d.threshold,
         hosts: d.hosts.len(),
         flagged_hosts: d.flagged().count(),

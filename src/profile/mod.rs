@@ -747,22 +747,6 @@ impl Profiles {
     }
 }
 
-/// The Zeek-style rule score of a profile: the largest of (distinct hosts
-/// reached on one port with failed connections in one 5-minute window) /
-/// 25 and (distinct ports on one host, failed, same window) / 15. A score of
-/// 1 or more is a scan by Zeek's scan policy thresholds.
-pub fn zeek_rule_score(p: &HostProfile) -> f64 {
-    let mut hosts_per_port: HashMap<(i32, u16), u32> = HashMap::default();
-    let mut ports_per_host: HashMap<(i32, DstId), u32> = HashMap::default();
-    for (w, ip, port) in p.failed_triples.iter() {
-        *hosts_per_port.entry((*w, *port)).or_default() += 1;
-        *ports_per_host.entry((*w, *ip)).or_default() += 1;
-    }
-    let h = hosts_per_port.values().copied().max().unwrap_or(0) as f64 / 25.0;
-    let v = ports_per_host.values().copied().max().unwrap_or(0) as f64 / 15.0;
-    h.max(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::{floor_i32, floor_i64, merge_sorted, sort_by_unique_key};
