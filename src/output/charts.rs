@@ -448,147 +448,175 @@ pub fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
                 .map_err(err)?;
             let panels = body.split_evenly((rows_n, cols));
             for (panel, &j) in panels.iter().zip(&shown) {
-                let share = d.feature_names[j].ends_with("_share");
-                // Display space: log10 for counts, the raw share for shares.
-                let y = |v: f64| {
-                    if share {
-                        v.clamp(0.0, 1.0)
-                    } else {
-                        v.max(1.0).log10()
-                    }
-                };
-                let vals: Vec<f64> = reference.iter().map(|h| h.features[j]).collect();
-                let fvals: Vec<f64> = flagged.iter().map(|h| h.features[j]).collect();
-                let top = if share {
-                    1.05
-                } else {
-                    (vals
-                        .iter()
-                        .chain(&fvals)
-                        .copied()
-                        .fold(1.0, f64::max)
-                        .log10()
-                        + 0.4)
-                        .ceil()
-                        .max(1.0)
-                };
-                let mut chart = ChartBuilder::on(panel)
-                    .caption(d.feature_names[j], (FAMILY, 17))
-                    .margin(12)
-                    .x_label_area_size(30)
-                    .y_label_area_size(62)
-                    .build_cartesian_2d(0f64..2.35, 0f64..top)
-                    .map_err(err)?;
-                let log_label = |v: &f64| {
-                    if share {
-                        format!("{:.0}%", v * 100.0)
-                    } else if (v - v.round()).abs() < 1e-9 {
-                        fmt_value(10f64.powf(*v))
-                    } else {
-                        String::new()
-                    }
-                };
-                chart
-                    .configure_mesh()
-                    .disable_x_mesh()
-                    .x_labels(5)
-                    .x_label_formatter(&|x| {
-                        if (x - 0.5).abs() < 1e-6 {
-                            format!("{ref_name} ({})", vals.len())
-                        } else if (x - 1.5).abs() < 1e-6 {
-                            format!("flagged ({})", fvals.len())
-                        } else {
-                            String::new()
-                        }
-                    })
-                    .y_labels(if share { 6 } else { (top as usize) + 1 })
-                    .y_label_formatter(&log_label)
-                    .y_desc(if share { "share of flows" } else { "log scale" })
-                    .label_style((FAMILY, 13))
-                    .draw()
-                    .map_err(err)?;
-                chart
-                    .draw_series(vals.iter().enumerate().map(|(i, v)| {
-                        Circle::new(
-                            (0.5 + 0.6 * jitter(i as u64 * 31 + j as u64), y(*v)),
-                            3,
-                            BENIGN.mix(0.6).filled(),
-                        )
-                    }))
-                    .map_err(err)?;
-                if !vals.is_empty() {
-                    let med = y(quantile(&vals, 0.5));
-                    let p99 = y(quantile(&vals, 0.99));
-                    chart
-                        .draw_series(std::iter::once(PathElement::new(
-                            vec![(0.0, med), (2.0, med)],
-                            BLACK.stroke_width(1),
-                        )))
-                        .map_err(err)?;
-                    chart
-                        .draw_series(DashedLineSeries::new(
-                            vec![(0.0, p99), (2.0, p99)],
-                            8,
-                            6,
-                            BLACK.stroke_width(1),
-                        ))
-                        .map_err(err)?;
-                }
-                let px = |i: usize| 1.5 + 0.3 * jitter(i as u64 * 17 + j as u64);
-                chart
-                    .draw_series(
-                        fvals
-                            .iter()
-                            .enumerate()
-                            .map(|(i, v)| Circle::new((px(i), y(*v)), 5, ATTACK.filled())),
-                    )
-                    .map_err(err)?;
-                // Labels for the top five flagged hosts, stacked without overlap
-                // at the right of the panel, each joined to its point.
-                let gap = top * 0.07;
-                let mut tags: Vec<(f64, usize)> = flagged
-                    .iter()
-                    .take(5)
-                    .enumerate()
-                    .map(|(i, h)| (y(h.features[j]), i))
-                    .collect();
-                tags.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let mut last = f64::NEG_INFINITY;
-                for t in tags.iter_mut() {
-                    t.0 = t.0.max(last + gap);
-                    last = t.0;
-                }
-                let overflow = (last - (top - gap / 2.0)).max(0.0);
-                for (ty, i) in &tags {
-                    let h = flagged[*i];
-                    let label_y = ty - overflow;
-                    chart
-                        .draw_series(std::iter::once(PathElement::new(
-                            vec![(px(*i), y(h.features[j])), (1.68, label_y)],
-                            BLACK.mix(0.4).stroke_width(1),
-                        )))
-                        .map_err(err)?;
-                    let v = h.features[j];
-                    let shown_value = if share {
-                        format!("{:.0}%", v * 100.0)
-                    } else {
-                        fmt_value(v)
-                    };
-                    chart
-                        .draw_series(std::iter::once(Text::new(
-                            format!("{} {}", h.ip, shown_value),
-                            (1.69, label_y),
-                            (FAMILY, 12)
-                                .into_font()
-                                .color(&BLACK)
-                                .pos(Pos::new(HPos::Left, VPos::Center)),
-                        )))
-                        .map_err(err)?;
-                }
+                feature_panel(panel, d, j, (&reference, ref_name), &flagged)?;
             }
             Ok(())
         },
     )
+}
+
+/// One panel of [`flagged_features`]: feature `j` of the reference hosts
+/// (grey, with their median and 99th percentile) and the flagged ones
+/// (red, the top five labelled).
+fn feature_panel(
+    panel: &DrawingArea<BitMapBackend<'_>, Shift>,
+    d: &Detection,
+    j: usize,
+    (reference, ref_name): (&[&HostResult], &str),
+    flagged: &[&HostResult],
+) -> Result<()> {
+    let share = d.feature_names[j].ends_with("_share");
+    // Display space: log10 for counts, the raw share for shares.
+    let y = |v: f64| {
+        if share {
+            v.clamp(0.0, 1.0)
+        } else {
+            v.max(1.0).log10()
+        }
+    };
+    let vals: Vec<f64> = reference.iter().map(|h| h.features[j]).collect();
+    let fvals: Vec<f64> = flagged.iter().map(|h| h.features[j]).collect();
+    let top = if share {
+        1.05
+    } else {
+        (vals
+            .iter()
+            .chain(&fvals)
+            .copied()
+            .fold(1.0, f64::max)
+            .log10()
+            + 0.4)
+            .ceil()
+            .max(1.0)
+    };
+    let mut chart = ChartBuilder::on(panel)
+        .caption(d.feature_names[j], (FAMILY, 17))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(62)
+        .build_cartesian_2d(0f64..2.35, 0f64..top)
+        .map_err(err)?;
+    let log_label = |v: &f64| {
+        if share {
+            format!("{:.0}%", v * 100.0)
+        } else if (v - v.round()).abs() < 1e-9 {
+            fmt_value(10f64.powf(*v))
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(5)
+        .x_label_formatter(&|x| {
+            if (x - 0.5).abs() < 1e-6 {
+                format!("{ref_name} ({})", vals.len())
+            } else if (x - 1.5).abs() < 1e-6 {
+                format!("flagged ({})", fvals.len())
+            } else {
+                String::new()
+            }
+        })
+        .y_labels(if share { 6 } else { (top as usize) + 1 })
+        .y_label_formatter(&log_label)
+        .y_desc(if share { "share of flows" } else { "log scale" })
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(vals.iter().enumerate().map(|(i, v)| {
+            Circle::new(
+                (0.5 + 0.6 * jitter(i as u64 * 31 + j as u64), y(*v)),
+                3,
+                BENIGN.mix(0.6).filled(),
+            )
+        }))
+        .map_err(err)?;
+    if !vals.is_empty() {
+        let med = y(quantile(&vals, 0.5));
+        let p99 = y(quantile(&vals, 0.99));
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, med), (2.0, med)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, p99), (2.0, p99)],
+                8,
+                6,
+                BLACK.stroke_width(1),
+            ))
+            .map_err(err)?;
+    }
+    let px = |i: usize| 1.5 + 0.3 * jitter(i as u64 * 17 + j as u64);
+    chart
+        .draw_series(
+            fvals
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Circle::new((px(i), y(*v)), 5, ATTACK.filled())),
+        )
+        .map_err(err)?;
+    label_flagged(&mut chart, flagged, j, (share, top), (&y, &px))
+}
+
+/// Labels for the top five flagged hosts of a [`feature_panel`], stacked
+/// without overlap at the right of the panel, each joined to its point.
+fn label_flagged<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    flagged: &[&HostResult],
+    j: usize,
+    (share, top): (bool, f64),
+    (y, px): (&dyn Fn(f64) -> f64, &dyn Fn(usize) -> f64),
+) -> Result<()> {
+    let gap = top * 0.07;
+    let mut tags: Vec<(f64, usize)> = flagged
+        .iter()
+        .take(5)
+        .enumerate()
+        .map(|(i, h)| (y(h.features[j]), i))
+        .collect();
+    tags.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut last = f64::NEG_INFINITY;
+    for t in tags.iter_mut() {
+        t.0 = t.0.max(last + gap);
+        last = t.0;
+    }
+    let overflow = (last - (top - gap / 2.0)).max(0.0);
+    for (ty, i) in &tags {
+        let h = flagged[*i];
+        let label_y = ty - overflow;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(px(*i), y(h.features[j])), (1.68, label_y)],
+                BLACK.mix(0.4).stroke_width(1),
+            )))
+            .map_err(err)?;
+        let v = h.features[j];
+        let shown_value = if share {
+            format!("{:.0}%", v * 100.0)
+        } else {
+            fmt_value(v)
+        };
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{} {}", h.ip, shown_value),
+                (1.69, label_y),
+                (FAMILY, 12)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Left, VPos::Center)),
+            )))
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Draws all three charts into `dir`; returns the file names written.

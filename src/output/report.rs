@@ -181,12 +181,22 @@ pub fn sentence(d: &Detection, h: &HostResult) -> String {
 /// The human-readable summary printed on stdout.
 pub fn summary(d: &Detection, top: usize) -> String {
     let mut s = String::new();
-    let st = &d.stats;
     let _ = writeln!(
         s,
         "latmove {}: host-level lateral-movement detection",
         env!("CARGO_PKG_VERSION")
     );
+    input_section(&mut s, &d.stats);
+    model_section(&mut s, d);
+    hosts_section(&mut s, d);
+    flagged_section(&mut s, d, top);
+    allowed_section(&mut s, d);
+    missed_section(&mut s, d, top);
+    s
+}
+
+/// The summary's input: files, rows, what was skipped and why.
+fn input_section(s: &mut String, st: &crate::flows::ReadStats) {
     let _ = writeln!(s, "\nInput");
     for f in &st.files {
         let _ = writeln!(s, "  {}", f.display());
@@ -231,8 +241,10 @@ pub fn summary(d: &Detection, top: usize) -> String {
             skipped_problems as usize - st.problems.len()
         );
     }
+}
 
-    let flagged: Vec<&HostResult> = d.flagged().collect();
+/// The summary's model: detector, parameters, training, windows.
+fn model_section(s: &mut String, d: &Detection) {
     let _ = writeln!(s, "\nModel");
     if d.rules() {
         let _ = writeln!(
@@ -277,13 +289,16 @@ pub fn summary(d: &Detection, top: usize) -> String {
             d.folds
         );
     }
+}
 
+/// The summary's host counts and metrics.
+fn hosts_section(s: &mut String, d: &Detection) {
     let _ = writeln!(s, "\nHosts");
     let _ = writeln!(s, "  source hosts       {:>8}", d.hosts.len());
     if let Some(m) = &d.metrics {
         let _ = writeln!(s, "  attack hosts       {:>8}", m.attack_hosts);
     }
-    let _ = writeln!(s, "  flagged hosts      {:>8}", flagged.len());
+    let _ = writeln!(s, "  flagged hosts      {:>8}", d.flagged().count());
     match &d.metrics {
         Some(m) => s.push_str(&metrics_block(m)),
         None => {
@@ -293,7 +308,11 @@ pub fn summary(d: &Detection, top: usize) -> String {
             );
         }
     }
+}
 
+/// The summary's top flagged hosts, each with what, why and windows.
+fn flagged_section(s: &mut String, d: &Detection, top: usize) {
+    let flagged: Vec<&HostResult> = d.flagged().collect();
     let _ = writeln!(s, "\nTop flagged hosts (of {})", flagged.len());
     if flagged.is_empty() {
         let _ = writeln!(s, "  none");
@@ -342,6 +361,10 @@ pub fn summary(d: &Detection, top: usize) -> String {
     if flagged.len() > top {
         let _ = writeln!(s, "  ... {} more in flagged_hosts.csv", flagged.len() - top);
     }
+}
+
+/// The summary's allowlisted hosts (scored, never flagged).
+fn allowed_section(s: &mut String, d: &Detection) {
     let allowed: Vec<&HostResult> = d.hosts.iter().filter(|h| h.allowed).collect();
     if !allowed.is_empty() || d.allowed_flows > 0 {
         let _ = writeln!(
@@ -366,6 +389,10 @@ pub fn summary(d: &Detection, top: usize) -> String {
             );
         }
     }
+}
+
+/// The summary's missed attack hosts.
+fn missed_section(s: &mut String, d: &Detection, top: usize) {
     if let Some(m) = &d.metrics {
         let missed: Vec<&HostResult> = d
             .hosts
@@ -386,7 +413,6 @@ pub fn summary(d: &Detection, top: usize) -> String {
             }
         }
     }
-    s
 }
 
 fn pct(v: Option<f64>) -> String {
