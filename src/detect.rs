@@ -24,7 +24,7 @@ use crate::profile::{HostProfile, ProfileOptions, Profiles};
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct DetectConfig {
+pub(crate) struct DetectConfig {
     /// Files or directories, as given by the user.
     pub inputs: Vec<PathBuf>,
     /// Files to train on instead of the scored files' benign hosts.
@@ -61,7 +61,7 @@ pub struct DetectConfig {
 impl DetectConfig {
     /// The defaults for `inputs`: full features, 15-minute windows off,
     /// five folds, every core.
-    pub fn new(inputs: Vec<PathBuf>) -> DetectConfig {
+    pub(crate) fn new(inputs: Vec<PathBuf>) -> DetectConfig {
         DetectConfig {
             inputs,
             train_inputs: Vec::new(),
@@ -180,7 +180,7 @@ impl Detection {
 }
 
 /// Runs the whole pipeline.
-pub fn detect(cfg: &DetectConfig) -> Result<Detection> {
+pub(crate) fn detect(cfg: &DetectConfig) -> Result<Detection> {
     cfg.detector.forest.validate()?;
     let mut options = cfg.profile.clone();
     options.allow = cfg.allow.clone();
@@ -205,23 +205,10 @@ pub fn detect(cfg: &DetectConfig) -> Result<Detection> {
     detect_with_training(cfg, profiles, train, stats)
 }
 
-/// Scores already-built profiles.
-///
-/// The scored entities are the hosts, or with windows the host x window
-/// profiles (plus, for a host without timestamps, its whole profile). A
-/// host's score is its highest entity score.
-pub fn detect_profiles(
-    cfg: &DetectConfig,
-    profiles: Profiles,
-    stats: ReadStats,
-) -> Result<Detection> {
-    detect_with_training(cfg, profiles, None, stats)
-}
-
 /// Scores `profiles`; with `train`, the model is fitted on `train`'s
 /// benign hosts (all of them when it has no labels) instead of on the
 /// scored hosts' benign ones.
-pub fn detect_with_training(
+pub(crate) fn detect_with_training(
     cfg: &DetectConfig,
     profiles: Profiles,
     train: Option<Profiles>,

@@ -4,19 +4,19 @@
 //! The pipeline: [`flows`] streams flow CSVs, [`profile`] builds one
 //! behaviour profile per source host and its feature table, [`model`] (a
 //! hand-written Isolation Forest) learns benign hosts and scores every
-//! host, [`detect`] runs those stages and [`metrics`] measures the result
-//! against the labels, [`output`] writes what an analyst reads, and [`cli`]
+//! host, `detect` runs those stages and `metrics` measures the result
+//! against the labels, `output` writes what an analyst reads, and [`cli`]
 //! holds the commands. `docs/architecture.md` has one line a module.
 
-pub mod allow;
+mod allow;
 pub mod cli;
-pub mod detect;
+mod detect;
 pub mod flows;
 mod lists;
-pub mod metrics;
+mod metrics;
 pub mod model;
 pub mod net;
-pub mod output;
+mod output;
 pub mod profile;
 pub mod synth;
 pub mod util;

@@ -44,7 +44,7 @@ pub struct FamilyRecall {
 
 /// Best recall with at most `max_fpr` of the negatives scored at or above
 /// the threshold.
-pub fn recall_at_fpr(truth: &[bool], scores: &[f64], max_fpr: f64) -> Option<f64> {
+pub(crate) fn recall_at_fpr(truth: &[bool], scores: &[f64], max_fpr: f64) -> Option<f64> {
     let pos = truth.iter().filter(|t| **t).count();
     let neg = truth.len() - pos;
     if pos == 0 || neg == 0 {
@@ -65,7 +65,11 @@ pub fn recall_at_fpr(truth: &[bool], scores: &[f64], max_fpr: f64) -> Option<f64
 }
 
 /// Adds per-family recall: `families[i]` is host i's family (attack hosts).
-pub fn with_families(mut m: Metrics, families: &[Option<String>], flagged: &[bool]) -> Metrics {
+pub(crate) fn with_families(
+    mut m: Metrics,
+    families: &[Option<String>],
+    flagged: &[bool],
+) -> Metrics {
     let mut out: Vec<FamilyRecall> = Vec::new();
     for (f, fl) in families.iter().zip(flagged) {
         if let Some(f) = f {
@@ -92,7 +96,7 @@ fn ratio(a: usize, b: usize) -> Option<f64> {
 }
 
 /// Computes metrics from per-host (is_attack, flagged, score).
-pub fn evaluate(truth: &[bool], flagged: &[bool], scores: &[f64]) -> Metrics {
+pub(crate) fn evaluate(truth: &[bool], flagged: &[bool], scores: &[f64]) -> Metrics {
     assert!(truth.len() == flagged.len() && truth.len() == scores.len());
     let (mut tp, mut fp, mut fn_, mut tn) = (0, 0, 0, 0);
     for (&t, &f) in truth.iter().zip(flagged) {
@@ -142,7 +146,7 @@ fn tie_groups(scores: &[f64], desc: bool) -> Vec<Vec<usize>> {
 }
 
 /// Area under the ROC curve; `None` without both classes.
-pub fn roc_auc(truth: &[bool], scores: &[f64]) -> Option<f64> {
+pub(crate) fn roc_auc(truth: &[bool], scores: &[f64]) -> Option<f64> {
     let pos = truth.iter().filter(|t| **t).count();
     let neg = truth.len() - pos;
     if pos == 0 || neg == 0 {
@@ -161,7 +165,7 @@ pub fn roc_auc(truth: &[bool], scores: &[f64]) -> Option<f64> {
 }
 
 /// Average precision (scikit-learn's definition); `None` without attacks.
-pub fn average_precision(truth: &[bool], scores: &[f64]) -> Option<f64> {
+pub(crate) fn average_precision(truth: &[bool], scores: &[f64]) -> Option<f64> {
     let pos = truth.iter().filter(|t| **t).count();
     if pos == 0 {
         return None;

@@ -13,6 +13,7 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Whether `ip` is inside the range.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -78,6 +79,7 @@ pub fn parse_cidrs(s: &str) -> Result<Vec<Cidr>, String> {
 /// The inside of the network.
 #[derive(Debug, Clone)]
 pub struct Network {
+    /// The ranges that are inside.
     pub internal: Vec<Cidr>,
 }
 
@@ -90,6 +92,7 @@ impl Default for Network {
 }
 
 impl Network {
+    /// Whether `ip` is inside the network.
     pub fn is_internal(&self, ip: IpAddr) -> bool {
         self.internal.iter().any(|c| c.contains(ip))
     }
@@ -115,6 +118,7 @@ pub const SERVICE_PORTS: &[u16] = &[
 /// Kerberos, VNC, Telnet.
 pub const SENSITIVE_PORTS: &[u16] = &[445, 139, 3389, 22, 5985, 5986, 135, 389, 88, 5900, 23];
 
+/// Whether `p` is a well-known service port.
 pub fn is_service_port(p: u16) -> bool {
     p < 1024 || in_port_set(&SERVICE_SET, p)
 }

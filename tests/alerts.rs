@@ -95,17 +95,6 @@ fn cef_alerts_to_stdout_move_the_summary_to_stderr() {
 }
 
 #[test]
-fn cef_escaping_follows_the_specification() {
-    use latmove::output::alerts::{cef_escape_header, cef_escape_value};
-    assert_eq!(cef_escape_header("a|b"), "a\\|b");
-    assert_eq!(cef_escape_header("back\\slash"), "back\\\\slash");
-    assert_eq!(cef_escape_value("k=v"), "k\\=v");
-    assert_eq!(cef_escape_value("two\nlines\r"), "two\\nlines\\r");
-    assert_eq!(cef_escape_value("c:\\temp"), "c:\\\\temp");
-    assert_eq!(cef_escape_value("pipes|stay"), "pipes|stay");
-}
-
-#[test]
 fn forensic_report_gives_each_flagged_host_a_page_its_flows_and_a_timeline() {
     let dir = tempdir();
     let rep = dir.path().join("report");

@@ -305,49 +305,32 @@ fn sources_internal_keeps_internal_sources_only() {
     }));
 }
 
-/// A hard synthetic day and its benign baseline, generated once per test.
-fn hard_day(dir: &std::path::Path) -> (String, String) {
-    let day = dir.join("hard.csv.gz");
-    let base = dir.join("baseline.csv.gz");
-    expect_code(
-        &latmove(&[
-            "synth",
-            "--scenario",
-            "hard",
-            "--rows",
-            "40000",
-            "--seed",
-            "3",
-            "-o",
-            day.to_str().unwrap(),
-        ]),
-        0,
-    );
-    expect_code(
-        &latmove(&[
-            "synth",
-            "--scenario",
-            "hard",
-            "--benign-only",
-            "--rows",
-            "40000",
-            "--seed",
-            "4",
-            "-o",
-            base.to_str().unwrap(),
-        ]),
-        0,
-    );
+/// A hard synthetic day and its benign baseline.
+fn hard_day() -> (String, String) {
     (
-        day.to_str().unwrap().to_string(),
-        base.to_str().unwrap().to_string(),
+        synth_day(
+            "csv.gz",
+            &["--scenario", "hard", "--rows", "40000", "--seed", "3"],
+        ),
+        synth_day(
+            "csv.gz",
+            &[
+                "--scenario",
+                "hard",
+                "--benign-only",
+                "--rows",
+                "40000",
+                "--seed",
+                "4",
+            ],
+        ),
     )
 }
 
 #[test]
 fn hard_day_with_baseline_and_allowlist() {
     let dir = tempdir();
-    let (day, base) = hard_day(dir.path());
+    let (day, base) = hard_day();
     let allow = write(
         dir.path(),
         "allow.txt",

@@ -8,23 +8,13 @@ use crate::util::*;
 fn a_saved_model_scores_exactly_as_detect_with_train() {
     let dir = tempdir();
     let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    expect_code(
-        &latmove(&[
-            "synth",
-            "--scenario",
-            "hard",
-            "--rows",
-            "30000",
-            "--seed",
-            "5",
-            "-o",
-            &d("day.csv"),
-        ]),
-        0,
+    let day = synth_day(
+        "csv",
+        &["--scenario", "hard", "--rows", "30000", "--seed", "5"],
     );
-    expect_code(
-        &latmove(&[
-            "synth",
+    let base = synth_day(
+        "csv",
+        &[
             "--scenario",
             "hard",
             "--benign-only",
@@ -32,15 +22,12 @@ fn a_saved_model_scores_exactly_as_detect_with_train() {
             "30000",
             "--seed",
             "6",
-            "-o",
-            &d("base.csv"),
-        ]),
-        0,
+        ],
     );
     expect_code(
         &latmove(&[
             "train",
-            &d("base.csv"),
+            &base,
             "--prior-flows",
             "40",
             "-o",
@@ -50,9 +37,9 @@ fn a_saved_model_scores_exactly_as_detect_with_train() {
     );
     let direct = latmove(&[
         "detect",
-        &d("day.csv"),
+        &day,
         "--train",
-        &d("base.csv"),
+        &base,
         "--prior-flows",
         "40",
         "--no-charts",
@@ -64,7 +51,7 @@ fn a_saved_model_scores_exactly_as_detect_with_train() {
         "score",
         "--model",
         &d("model.json"),
-        &d("day.csv"),
+        &day,
         "--no-charts",
         "--out",
         &d("b"),
@@ -81,7 +68,7 @@ fn a_saved_model_scores_exactly_as_detect_with_train() {
         "score",
         "--model",
         &d("model.json"),
-        &d("day.csv"),
+        &day,
         "--no-charts",
         "--out",
         &d("c"),
@@ -162,37 +149,11 @@ fn incompatible_models_are_refused() {
 fn watch_raises_the_scanners_alert_within_one_window_of_the_scan() {
     let dir = tempdir();
     let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    expect_code(
-        &latmove(&[
-            "synth",
-            "--rows",
-            "30000",
-            "--seed",
-            "11",
-            "-o",
-            &d("day.csv"),
-        ]),
-        0,
-    );
-    expect_code(
-        &latmove(&[
-            "synth",
-            "--rows",
-            "30000",
-            "--seed",
-            "12",
-            "--benign-only",
-            "-o",
-            &d("base.csv"),
-        ]),
-        0,
-    );
-    expect_code(
-        &latmove(&["train", &d("base.csv"), "-o", &d("model.json")]),
-        0,
-    );
+    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
+    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
+    expect_code(&latmove(&["train", &base, "-o", &d("model.json")]), 0);
     // The recorded day through a pipe, with a malformed line at the end.
-    let mut stream = std::fs::read(d("day.csv")).unwrap();
+    let mut stream = std::fs::read(&day).unwrap();
     stream.extend_from_slice(b"garbage,line\r\n");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latmove"))
         .args(["watch", "--model", &d("model.json"), "-"])

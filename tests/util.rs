@@ -1,23 +1,32 @@
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
 
-pub use tempfile::TempDir;
+pub(crate) use tempfile::TempDir;
 
-pub const HEADER_2017: &str = latmove::synth::HEADER_2017;
+pub(crate) const HEADER_2017: &str = latmove::synth::HEADER_2017;
 
-pub fn tempdir() -> TempDir {
+pub(crate) fn tempdir() -> TempDir {
     tempfile::tempdir().expect("temporary directory")
 }
 
 /// Writes `bytes` to `dir/name` and returns the path.
-pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).expect("write fixture");
     p
 }
 
 /// A row in the 85-column 2017 layout with the given fields; others 0.
-pub fn row_2017(src: &str, dst: &str, dport: &str, ts: &str, dur: &str, label: &[u8]) -> Vec<u8> {
+pub(crate) fn row_2017(
+    src: &str,
+    dst: &str,
+    dport: &str,
+    ts: &str,
+    dur: &str,
+    label: &[u8],
+) -> Vec<u8> {
     let mut cols: Vec<Vec<u8>> = vec![b"0".to_vec(); 85];
     cols[0] = format!("{src}-{dst}-50000-{dport}-6").into_bytes();
     cols[1] = src.as_bytes().to_vec();
@@ -35,7 +44,7 @@ pub fn row_2017(src: &str, dst: &str, dport: &str, ts: &str, dur: &str, label: &
 }
 
 /// A whole 2017-layout file from rows.
-pub fn file_2017(rows: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn file_2017(rows: &[Vec<u8>]) -> Vec<u8> {
     let mut out = HEADER_2017.as_bytes().to_vec();
     out.extend_from_slice(b"\r\n");
     for r in rows {
@@ -44,7 +53,7 @@ pub fn file_2017(rows: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-pub fn latmove(args: &[&str]) -> Output {
+pub(crate) fn latmove(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_latmove"))
         .args(args)
         .output()
@@ -52,7 +61,7 @@ pub fn latmove(args: &[&str]) -> Output {
 }
 
 /// Panics with the whole output when the exit code differs.
-pub fn expect_code(out: &Output, code: i32) {
+pub(crate) fn expect_code(out: &Output, code: i32) {
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -63,14 +72,14 @@ pub fn expect_code(out: &Output, code: i32) {
 }
 
 /// The shipped synthetic sample.
-pub fn sample() -> PathBuf {
+pub(crate) fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/synthetic-tuesday.csv.gz")
 }
 
 /// ../shared/data/cic-ids2017-improved-samples, when present.
 /// The real CIC-IDS2017 rows in ../shared, or `None` (saying so on stderr,
 /// so a skipped check shows in the test output) when they are absent.
-pub fn real_samples() -> Option<PathBuf> {
+pub(crate) fn real_samples() -> Option<PathBuf> {
     let p =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cic-ids2017-improved-samples");
     if !p.is_dir() {
@@ -81,7 +90,7 @@ pub fn real_samples() -> Option<PathBuf> {
 }
 
 /// Reads a CSV output into header + rows of strings.
-pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+pub(crate) fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).expect("open output csv");
     let header = r
         .headers()
@@ -99,7 +108,9 @@ pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
 /// Reads with one thread and with three (the byte-range path for plain
 /// files, the pipeline for gzip), asserts that profiles and read
 /// statistics are identical, and returns them.
-pub fn read_both(inputs: &[PathBuf]) -> (latmove::profile::Profiles, latmove::flows::ReadStats) {
+pub(crate) fn read_both(
+    inputs: &[PathBuf],
+) -> (latmove::profile::Profiles, latmove::flows::ReadStats) {
     let options = latmove::profile::ProfileOptions::default();
     let (one, s1) = latmove::profile::read::read_profiles_threads(inputs, &options, 1).unwrap();
     let (three, s3) = latmove::profile::read::read_profiles_threads(inputs, &options, 3).unwrap();
@@ -110,4 +121,27 @@ pub fn read_both(inputs: &[PathBuf]) -> (latmove::profile::Profiles, latmove::fl
         "read statistics differ"
     );
     (one, s1)
+}
+
+/// The file `latmove synth ARGS -o day.EXT` writes, generated once per test
+/// binary: tests asking for the same day share it (read-only).
+pub(crate) fn synth_day(ext: &str, args: &[&str]) -> String {
+    static DAYS: OnceLock<(TempDir, Mutex<HashMap<String, String>>)> = OnceLock::new();
+    let (dir, made) = DAYS.get_or_init(|| {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary directory");
+        (dir, Mutex::new(HashMap::new()))
+    });
+    let key = format!("{ext} {}", args.join(" "));
+    let mut made = made.lock().expect("synthetic days lock");
+    if let Some(p) = made.get(&key) {
+        return p.clone();
+    }
+    let path = dir.path().join(format!("day-{}.{ext}", made.len()));
+    let path = path.to_str().expect("UTF-8 path").to_string();
+    let mut full = vec!["synth"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["-o", &path]);
+    expect_code(&latmove(&full), 0);
+    made.insert(key, path.clone());
+    path
 }

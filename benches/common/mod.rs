@@ -2,13 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-pub fn median(mut v: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
 /// The median wall time of `runs` calls.
-pub fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+pub(crate) fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
     median(
         (0..runs)
             .map(|_| {

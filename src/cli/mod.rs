@@ -4,7 +4,7 @@
 //! parameters; the message names the file, line, column or flag); 3 a CI
 //! gate (`--min-recall`, `--max-fpr`) missed.
 
-pub mod watch;
+mod watch;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -26,6 +26,7 @@ use crate::synth::{self, SynthConfig};
 #[command(name = "latmove", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
+    /// The subcommand.
     pub command: Command,
     /// No progress bar (it is shown only on a terminal, for reads longer
     /// than a second).
@@ -34,6 +35,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+/// The subcommands.
 pub enum Command {
     /// Profile every source host, score it with an Isolation Forest trained
     /// on benign hosts, and report the suspects.
@@ -53,6 +55,9 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+/// `latmove detect`'s options.
+// The truth file's syntax `ip[,start,end][,label]` is help text, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
 pub struct DetectArgs {
     /// Flow CSV files (.csv or .csv.gz) or directories holding them.
     #[arg(required = true, value_name = "INPUT")]
@@ -141,6 +146,7 @@ pub struct DetectArgs {
     #[arg(long, default_value = "forest", value_name = "NAME")]
     pub detector: String,
     #[command(flatten)]
+    /// Where the results go and the gates.
     pub output: OutputArgs,
 }
 
@@ -174,15 +180,20 @@ pub struct OutputArgs {
 }
 
 #[derive(Debug, Args)]
+/// `latmove train`'s options.
 pub struct TrainArgs {
     /// Where to save the model (JSON).
     #[arg(short = 'o', long = "model-out", value_name = "FILE")]
     pub model_out: PathBuf,
     #[command(flatten)]
+    /// The detection options (the inputs are the training data).
     pub detect: DetectArgs,
 }
 
 #[derive(Debug, Args)]
+/// `latmove score`'s options.
+// The truth file's syntax `ip[,start,end][,label]` is help text, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
 pub struct ScoreArgs {
     /// A model saved by `latmove train`.
     #[arg(long, value_name = "FILE")]
@@ -203,10 +214,12 @@ pub struct ScoreArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
     #[command(flatten)]
+    /// Where the results go and the gates.
     pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
+/// `latmove watch`'s options.
 pub struct WatchArgs {
     /// A model saved by `latmove train` (trained with time windows).
     #[arg(long, value_name = "FILE")]
@@ -233,6 +246,7 @@ pub struct WatchArgs {
 }
 
 #[derive(Debug, Args)]
+/// `latmove synth`'s options.
 pub struct SynthArgs {
     /// Output file; a name ending in .gz is gzip-compressed.
     #[arg(short, long, value_name = "FILE")]

@@ -29,7 +29,7 @@ use crate::model::file::Model;
 use crate::profile::ProfileBuilder;
 
 /// What `watch` does.
-pub struct WatchConfig {
+pub(super) struct WatchConfig {
     pub model: Model,
     /// `-` for stdin.
     pub input: PathBuf,
@@ -41,7 +41,7 @@ pub struct WatchConfig {
 
 /// Counters reported at the end (and on the status line).
 #[derive(Debug, Default, Clone)]
-pub struct WatchStats {
+pub(super) struct WatchStats {
     pub windows_closed: u64,
     pub flows: u64,
     pub late_flows: u64,
@@ -177,7 +177,7 @@ impl<W: Write> State<'_, W> {
 
 /// Runs the watch loop until the input ends; returns the counters and the
 /// reader's statistics (malformed lines and so on).
-pub fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, ReadStats)> {
+pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, ReadStats)> {
     let mut detect = super::model_config(Vec::new(), &cfg.model)?;
     detect.allow = cfg.allow.clone();
     let Some(window) = cfg.model.window_secs else {

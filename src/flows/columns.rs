@@ -10,19 +10,33 @@
 /// A column latmove knows how to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
+    /// CICFlowMeter's Flow ID.
     FlowId,
+    /// Source IP.
     SrcIp,
+    /// Source port.
     SrcPort,
+    /// Destination IP.
     DstIp,
+    /// Destination port.
     DstPort,
+    /// Protocol number.
     Protocol,
+    /// Flow start time.
     Timestamp,
+    /// Flow duration (µs).
     Duration,
+    /// Forward (source to destination) packets.
     FwdPackets,
+    /// Backward packets.
     BwdPackets,
+    /// Forward bytes.
     FwdBytes,
+    /// Backward bytes.
     BwdBytes,
+    /// RST flag count.
     RstFlags,
+    /// The label (BENIGN or an attack).
     Label,
 }
 

@@ -30,18 +30,27 @@ use columns::{ColumnMap, Field};
 /// when the file has no such column or the cell is empty.
 #[derive(Debug, Clone)]
 pub struct Flow<'a> {
+    /// Source address as the file gives it.
     pub src_ip: IpAddr,
+    /// Source port (absent in some layouts).
     pub src_port: Option<u16>,
+    /// Destination address.
     pub dst_ip: IpAddr,
+    /// Destination port.
     pub dst_port: u16,
+    /// IP protocol number, when the file has it.
     pub protocol: Option<u8>,
     /// Seconds since the epoch, as written in the file (see [`timestamp`]).
     pub timestamp: Option<f64>,
     /// Microseconds; `None` when missing, non-finite or negative.
     pub duration_us: Option<f64>,
+    /// Packets from source to destination.
     pub fwd_packets: Option<f64>,
+    /// Packets from destination to source.
     pub bwd_packets: Option<f64>,
+    /// Bytes from source to destination.
     pub fwd_bytes: Option<f64>,
+    /// Bytes from destination to source.
     pub bwd_bytes: Option<f64>,
     /// Packets with RST set (may be unreliable in the 2017 files).
     pub rst_flags: Option<f64>,
@@ -61,13 +70,18 @@ pub enum SkipReason {
     /// The header repeated inside the data (some CSE-CIC-IDS2018 files
     /// concatenate captures, headers included).
     RepeatedHeader,
+    /// The source address is not an IP address.
     BadSourceIp,
+    /// The destination address is not an IP address.
     BadDestinationIp,
+    /// A port is not a number from 0 to 65535.
     BadPort,
+    /// A numeric cell is not a number.
     BadNumber,
 }
 
 impl SkipReason {
+    /// The reason in words, as the summary prints it.
     pub fn describe(self) -> &'static str {
         match self {
             SkipReason::EmptyRow => "empty rows",
@@ -84,10 +98,15 @@ impl SkipReason {
 /// One skipped row, reported with where it was and what was wrong.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RowProblem {
+    /// The file.
     pub file: String,
+    /// The line (1 = the header).
     pub line: u64,
+    /// The column's name in the header.
     pub column: String,
+    /// The cell as read (shortened when long).
     pub value: String,
+    /// Why the row was skipped.
     pub reason: String,
 }
 
@@ -113,6 +132,7 @@ pub struct ReadStats {
     pub rows: u64,
     /// Rows turned into flows.
     pub flows: u64,
+    /// Rows skipped, by reason.
     pub skipped: BTreeMap<SkipReason, u64>,
     /// The first [`MAX_PROBLEMS_KEPT`] skipped rows (empty rows and repeated
     /// headers excluded).
@@ -128,6 +148,7 @@ pub struct ReadStats {
 }
 
 impl ReadStats {
+    /// Rows skipped for any reason.
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
     }
@@ -147,21 +168,30 @@ impl ReadStats {
 pub enum ReadError {
     /// A path given on the command line does not exist or holds no CSV.
     NoInput {
+        /// The input that is missing.
         path: PathBuf,
     },
     /// A file lacks the columns a host profile needs.
     MissingColumns {
+        /// The file.
         file: PathBuf,
+        /// The columns it lacks.
         missing: Vec<&'static str>,
         /// The file looks like the MachineLearningCVE variant (no IPs).
         machine_learning_cve: bool,
     },
+    /// The file could not be read.
     Io {
+        /// The file.
         path: PathBuf,
+        /// The operating system's error.
         source: io::Error,
     },
+    /// The CSV could not be parsed.
     Csv {
+        /// The file.
         path: PathBuf,
+        /// The CSV reader's error.
         source: csv::Error,
     },
 }
@@ -433,6 +463,7 @@ pub mod progress {
             Bar::start(total)
         }
 
+        /// A progress bar for `total` bytes, when progress is shown.
         pub fn start(total: u64) -> Option<Bar> {
             if !ENABLED.load(Ordering::Relaxed) {
                 return None;
@@ -452,6 +483,7 @@ pub mod progress {
             })
         }
 
+        /// Counts `n` more bytes read.
         pub fn bytes(&self, n: u64) {
             self.pb.inc(n);
             if !self.shown.load(Ordering::Relaxed) && self.start.elapsed() > Duration::from_secs(1)
@@ -470,6 +502,7 @@ pub mod progress {
             self.rows.store(rows, Ordering::Relaxed);
         }
 
+        /// Clears the bar.
         pub fn finish(self) {
             self.pb.finish_and_clear();
         }
@@ -482,6 +515,7 @@ pub mod progress {
     }
 
     impl<R> Counting<R> {
+        /// Counts what `inner` reads on `bar`.
         pub fn new(inner: R, bar: Bar) -> Self {
             Counting { inner, bar }
         }

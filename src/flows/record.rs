@@ -58,9 +58,13 @@ impl LabelTable {
 /// flow is copied from the parsing threads to the profiling ones).
 #[derive(Debug, Clone, Copy)]
 pub struct FlowRecord {
+    /// Source address, as read.
     pub src_ip: IpAddr,
+    /// Source port, when the file gives it.
     pub src_port: Option<u16>,
+    /// Destination address, as read.
     pub dst_ip: IpAddr,
+    /// Destination port.
     pub dst_port: u16,
     /// See [`LabelTable::classify`].
     pub label: Option<Option<u32>>,
@@ -75,6 +79,7 @@ pub struct FlowRecord {
 pub const FLOW_NUMBERS: usize = 7;
 
 impl FlowRecord {
+    /// The record of a parsed row, its label resolved by `labels`.
     pub fn new(flow: &Flow<'_>, labels: &mut LabelTable) -> FlowRecord {
         FlowRecord::from_parts(
             (flow.src_ip, flow.src_port),
@@ -125,24 +130,31 @@ impl FlowRecord {
         (self.given >> i & 1 == 1).then_some(self.numbers[i])
     }
 
+    /// Flow start (seconds, file time).
     pub fn timestamp(&self) -> Option<f64> {
         self.number(0)
     }
+    /// Duration in microseconds.
     pub fn duration_us(&self) -> Option<f64> {
         self.number(1)
     }
+    /// Forward packets.
     pub fn fwd_packets(&self) -> Option<f64> {
         self.number(2)
     }
+    /// Backward packets.
     pub fn bwd_packets(&self) -> Option<f64> {
         self.number(3)
     }
+    /// Forward bytes.
     pub fn fwd_bytes(&self) -> Option<f64> {
         self.number(4)
     }
+    /// Backward bytes.
     pub fn bwd_bytes(&self) -> Option<f64> {
         self.number(5)
     }
+    /// RST flags.
     pub fn rst_flags(&self) -> Option<f64> {
         self.number(6)
     }

@@ -30,46 +30,71 @@ pub const MODEL_VERSION: u32 = 1;
 /// One training input.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InputFile {
+    /// The path as given.
     pub path: String,
+    /// SHA-256 of its bytes, hex.
     pub sha256: String,
+    /// Its size in bytes.
     pub bytes: u64,
 }
 
 /// How the model was trained.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TrainingInfo {
+    /// The training files.
     pub inputs: Vec<InputFile>,
+    /// Rows read.
     pub rows: u64,
+    /// Flows used.
     pub flows: u64,
+    /// Source hosts profiled.
     pub hosts: usize,
+    /// Hosts trained on.
     pub training_hosts: usize,
+    /// Which hosts were trained on, in words.
     pub training_set: String,
+    /// Cross-fitting folds (0 = in-sample).
     pub cross_fit_folds: usize,
+    /// The forest's parameters.
     pub params: IsolationForestParams,
 }
 
 /// A trained model.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Model {
+    /// Always `latmove-model`.
     pub format: String,
+    /// The model format's version (see `MODEL_VERSION`).
     pub model_version: u32,
+    /// The latmove that wrote it.
     pub latmove_version: String,
+    /// Feature names, in the table's order.
     pub features: Vec<String>,
     /// Profiling options the features depend on.
     pub window_secs: Option<u32>,
+    /// Whether reply-direction flows were re-oriented.
     pub orient: bool,
+    /// The network's inside (`--internal`), as CIDRs.
     pub internal: Vec<String>,
+    /// Whether external sources were scored and trained on.
     pub score_external: bool,
+    /// The scaler's means.
     pub offsets: Vec<f64>,
+    /// The scaler's 1 / standard deviations.
     pub scales: Vec<f64>,
+    /// The training entities' medians.
     pub medians: Vec<f64>,
+    /// Their robust spreads.
     pub spreads: Vec<f64>,
     /// `--prior-flows` of the training run (0 in models written before the
     /// option existed, which scored the means raw).
     #[serde(default)]
     pub mean_prior: f64,
+    /// The forest.
     pub forest: IsolationForest,
+    /// The threshold a host's score must exceed.
     pub threshold: f64,
+    /// Where the training came from.
     pub training: TrainingInfo,
 }
 
@@ -134,6 +159,7 @@ impl Model {
         }
     }
 
+    /// The model as one line of JSON.
     pub fn to_json(&self) -> Result<Vec<u8>> {
         let mut v = serde_json::to_vec(self)?;
         v.push(b'\n');

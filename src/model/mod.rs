@@ -9,7 +9,7 @@
 //! - [`detector`]: the Isolation Forest or the rule baseline, and the
 //!   threshold;
 //! - [`forest`]: the hand-written Isolation Forest;
-//! - [`file`]: a fitted pipeline saved to and loaded from JSON.
+//! - [`file`](mod@file): a fitted pipeline saved to and loaded from JSON.
 
 pub mod crossfit;
 pub mod detector;

@@ -46,7 +46,7 @@ pub struct Preprocessor {
     pub scales: Vec<f64>,
     /// The training entities' medians, per feature.
     pub medians: Vec<f64>,
-    /// Their robust spreads (see [`robust_center`]).
+    /// Their robust spreads (the MAD scaled to sigma, or a fallback for constant-heavy columns).
     pub spreads: Vec<f64>,
     /// The prior weight (flows) the means per flow are shrunk with.
     pub mean_prior: f64,

@@ -68,7 +68,7 @@ fn window_span(d: &Detection, h: &HostResult) -> (Option<f64>, Option<f64>) {
 }
 
 /// One ECS alert document.
-pub fn ecs_alert(d: &Detection, h: &HostResult) -> Value {
+pub(crate) fn ecs_alert(d: &Detection, h: &HostResult) -> Value {
     let (risk, severity) = risk(d, h);
     let (tactics, techniques) = attack_mapping(d, h);
     let (start, end) = window_span(d, h);
@@ -119,7 +119,7 @@ pub fn ecs_alert(d: &Detection, h: &HostResult) -> Value {
 }
 
 /// NDJSON: one ECS alert per flagged host, in rank order.
-pub fn ecs_ndjson(d: &Detection) -> Vec<u8> {
+pub(crate) fn ecs_ndjson(d: &Detection) -> Vec<u8> {
     let mut out = Vec::new();
     for h in d.flagged() {
         out.extend(serde_json::to_vec(&ecs_alert(d, h)).expect("JSON values serialise"));
@@ -129,7 +129,7 @@ pub fn ecs_ndjson(d: &Detection) -> Vec<u8> {
 }
 
 /// Escapes a CEF header field: backslash and pipe.
-pub fn cef_escape_header(s: &str) -> String {
+pub(crate) fn cef_escape_header(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -143,7 +143,7 @@ pub fn cef_escape_header(s: &str) -> String {
 }
 
 /// Escapes a CEF extension value: backslash, equals sign, newlines.
-pub fn cef_escape_value(s: &str) -> String {
+pub(crate) fn cef_escape_value(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -158,12 +158,12 @@ pub fn cef_escape_value(s: &str) -> String {
 }
 
 /// One CEF line per flagged host.
-pub fn cef_lines(d: &Detection) -> Vec<u8> {
+pub(crate) fn cef_lines(d: &Detection) -> Vec<u8> {
     d.flagged().flat_map(|h| cef_line(d, h)).collect()
 }
 
 /// The CEF line of one host, newline included.
-pub fn cef_line(d: &Detection, h: &HostResult) -> Vec<u8> {
+pub(crate) fn cef_line(d: &Detection, h: &HostResult) -> Vec<u8> {
     let (_, severity) = risk(d, h);
     let cef_severity = match severity {
         99 => 10,
@@ -215,5 +215,15 @@ mod tests {
         assert_eq!(cef_escape_header(r"a|b\c"), r"a\|b\\c");
         assert_eq!(cef_escape_header("x=y"), "x=y");
         assert_eq!(cef_escape_value("a=b\\c\nd\re|f"), "a\\=b\\\\c\\nd\\re|f");
+    }
+
+    #[test]
+    fn cef_escaping_follows_the_specification() {
+        assert_eq!(cef_escape_header("a|b"), "a\\|b");
+        assert_eq!(cef_escape_header("back\\slash"), "back\\\\slash");
+        assert_eq!(cef_escape_value("k=v"), "k\\=v");
+        assert_eq!(cef_escape_value("two\nlines\r"), "two\\nlines\\r");
+        assert_eq!(cef_escape_value("c:\\temp"), "c:\\\\temp");
+        assert_eq!(cef_escape_value("pipes|stay"), "pipes|stay");
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Once;
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
@@ -25,7 +26,7 @@ use crate::util::stats::quantile;
 static FONT: &[u8] = include_bytes!("assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 /// The registered font family name.
-pub const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 
 const BENIGN: RGBColor = RGBColor(150, 150, 150);
 const ATTACK: RGBColor = RGBColor(200, 30, 30);
@@ -52,12 +53,12 @@ fn jitter(i: u64) -> f64 {
 }
 
 /// Wraps a plotters error.
-pub fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+pub(crate) fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing chart: {e:?}")
 }
 
 /// [`draw_png`] for other modules' charts.
-pub fn draw_png_pub(
+pub(crate) fn draw_png_pub(
     path: &Path,
     size: (u32, u32),
     f: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
@@ -115,7 +116,7 @@ fn class_of(h: &HostResult) -> (&'static str, RGBColor) {
 }
 
 /// Chart (a): score distribution by class, with the threshold.
-pub fn score_distribution(d: &Detection, path: &Path) -> Result<()> {
+pub(crate) fn score_distribution(d: &Detection, path: &Path) -> Result<()> {
     let labelled = d.metrics.is_some();
     let rows: Vec<(&str, RGBColor)> = if labelled {
         vec![("benign", BENIGN), ("attack", ATTACK)]
@@ -188,60 +189,102 @@ pub fn score_distribution(d: &Detection, path: &Path) -> Result<()> {
                 )
                 .map_err(err)?;
         }
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(d.threshold, 0.0), (d.threshold, rows.len() as f64)],
-                BLACK.stroke_width(2),
-            )))
-            .map_err(err)?;
-        let right_half = d.threshold > (x0 + x1) / 2.0;
-        let label = format!(
-            "threshold {:.3}: hosts to the right are flagged ",
-            d.threshold
-        );
-        let style = (FAMILY, 15).into_font().color(&BLACK);
-        let anchor = if right_half {
-            style.pos(Pos::new(HPos::Right, VPos::Top))
-        } else {
-            style.pos(Pos::new(HPos::Left, VPos::Top))
-        };
-        chart
-            .draw_series(std::iter::once(Text::new(
-                label,
-                (d.threshold, rows.len() as f64 - 0.02),
-                anchor,
-            )))
-            .map_err(err)?;
-        // Label every attack host (up to 6) and the top flagged benign hosts.
-        let mut chosen: Vec<(usize, &HostResult)> = d
-            .hosts
+        mark_threshold_and_hosts(&mut chart, d, &rows, (x0, x1))
+    })
+}
+
+/// The threshold line with its caption, and the names of every attack host
+/// (up to 6) and the top flagged benign hosts, on the score chart.
+fn mark_threshold_and_hosts<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    d: &Detection,
+    rows: &[(&str, RGBColor)],
+    (x0, x1): (f64, f64),
+) -> Result<()> {
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(d.threshold, 0.0), (d.threshold, rows.len() as f64)],
+            BLACK.stroke_width(2),
+        )))
+        .map_err(err)?;
+    let right_half = d.threshold > (x0 + x1) / 2.0;
+    let label = format!(
+        "threshold {:.3}: hosts to the right are flagged ",
+        d.threshold
+    );
+    let style = (FAMILY, 15).into_font().color(&BLACK);
+    let anchor = if right_half {
+        style.pos(Pos::new(HPos::Right, VPos::Top))
+    } else {
+        style.pos(Pos::new(HPos::Left, VPos::Top))
+    };
+    chart
+        .draw_series(std::iter::once(Text::new(
+            label,
+            (d.threshold, rows.len() as f64 - 0.02),
+            anchor,
+        )))
+        .map_err(err)?;
+    // Label every attack host (up to 6) and the top flagged benign hosts.
+    let mut chosen: Vec<(usize, &HostResult)> = d
+        .hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.is_attack == Some(true))
+        .take(6)
+        .collect();
+    chosen.extend(
+        d.hosts
             .iter()
             .enumerate()
-            .filter(|(_, h)| h.is_attack == Some(true))
-            .take(6)
-            .collect();
-        chosen.extend(
-            d.hosts
-                .iter()
-                .enumerate()
-                .filter(|(_, h)| h.flagged && h.is_attack != Some(true))
-                .take(3),
-        );
-        for (k, (i, h)) in chosen.iter().enumerate() {
-            let row = rows.iter().position(|r| r.0 == class_of(h).0).unwrap_or(0);
-            let y = row as f64 + 0.5 + 0.7 * jitter(*i as u64);
-            let pos = Pos::new(HPos::Left, VPos::Center);
-            let dx = (x1 - x0) * 0.008;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    format!("{} (#{})", h.ip, h.rank),
-                    (h.score + dx, y + 0.07 * (k % 3) as f64 - 0.07),
-                    (FAMILY, 13).into_font().color(&BLACK).pos(pos),
-                )))
-                .map_err(err)?;
+            .filter(|(_, h)| h.flagged && h.is_attack != Some(true))
+            .take(3),
+    );
+    for (k, (i, h)) in chosen.iter().enumerate() {
+        let row = rows.iter().position(|r| r.0 == class_of(h).0).unwrap_or(0);
+        let y = row as f64 + 0.5 + 0.7 * jitter(*i as u64);
+        let pos = Pos::new(HPos::Left, VPos::Center);
+        let dx = (x1 - x0) * 0.008;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{} (#{})", h.ip, h.rank),
+                (h.score + dx, y + 0.07 * (k % 3) as f64 - 0.07),
+                (FAMILY, 13).into_font().color(&BLACK).pos(pos),
+            )))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The attack and flagged hosts (at most 20) whose names the fan-out chart
+/// shows, skipping any whose label would land on one already placed
+/// (log-space distance).
+fn fanout_labelled<'a>(
+    d: &'a Detection,
+    xy: &dyn Fn(&HostResult) -> (f64, f64),
+    (xmax, ymax): (f64, f64),
+) -> Vec<&'a HostResult> {
+    let mut placed: Vec<(f64, f64)> = Vec::new();
+    let (lx, ly) = (xmax.log10(), ymax.log10());
+    let mut chosen = Vec::new();
+    for h in d
+        .hosts
+        .iter()
+        .filter(|h| h.flagged || h.is_attack == Some(true))
+        .take(20)
+    {
+        let (x, y) = xy(h);
+        let (px, py) = (x.log10() / lx, y.log10() / ly);
+        if placed
+            .iter()
+            .any(|(qx, qy)| (px - qx).abs() < 0.12 && (py - qy).abs() < 0.025)
+        {
+            continue;
         }
-        Ok(())
-    })
+        placed.push((px, py));
+        chosen.push(h);
+    }
+    chosen
 }
 
 fn feature_index(d: &Detection, name: &str) -> Option<usize> {
@@ -249,7 +292,7 @@ fn feature_index(d: &Detection, name: &str) -> Option<usize> {
 }
 
 /// Chart (b): fan-out, distinct destination IPs vs ports, log axes.
-pub fn fanout(d: &Detection, path: &Path) -> Result<()> {
+pub(crate) fn fanout(d: &Detection, path: &Path) -> Result<()> {
     let (Some(fi), Some(fp)) = (
         feature_index(d, "unique_dst_ips"),
         feature_index(d, "unique_dst_ports"),
@@ -319,25 +362,8 @@ pub fn fanout(d: &Detection, path: &Path) -> Result<()> {
             .map_err(err)?
             .label(format!("flagged by latmove ({})", flagged.len()))
             .legend(|(x, y)| Circle::new((x, y), 8, FLAGGED.stroke_width(3)));
-        // Label attack and flagged hosts, skipping labels that would land on
-        // one already placed (log-space distance).
-        let mut placed: Vec<(f64, f64)> = Vec::new();
-        let (lx, ly) = (xmax.log10(), ymax.log10());
-        for h in d
-            .hosts
-            .iter()
-            .filter(|h| h.flagged || h.is_attack == Some(true))
-            .take(20)
-        {
+        for h in fanout_labelled(d, &xy, (xmax, ymax)) {
             let (x, y) = xy(h);
-            let (px, py) = (x.log10() / lx, y.log10() / ly);
-            if placed
-                .iter()
-                .any(|(qx, qy)| (px - qx).abs() < 0.12 && (py - qy).abs() < 0.025)
-            {
-                continue;
-            }
-            placed.push((px, py));
             chart
                 .draw_series(std::iter::once(Text::new(
                     format!("{} (#{})", h.ip, h.rank),
@@ -394,7 +420,7 @@ fn chart_features(d: &Detection, flagged: &[&HostResult], max: usize) -> Vec<usi
 ///
 /// Counts are drawn on a log axis (values below 1 at 1), shares on a linear
 /// 0-100% axis.
-pub fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
+pub(crate) fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
     let reference: Vec<&HostResult> = if d.metrics.is_some() {
         d.hosts
             .iter()
@@ -566,11 +592,7 @@ fn feature_panel(
 /// Labels for the top five flagged hosts of a [`feature_panel`], stacked
 /// without overlap at the right of the panel, each joined to its point.
 fn label_flagged<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     flagged: &[&HostResult],
     j: usize,
     (share, top): (bool, f64),
@@ -620,7 +642,7 @@ fn label_flagged<DB: DrawingBackend>(
 }
 
 /// Draws all three charts into `dir`; returns the file names written.
-pub fn draw_all(d: &Detection, dir: &Path) -> Result<Vec<&'static str>> {
+pub(crate) fn draw_all(d: &Detection, dir: &Path) -> Result<Vec<&'static str>> {
     type Chart = fn(&Detection, &Path) -> Result<()>;
     let mut charts: Vec<(&'static str, Chart)> =
         vec![("score_distribution.png", score_distribution)];

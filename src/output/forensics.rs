@@ -35,7 +35,7 @@ fn ip_file_name(ip: IpAddr) -> String {
 }
 
 /// Writes the report for every flagged host of `d` into `dir`.
-pub fn write_report(
+pub(crate) fn write_report(
     cfg: &DetectConfig,
     d: &Detection,
     dir: &Path,
@@ -45,41 +45,8 @@ pub fn write_report(
         .with_context(|| format!("creating report directory {}", dir.display()))?;
     let flagged: Vec<&HostResult> = d.flagged().collect();
     let wanted: HashSet<IpAddr> = flagged.iter().map(|h| h.ip).collect();
-    let mut flows: HashMap<IpAddr, Vec<Contrib>> = HashMap::new();
     let files = crate::flows::expand_inputs(&cfg.inputs)?;
-    crate::flows::read_flows(&files, |f| {
-        let reversed = cfg.profile.orient
-            && f.src_port
-                .is_some_and(|sp| crate::net::is_reply_direction(sp, f.dst_port));
-        let (src, sport, dst, dport) = if reversed {
-            (
-                f.dst_ip,
-                Some(f.dst_port),
-                f.src_ip,
-                f.src_port.unwrap_or(0),
-            )
-        } else {
-            (f.src_ip, f.src_port, f.dst_ip, f.dst_port)
-        };
-        if !wanted.contains(&src) || cfg.allow.flow_allowed(src, dport) {
-            return;
-        }
-        flows.entry(src).or_default().push(Contrib {
-            flow_id: f
-                .flow_id
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default(),
-            dst,
-            sport,
-            dport,
-            proto: f.protocol,
-            time: f.timestamp,
-            label: f
-                .label
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default(),
-        });
-    })?;
+    let mut flows = flagged_flows(cfg, &files, &wanted)?;
 
     let mut index = String::new();
     let _ = writeln!(index, "# latmove forensic report\n");
@@ -120,6 +87,61 @@ pub fn write_report(
     }
     write_atomic(&dir.join("index.md"), index.as_bytes())?;
 
+    write_manifest(cfg, d, dir, (command, &files))
+}
+
+/// The flows of the hosts in `wanted`, read again from `files`, oriented
+/// and allowlisted as profiling did.
+fn flagged_flows(
+    cfg: &DetectConfig,
+    files: &[std::path::PathBuf],
+    wanted: &HashSet<IpAddr>,
+) -> Result<HashMap<IpAddr, Vec<Contrib>>> {
+    let mut flows: HashMap<IpAddr, Vec<Contrib>> = HashMap::new();
+    crate::flows::read_flows(files, |f| {
+        let reversed = cfg.profile.orient
+            && f.src_port
+                .is_some_and(|sp| crate::net::is_reply_direction(sp, f.dst_port));
+        let (src, sport, dst, dport) = if reversed {
+            (
+                f.dst_ip,
+                Some(f.dst_port),
+                f.src_ip,
+                f.src_port.unwrap_or(0),
+            )
+        } else {
+            (f.src_ip, f.src_port, f.dst_ip, f.dst_port)
+        };
+        if !wanted.contains(&src) || cfg.allow.flow_allowed(src, dport) {
+            return;
+        }
+        flows.entry(src).or_default().push(Contrib {
+            flow_id: f
+                .flow_id
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default(),
+            dst,
+            sport,
+            dport,
+            proto: f.protocol,
+            time: f.timestamp,
+            label: f
+                .label
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default(),
+        });
+    })?;
+    Ok(flows)
+}
+
+/// The run manifest: version, command, inputs with SHA-256, parameters.
+fn write_manifest(
+    cfg: &DetectConfig,
+    d: &Detection,
+    dir: &Path,
+    (command, files): (&[String], &[std::path::PathBuf]),
+) -> Result<()> {
+    let flagged: Vec<&HostResult> = d.flagged().collect();
     let inputs: Vec<serde_json::Value> = files
         .iter()
         .map(|f| {

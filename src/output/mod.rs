@@ -2,7 +2,7 @@
 //! charts ([`charts`]), SIEM alerts ([`alerts`]) and the forensic report
 //! ([`forensics`]).
 
-pub mod alerts;
-pub mod charts;
-pub mod forensics;
-pub mod report;
+pub(crate) mod alerts;
+pub(crate) mod charts;
+pub(crate) mod forensics;
+pub(crate) mod report;

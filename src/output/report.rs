@@ -15,7 +15,7 @@ use crate::flows::timestamp::{format_timestamp, write_timestamp};
 use crate::metrics::Metrics;
 
 /// Writes `bytes` to `path` atomically: a temporary sibling, then rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_sibling(path);
     let result = (|| -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
@@ -31,7 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// A hidden temporary name beside `path` that keeps its extension (the
 /// chart backend picks the image format from it).
-pub fn temp_sibling(path: &Path) -> PathBuf {
+pub(crate) fn temp_sibling(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -61,7 +61,7 @@ fn time_text(t: Option<f64>) -> String {
 }
 
 /// Formats a feature value compactly (integers without decimals).
-pub fn fmt_value(v: f64) -> String {
+pub(crate) fn fmt_value(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else if v.abs() >= 100.0 {
@@ -72,7 +72,7 @@ pub fn fmt_value(v: f64) -> String {
 }
 
 /// The features that set a host apart, as indices, strongest first.
-pub fn top_reasons(h: &HostResult) -> Vec<usize> {
+pub(crate) fn top_reasons(h: &HostResult) -> Vec<usize> {
     // Features the forest actually cut on for this host, at least 3 robust
     // units from the median, farthest first (ties: earlier cuts first).
     let mut idx: Vec<usize> = (0..h.contributions.len())
@@ -90,7 +90,7 @@ pub fn top_reasons(h: &HostResult) -> Vec<usize> {
 
 /// One line on why a host stands out, e.g.
 /// `unique_dst_ports 1010 (+842 robust units vs benign median 12); ...`.
-pub fn explain(d: &Detection, h: &HostResult) -> String {
+pub(crate) fn explain(d: &Detection, h: &HostResult) -> String {
     let reasons = top_reasons(h);
     if reasons.is_empty() {
         return "no single feature is far from the benign hosts; the combination is unusual"
@@ -126,7 +126,7 @@ fn plural(n: f64, one: &str, many: &str) -> String {
 /// One sentence an analyst can read, from the host's (peak window's)
 /// behaviour, e.g. "reached 306 ports on 33 hosts (11 internal) within 15
 /// min; 90% of attempts got no reply or a reset".
-pub fn sentence(d: &Detection, h: &HostResult) -> String {
+pub(crate) fn sentence(d: &Detection, h: &HostResult) -> String {
     let get = |n: &str| feature(d, h, n);
     let mut parts = Vec::new();
     if let (Some(ips), Some(ports)) = (get("unique_dst_ips"), get("unique_dst_ports")) {
@@ -179,7 +179,7 @@ pub fn sentence(d: &Detection, h: &HostResult) -> String {
 }
 
 /// The human-readable summary printed on stdout.
-pub fn summary(d: &Detection, top: usize) -> String {
+pub(crate) fn summary(d: &Detection, top: usize) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -617,7 +617,7 @@ fn push_shortest(out: &mut String, v: f64) {
 /// Formatting a full day's rows takes milliseconds, so contiguous runs of
 /// hosts are rendered on every core and joined in order (the csv writer
 /// keeps no state between records: the bytes are one writer's).
-pub fn host_scores_csv(d: &Detection) -> Result<Vec<u8>> {
+pub(crate) fn host_scores_csv(d: &Detection) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(host_row_header(d, &[]))?;
     let mut out = w.into_inner()?;
@@ -662,7 +662,7 @@ pub fn host_scores_csv(d: &Detection) -> Result<Vec<u8>> {
 }
 
 /// `flagged_hosts.csv`: flagged hosts with the reasons.
-pub fn flagged_hosts_csv(d: &Detection) -> Result<Vec<u8>> {
+pub(crate) fn flagged_hosts_csv(d: &Detection) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(host_row_header(d, &["what", "top_features", "why"]))?;
     for h in d.flagged() {
@@ -711,7 +711,7 @@ struct MetricsJson<'a> {
 }
 
 /// `metrics.json`: the run's figures, machine-readable.
-pub fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
+pub(crate) fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
     let m = MetricsJson {
         latmove_version: env!("CARGO_PKG_VERSION"),
         inputs: d

@@ -13,12 +13,15 @@ use crate::profile::{HostProfile, pair_dst, pair_port};
 /// One named feature.
 #[derive(Clone, Copy)]
 pub struct FeatureDef {
+    /// The column name in the outputs.
     pub name: &'static str,
+    /// What it measures, in words.
     pub description: &'static str,
     /// The behaviour family (reach, ports, failure, volume, repetition):
     /// with `--feature-choice family` the forest gives each family an equal
     /// share of its splits.
     pub family: &'static str,
+    /// Computes it from a host's facts.
     pub compute: fn(&Facts) -> f64,
     /// For a mean per flow: how many flows it is the mean of. Such a mean
     /// is pulled toward the training median before scoring when it rests
@@ -29,6 +32,7 @@ pub struct FeatureDef {
 /// What the features read: the profile, and what several of them derive
 /// from its (destination, port) pairs, computed once per row.
 pub struct Facts<'a> {
+    /// The profile.
     pub h: &'a HostProfile,
     /// Distinct destinations.
     pub dsts: usize,
@@ -41,6 +45,7 @@ pub struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
+    /// The facts of a profile.
     pub fn of(h: &'a HostProfile) -> Facts<'a> {
         // Pairs sorted by key are grouped by destination (the key's high
         // bits); their ports sorted are grouped by port.
@@ -294,6 +299,7 @@ pub fn feature_set(name: &str) -> Option<&'static [FeatureDef]> {
 /// Hosts x features.
 #[derive(Debug, Clone)]
 pub struct FeatureTable {
+    /// The features, in column order.
     pub defs: Vec<FeatureDef>,
     /// One row per host, one column per feature; always finite.
     pub values: Array2<f64>,
@@ -401,6 +407,7 @@ impl FeatureTable {
             .collect()
     }
 
+    /// The feature names, in column order.
     pub fn names(&self) -> Vec<&'static str> {
         self.defs.iter().map(|d| d.name).collect()
     }

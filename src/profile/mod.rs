@@ -29,6 +29,7 @@ pub struct ProfileOptions {
     /// Re-orient reply-direction flows to their initiator
     /// (see [`net::is_reply_direction`]).
     pub orient: bool,
+    /// The network's inside (`--internal`).
     pub network: Network,
     /// Also build one profile per host and time window of this many
     /// seconds (`--window`).
@@ -54,6 +55,7 @@ impl Default for ProfileOptions {
 /// window; their behaviour is in the window profiles.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostProfile {
+    /// The source host.
     pub ip: IpAddr,
     /// Flows this host was the source of.
     pub flows: u64,
@@ -69,6 +71,7 @@ pub struct HostProfile {
     /// first window up to this one (set by [`ProfileBuilder::finish`] or by
     /// `watch`); `None` for a whole host, whose own set is the answer.
     pub admin_peers_to_date: Option<usize>,
+    /// Internal /24 (IPv4) or /64 (IPv6) subnets reached.
     pub internal_subnets: FlatSet<u128>,
     /// Distinct (destination, port) pairs, packed by [`pair_key`].
     pub pairs: FlatSet<u64>,
@@ -77,12 +80,15 @@ pub struct HostProfile {
     /// Flows whose reply packet count is known, and those that got no
     /// reply or were reset.
     pub reply_known: u64,
+    /// Flows the responder did not answer.
     pub unanswered: u64,
     /// Flows of at most one packet or without payload.
     pub tiny_flows: u64,
     /// Sums over flows whose counts are known.
     pub bytes_sum: f64,
+    /// Packets over the flows with volumes.
     pub packets_sum: f64,
+    /// Flows whose packets and bytes are known.
     pub volume_known: u64,
     /// Flows re-oriented to this host (they were recorded as replies).
     pub reoriented: u64,
@@ -99,11 +105,15 @@ pub struct HostProfile {
     pub failed_triples: FlatSet<(i32, DstId, u16)>,
     /// Sum and count of the durations that were present and valid (µs).
     pub duration_sum_us: f64,
+    /// Durations counted in `duration_sum_us`.
     pub duration_count: u64,
+    /// First flow start (seconds, file time).
     pub first_seen: Option<f64>,
+    /// Last flow start.
     pub last_seen: Option<f64>,
     /// Flows with a label, and those whose label is not BENIGN.
     pub labelled_flows: u64,
+    /// Flows whose label is not BENIGN.
     pub attack_flows: u64,
     /// Non-benign labels seen on this host's flows: (label id, count).
     pub attack_labels: Vec<(u32, u64)>,
@@ -244,10 +254,12 @@ pub struct ProfileBuilder {
 }
 
 impl ProfileBuilder {
+    /// A builder with the default options.
     pub fn new() -> ProfileBuilder {
         ProfileBuilder::default()
     }
 
+    /// A builder with `options`.
     pub fn with_options(options: ProfileOptions) -> ProfileBuilder {
         ProfileBuilder {
             options,
@@ -714,9 +726,11 @@ fn floor_i64(x: f64) -> i64 {
 /// The profile of one host in one time window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowProfile {
+    /// The host.
     pub ip: IpAddr,
     /// Window number: start time = index x window length (seconds).
     pub index: i64,
+    /// Its behaviour in the window.
     pub profile: HostProfile,
 }
 

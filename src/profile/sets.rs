@@ -16,7 +16,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 /// walks (a chain of the two would test both at every step), and `fold`
 /// (hence `for_each`, `sum`, `max`, ...) handed to the storage's own.
 pub enum Iter<'a, T> {
+    /// Over the inline values.
     Small(std::slice::Iter<'a, T>),
+    /// Over the hash set.
     Large(std::collections::hash_set::Iter<'a, T>),
 }
 
@@ -50,7 +52,9 @@ impl<'a, T> Iterator for Iter<'a, T> {
 
 /// The (key, count) pairs of a [`FlatCounts`] (see [`Iter`]).
 pub enum CountsIter<'a, K> {
+    /// Over the inline entries.
     Small(std::slice::Iter<'a, (K, u32)>),
+    /// Over the hash map.
     Large(std::collections::hash_map::Iter<'a, K, u32>),
 }
 
@@ -88,7 +92,9 @@ pub const SMALL: usize = 16;
 /// A set of small `Copy` values.
 #[derive(Debug, Clone)]
 pub enum FlatSet<T> {
+    /// A few values inline.
     Small(Vec<T>),
+    /// Many values, hashed.
     Large(FxHashSet<T>),
 }
 
@@ -120,6 +126,7 @@ impl<T: Copy + Eq + Hash> FlatSet<T> {
         }
     }
 
+    /// Whether `v` is in the set.
     pub fn contains(&self, v: &T) -> bool {
         match self {
             FlatSet::Small(items) => items.contains(v),
@@ -127,6 +134,7 @@ impl<T: Copy + Eq + Hash> FlatSet<T> {
         }
     }
 
+    /// Distinct values.
     pub fn len(&self) -> usize {
         match self {
             FlatSet::Small(items) => items.len(),
@@ -134,6 +142,7 @@ impl<T: Copy + Eq + Hash> FlatSet<T> {
         }
     }
 
+    /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -156,7 +165,9 @@ impl<T: Copy + Eq + Hash> PartialEq for FlatSet<T> {
 /// Counts by key (small `Copy` keys).
 #[derive(Debug, Clone)]
 pub enum FlatCounts<K> {
+    /// A few entries inline.
     Small(Vec<(K, u32)>),
+    /// Many entries, hashed.
     Large(FxHashMap<K, u32>),
 }
 
@@ -186,6 +197,7 @@ impl<K: Copy + Eq + Hash> FlatCounts<K> {
         }
     }
 
+    /// The count of `k`.
     pub fn get(&self, k: &K) -> Option<u32> {
         match self {
             FlatCounts::Small(items) => items.iter().find(|(key, _)| key == k).map(|(_, n)| *n),
@@ -201,6 +213,7 @@ impl<K: Copy + Eq + Hash> FlatCounts<K> {
         }
     }
 
+    /// Whether there are no keys.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -213,10 +226,12 @@ impl<K: Copy + Eq + Hash> FlatCounts<K> {
         }
     }
 
+    /// The keys, in no order.
     pub fn keys(&self) -> impl Iterator<Item = K> + '_ {
         self.iter().map(|(k, _)| k)
     }
 
+    /// The counts, in the order of `keys`.
     pub fn values(&self) -> impl Iterator<Item = u32> + '_ {
         self.iter().map(|(_, n)| n)
     }

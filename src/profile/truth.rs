@@ -26,23 +26,30 @@ use crate::profile::Profiles;
 /// One line of a truth file.
 #[derive(Debug, Clone)]
 pub struct TruthEntry {
+    /// The host.
     pub ip: IpAddr,
+    /// Start of the time range (seconds), if any.
     pub start: Option<f64>,
+    /// End of the time range.
     pub end: Option<f64>,
+    /// The label (`BENIGN` or an attack name).
     pub label: String,
 }
 
 /// Host-level ground truth.
 #[derive(Debug, Clone, Default)]
 pub struct Truth {
+    /// The lines, in file order.
     pub entries: Vec<TruthEntry>,
 }
 
 impl Truth {
+    /// Reads and parses a truth file, naming it in errors.
     pub fn from_file(path: &Path) -> Result<Truth> {
         parse_file(path, Truth::parse)
     }
 
+    /// Parses a truth file's text.
     pub fn parse(text: &str) -> Result<Truth> {
         let mut entries = Vec::new();
         for (n, line) in lines(text) {

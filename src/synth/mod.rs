@@ -49,10 +49,15 @@ pub const WORKSTATIONS: [Ipv4Addr; 10] = [
     Ipv4Addr::new(192, 168, 10, 19),
     Ipv4Addr::new(192, 168, 10, 25),
 ];
+/// The domain controller and DNS server.
 pub const DC: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 3);
+/// The web server reached from the internet.
 pub const WEB: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 50);
+/// The Ubuntu server.
 pub const UBUNTU: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 51);
+/// The firewall, NAT of the external brute-forcer.
 pub const FIREWALL: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
+/// The compromised workstation that scans.
 pub const SCANNER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 8);
 
 /// What to generate.
@@ -60,7 +65,9 @@ pub const SCANNER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 8);
 pub struct SynthConfig {
     /// Data rows to write (header excluded, empty trap rows included).
     pub rows: usize,
+    /// The random seed.
     pub seed: u64,
+    /// Which day.
     pub scenario: Scenario,
     /// Leave the attackers out (a benign baseline day for `--train`).
     pub benign_only: bool,
@@ -80,18 +87,27 @@ pub enum Scenario {
 
 /// Hosts of the hard scenario.
 pub const SLOW_SCANNER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 14);
+/// The hard day's slow sweeper.
 pub const SWEEPER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 17);
+/// The hard day's workstation moving laterally over admin ports.
 pub const LATERAL: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 25);
+/// The hard day's backup server (benign, reaches many hosts).
 pub const BACKUP: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 60);
+/// The hard day's monitoring poller (benign, SNMP to many hosts).
 pub const POLLER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 70);
+/// The hard day's vulnerability scanner (benign when allowlisted).
 pub const VULN_SCANNER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 80);
+/// The hard day's NAT gateway.
 pub const NAT: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 1);
 
 /// What was generated, per label.
 #[derive(Debug, Clone, Default)]
 pub struct SynthSummary {
+    /// Rows written.
     pub rows: usize,
+    /// Of them, empty trap rows.
     pub empty_rows: usize,
+    /// Rows per label.
     pub per_label: Vec<(String, usize)>,
 }
 
@@ -401,6 +417,10 @@ fn popular<T: Copy>(rng: &mut ChaCha8Rng, pool: &[T]) -> T {
 }
 
 /// Generates the day's flows, sorted by time.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the day's script: one short block a host role, in the order their random draws are taken (reordering changes every synthetic file)"
+)]
 fn generate(cfg: &SynthConfig) -> (Vec<Spec>, usize) {
     let mut g = Gen {
         rng: ChaCha8Rng::seed_from_u64(cfg.seed),
@@ -623,6 +643,10 @@ fn stamp(t: u32) -> String {
     format!("4/7/2017 {h12}:{m:02}")
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one row's 85 columns of the 2017 layout, written in column order"
+)]
 fn render(s: &Spec, line: &mut String) {
     line.clear();
     let d = s.duration_us as f64;

@@ -152,6 +152,10 @@ pub(super) fn sample_sparse(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usi
 }
 
 impl Tree {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one explicit-stack loop whose node scan, split draw and partition share per-node scratch buffers on the hot path; the order of random draws is the forest"
+    )]
     pub(super) fn grow(
         x: ArrayView2<'_, f64>,
         mut rows: Vec<usize>,

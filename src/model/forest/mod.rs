@@ -124,13 +124,26 @@ pub enum ForestError {
     /// The training matrix has no columns.
     NoFeatures,
     /// A value was NaN or infinite.
-    NonFinite { row: usize, column: usize },
+    NonFinite {
+        /// The row, counted among the rows given.
+        row: usize,
+        /// The column.
+        column: usize,
+    },
     /// Rows to score have a different number of features than the model.
-    FeatureCountMismatch { expected: usize, got: usize },
+    FeatureCountMismatch {
+        /// Families given.
+        expected: usize,
+        /// Columns in the data.
+        got: usize,
+    },
     /// A tree (from a model file) that cannot be walked.
     MalformedTree {
+        /// The tree.
         tree: usize,
+        /// The node.
         node: usize,
+        /// What is wrong.
         why: String,
     },
 }
@@ -167,9 +180,13 @@ impl std::error::Error for ForestError {}
 /// Forest parameters (validated by [`IsolationForestParams::fit`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IsolationForestParams {
+    /// Trees in the forest.
     pub n_trees: usize,
+    /// Subsample size per tree (`psi = min(this, rows)`).
     pub max_samples: usize,
+    /// How the threshold is set.
     pub contamination: Contamination,
+    /// The random seed; each tree draws from its own stream of it.
     pub seed: u64,
     /// Range-aware scoring (see [`Tree::expected_path_length`]); `false`
     /// gives scikit-learn's scores exactly as its semantics define them.
@@ -339,9 +356,11 @@ pub fn contamination_threshold(scores: &[f64], c: f64) -> f64 {
 /// A fitted forest.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IsolationForest {
+    /// The trees, in order.
     pub trees: Vec<Tree>,
     /// The subsample size each tree was grown on.
     pub psi: usize,
+    /// Columns the forest was grown on.
     pub n_features: usize,
     /// Scores strictly above this are flagged.
     pub threshold: f64,

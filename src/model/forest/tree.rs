@@ -8,18 +8,27 @@ use super::{ForestError, c_leaf};
 /// A node of a flat tree.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Node {
+    /// An inner node.
     Split {
+        /// The column it cuts.
         feature: u32,
+        /// The cut: values at or below go left.
         value: f64,
+        /// The left child's index.
         left: u32,
+        /// The right child's index.
         right: u32,
         /// The node's training range on `feature` (the split was drawn in
         /// `[lo, hi)`), kept for range-aware scoring.
         lo: f64,
+        /// The upper end of that range.
         hi: f64,
     },
+    /// A leaf.
     Leaf {
+        /// Its depth.
         depth: u32,
+        /// Training rows that reached it.
         size: u32,
     },
 }
@@ -27,6 +36,7 @@ pub enum Node {
 /// One isolation tree, nodes in a flat vector (root at 0).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tree {
+    /// The nodes, root first.
     pub nodes: Vec<Node>,
 }
 
