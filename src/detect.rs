@@ -16,6 +16,7 @@ use crate::metrics::{self, Metrics};
 use crate::model::Fitted;
 use crate::model::crossfit::{self, CrossFit, Folds};
 use crate::model::detector::{DetectorKind, DetectorParams};
+use crate::model::file::Model;
 use crate::model::forest::{IsolationForest, IsolationForestParams};
 use crate::model::preprocess::{Preprocessing, Preprocessor};
 use crate::profile::features::{FULL_FEATURES, FeatureDef, FeatureTable};
@@ -59,6 +60,19 @@ pub(crate) struct DetectConfig {
 }
 
 impl DetectConfig {
+    /// The detection configuration that scores `inputs` with `model`: its
+    /// features, profiling, parameters and fitted stages.
+    pub(crate) fn for_model(inputs: Vec<PathBuf>, model: &Model) -> Result<DetectConfig> {
+        let mut cfg = DetectConfig::new(inputs);
+        cfg.features = model.feature_defs()?;
+        cfg.profile = model.profile_options()?;
+        cfg.score_external = model.score_external;
+        cfg.detector.forest = model.training.params.clone();
+        cfg.preprocessing.mean_prior = model.mean_prior;
+        cfg.fitted = Some(model.fitted());
+        Ok(cfg)
+    }
+
     /// The defaults for `inputs`: full features, 15-minute windows off,
     /// five folds, every core.
     pub(crate) fn new(inputs: Vec<PathBuf>) -> DetectConfig {

@@ -412,7 +412,7 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     check_fraction("--min-recall", a.output.min_recall)?;
     check_fraction("--max-fpr", a.output.max_fpr)?;
     let model = Model::load(&a.model)?;
-    let mut cfg = model_config(a.inputs.clone(), &model)?;
+    let mut cfg = DetectConfig::for_model(a.inputs.clone(), &model)?;
     cfg.free_profiles = false;
     if let Some(t) = &a.truth {
         cfg.truth = Some(crate::profile::truth::Truth::from_file(t).context("--truth")?);
@@ -452,19 +452,6 @@ fn training_info(d: &Detection, files: &[PathBuf]) -> Result<TrainingInfo> {
         cross_fit_folds: d.folds,
         params: d.params.clone(),
     })
-}
-
-/// The detection configuration that scores `inputs` with `model`: its
-/// features, profiling, parameters and fitted stages.
-pub(crate) fn model_config(inputs: Vec<PathBuf>, model: &Model) -> Result<DetectConfig> {
-    let mut cfg = DetectConfig::new(inputs);
-    cfg.features = model.feature_defs()?;
-    cfg.profile = model.profile_options()?;
-    cfg.score_external = model.score_external;
-    cfg.detector.forest = model.training.params.clone();
-    cfg.preprocessing.mean_prior = model.mean_prior;
-    cfg.fitted = Some(model.fitted());
-    Ok(cfg)
 }
 
 /// Writes the outputs, alerts and report of a detection, prints the

@@ -178,7 +178,7 @@ impl<W: Write> State<'_, W> {
 /// Runs the watch loop until the input ends; returns the counters and the
 /// reader's statistics (malformed lines and so on).
 pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, ReadStats)> {
-    let mut detect = super::model_config(Vec::new(), &cfg.model)?;
+    let mut detect = DetectConfig::for_model(Vec::new(), &cfg.model)?;
     detect.allow = cfg.allow.clone();
     let Some(window) = cfg.model.window_secs else {
         bail!(

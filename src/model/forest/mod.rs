@@ -25,6 +25,7 @@
 //! Trees are stored as flat node arrays.
 
 mod grow;
+mod layout;
 mod scorer;
 mod tree;
 mod walk;

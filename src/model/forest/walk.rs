@@ -1,7 +1,7 @@
-//! The walks down a [`Heap`]: the scalar reference and, where the CPU has
+//! The walks down a tree laid out for scoring: the scalar reference and, where the CPU has
 //! them, the AVX2 and AVX-512 walks tested against it.
 
-use super::scorer::{HEAP_MAX_DEPTH, LANES, Slot, TOP_LEVELS, Top};
+use super::layout::{HEAP_MAX_DEPTH, LANES, Slot, TOP_LEVELS, Top};
 
 /// The vector instructions a walk may use.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -255,7 +255,8 @@ mod tests {
     use super::*;
     use crate::model::forest::IsolationForestParams;
     use crate::model::forest::Node;
-    use crate::model::forest::scorer::{BLOCK, Heap};
+    use crate::model::forest::layout::BLOCK;
+    use crate::model::forest::scorer::Heap;
     use crate::model::forest::tree::check_trees;
     use ndarray::Array2;
     use rand::Rng;
