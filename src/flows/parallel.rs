@@ -161,7 +161,7 @@ fn parse_range(
 
 /// Splits the range's lines on commas alone (see [`scan`]), giving what
 /// the csv crate gives as long as no line holds a quote or a carriage
-/// return other than the one before its line feed (every CIC file);
+/// return other than one directly followed by its line feed (every CIC file);
 /// returns false, having parsed nothing, when one does.
 fn split_plain(buf: &[u8], layout: &FileLayout, work: &mut Work, chunk: &mut Chunk) -> bool {
     #[cfg(target_arch = "x86_64")]

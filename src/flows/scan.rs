@@ -119,7 +119,7 @@ impl Index {
     /// commas numbered `wanted` (1-based, ascending) into `at`, and the
     /// line's comma count; `None` when the line has fewer commas than the
     /// last one wanted. With `PDEP`, a comma further into a block is picked
-    /// with one bit deposit instead of clearing the bits before it one by
+    /// with one bit deposit instead of clearing the lower bits one by
     /// one.
     ///
     /// # Safety
@@ -352,7 +352,7 @@ fn plain_port(line: &[u8], edges: &Edges, cell: Option<(usize, usize)>) -> Optio
 /// eight bytes (and the ones before them for a longer field) are loaded as
 /// one word, the bytes before the field replaced by `'0'`, all checked to
 /// be digits and combined pairwise. A field too near the line's start to
-/// load a word before its end goes through [`whole_number`].
+/// load a whole word ending at its end goes through [`whole_number`].
 #[inline(always)]
 fn digits_number(line: &[u8], from: usize, to: usize) -> Option<u64> {
     let len = to.checked_sub(from)?;
@@ -376,7 +376,7 @@ fn digits_word(line: &[u8], end: usize, n: usize) -> Option<u64> {
     let bytes: [u8; 8] = line[end - 8..end].try_into().expect("eight bytes");
     let x = u64::from_le_bytes(bytes);
     // The field's bytes are the word's high `n` (the last byte is the
-    // most significant); the ones before it become '0'.
+    // most significant); the bytes ahead of the field become '0'.
     let keep = !0u64 << (8 * (8 - n));
     let x = (x & keep) | (ZEROS & !keep);
     // Every byte 0x30..=0x39: high nibble 3, and still 3 after adding 6.
@@ -398,7 +398,7 @@ const ZEROS: u64 = 0x3030_3030_3030_3030;
 /// The flow of a row whose cells are all in their plain form, or `None`
 /// (the general row check then decides, and counts). `line` is the row
 /// (without its line end); `edges` holds, relative to the line,
-/// `usize::MAX` (just before it), the offsets of the commas `plan.wanted`
+/// `usize::MAX` (the position just ahead of it), the offsets of the commas `plan.wanted`
 /// names, and the line's length.
 #[inline(always)]
 pub(super) fn quick_row<'a>(

@@ -111,7 +111,7 @@ pub struct SynthSummary {
     pub per_label: Vec<(String, usize)>,
 }
 
-/// One synthetic flow before it is rendered into 85 columns.
+/// One synthetic flow, to be rendered into 85 columns.
 #[derive(Debug, Clone)]
 struct Spec {
     src: Ipv4Addr,
@@ -378,7 +378,7 @@ fn hard_cases(g: &mut Gen, benign_only: bool, web_sites: &[Ipv4Addr], scale: f64
         }
     }
     // A compromised workstation fanning out modestly over SMB, RDP and
-    // WinRM during business hours (sessions that succeed).
+    // WinRM during business hours (connections that succeed).
     let victims: Vec<Ipv4Addr> = inside
         .iter()
         .copied()

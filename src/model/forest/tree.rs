@@ -1,5 +1,5 @@
 //! The isolation tree: flat nodes, path lengths, and the checks a tree
-//! from a model file must pass before it is scored.
+//! from a model file must pass to be scored.
 
 use ndarray::ArrayView1;
 
