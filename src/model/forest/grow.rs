@@ -6,8 +6,99 @@ use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-use super::{IsolationForest, IsolationForestParams, Node, Tree};
+use super::fitted::IsolationForest;
+use super::params::{
+    Contamination, ForestError, IsolationForestParams, check_finite, contamination_threshold,
+};
+use super::tree::{Node, Tree};
 use crate::util::prefetch;
+use crate::util::threads::{default_threads, in_chunks};
+
+impl IsolationForestParams {
+    /// Grows the forest on `x` (rows = training samples), on every core.
+    pub fn fit(&self, x: ArrayView2<'_, f64>) -> Result<IsolationForest, ForestError> {
+        self.fit_threads(x, default_threads())
+    }
+
+    /// Grows the forest with `threads` threads. Each tree depends only on
+    /// the seed and its index, so the forest is identical for any count.
+    pub fn fit_threads(
+        &self,
+        x: ArrayView2<'_, f64>,
+        threads: usize,
+    ) -> Result<IsolationForest, ForestError> {
+        self.fit_on(x, None, threads)
+    }
+
+    /// Grows the forest on the rows `rows` of `x` (in that order): the
+    /// same forest as on `x.select(Axis(0), rows)`, without the copy.
+    pub fn fit_rows(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: &[usize],
+        threads: usize,
+    ) -> Result<IsolationForest, ForestError> {
+        self.fit_on(x, Some(rows), threads)
+    }
+
+    fn fit_on(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: Option<&[usize]>,
+        threads: usize,
+    ) -> Result<IsolationForest, ForestError> {
+        let plan = self.plan(x.view(), rows)?;
+        let trees = in_chunks(self.n_trees, threads, |range| plan.grow_trees(range));
+        let mut forest = plan.forest(trees);
+        if let Contamination::Fraction(c) = self.contamination {
+            let scores = forest.score_on(x, rows, threads)?;
+            forest.threshold = contamination_threshold(&scores, c);
+        }
+        Ok(forest)
+    }
+
+    /// A forest to grow on the rows `rows` of `x` in pieces (see
+    /// [`ForestPlan`]), checked as [`Self::fit_rows`] checks it.
+    pub fn plan_rows<'a>(
+        &'a self,
+        x: ArrayView2<'a, f64>,
+        rows: &'a [usize],
+    ) -> Result<ForestPlan<'a>, ForestError> {
+        self.plan(x, Some(rows))
+    }
+
+    fn plan<'a>(
+        &'a self,
+        x: ArrayView2<'a, f64>,
+        rows: Option<&'a [usize]>,
+    ) -> Result<ForestPlan<'a>, ForestError> {
+        self.validate()?;
+        let d = x.ncols();
+        let n = rows.map_or(x.nrows(), <[usize]>::len);
+        if d == 0 {
+            return Err(ForestError::NoFeatures);
+        }
+        if n < 2 {
+            return Err(ForestError::TooFewTrainingRows(n));
+        }
+        check_finite(x, rows)?;
+        if !self.feature_families.is_empty() && self.feature_families.len() != d {
+            return Err(ForestError::FeatureCountMismatch {
+                expected: self.feature_families.len(),
+                got: d,
+            });
+        }
+        let psi = self.max_samples.min(n);
+        Ok(ForestPlan {
+            params: self,
+            x,
+            rows,
+            n,
+            psi,
+            depth_limit: (psi as f64).log2().ceil() as usize,
+        })
+    }
+}
 
 /// A forest grown piece by piece: [`ForestPlan::grow_trees`] for ranges
 /// of tree numbers (on any threads, in any order), then

@@ -4,12 +4,14 @@
 
 use ndarray::ArrayView2;
 
+use super::fitted::IsolationForest;
 use super::layout::{BLOCK, HEAP_MAX_DEPTH, LANES, PASS, PASS_TOP, Slot, TOP_LEVELS, Top};
+use super::params::{ForestError, average_path_length, c_leaf, check_finite};
+use super::tree::{Node, Tree, check_trees};
 use super::walk::{Simd, Walk, walk_scalar};
 #[cfg(target_arch = "x86_64")]
 use super::walk::{walk_avx2, walk_avx512};
-use super::{ForestError, IsolationForest, Node, Tree, c_leaf, check_finite};
-use crate::util::threads::in_chunks;
+use crate::util::threads::{default_threads, in_chunks};
 
 /// Every tree laid out for scoring as a complete binary tree of the depth
 /// `D` of the forest's deepest leaf: the children of slot `s` are
@@ -254,6 +256,63 @@ impl Scorer {
                 start = end;
             }
             out
+        })
+    }
+}
+
+impl IsolationForest {
+    /// Anomaly score of every row, in (0, 1), on every core.
+    pub fn score(&self, x: ArrayView2<'_, f64>) -> Result<Vec<f64>, ForestError> {
+        self.score_threads(x, default_threads())
+    }
+
+    /// Scores with `threads` threads. Each row's path lengths are summed in
+    /// tree order by one thread, so scores are bit-identical for any count.
+    pub fn score_threads(
+        &self,
+        x: ArrayView2<'_, f64>,
+        threads: usize,
+    ) -> Result<Vec<f64>, ForestError> {
+        self.score_on(x, None, threads)
+    }
+
+    /// Scores the rows `rows` of `x` (in that order): the scores of
+    /// `x.select(Axis(0), rows)`, without the copy.
+    pub fn score_rows(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: &[usize],
+        threads: usize,
+    ) -> Result<Vec<f64>, ForestError> {
+        self.score_on(x, Some(rows), threads)
+    }
+
+    pub(super) fn score_on(
+        &self,
+        x: ArrayView2<'_, f64>,
+        rows: Option<&[usize]>,
+        threads: usize,
+    ) -> Result<Vec<f64>, ForestError> {
+        self.scorer()?.score_rows(x, rows, threads)
+    }
+
+    /// The forest compiled for scoring, to score several sets of rows
+    /// without compiling it again for each (the trees are checked here).
+    pub fn scorer(&self) -> Result<Scorer, ForestError> {
+        let depth = check_trees(&self.trees, self.n_features)?;
+        let heap = Heap::new(&self.trees, depth, self.n_features);
+        Ok(Scorer {
+            deep: if heap.is_none() {
+                Some(self.clone())
+            } else {
+                None
+            },
+            heap,
+            n_features: self.n_features,
+            c: average_path_length(self.psi),
+            n_trees: self.trees.len(),
+            range_aware: self.range_aware,
+            simd: Simd::detect(),
         })
     }
 }

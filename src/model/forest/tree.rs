@@ -3,7 +3,7 @@
 
 use ndarray::ArrayView1;
 
-use super::{ForestError, c_leaf};
+use super::params::{ForestError, c_leaf};
 
 /// A node of a flat tree.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
