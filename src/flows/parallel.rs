@@ -274,10 +274,69 @@ struct Claims {
     stop: bool,
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "one scoped pipeline (reader, parsers, in-order hand-over) whose stages share the claims, buffers and error slot it declares; split, each would take them all as arguments"
-)]
+/// What the parsing threads and the consumer share: which ranges are
+/// claimed and consumed, a wake-up for threads waiting to run ahead, and
+/// the record vectors the consumer is done with.
+struct Shared {
+    claims: Mutex<Claims>,
+    wake: Condvar,
+    spares: Mutex<Vec<Vec<FlowRecord>>>,
+    /// Ranges in the file.
+    ranges: usize,
+    /// How far past the consumed range a thread may parse.
+    ahead: usize,
+}
+
+impl Shared {
+    /// The next range to parse, waiting while the threads are `ahead`
+    /// ranges past the consumer; `None` when there is none or on stop.
+    fn claim(&self) -> Option<usize> {
+        let mut c = self.claims.lock().expect("claims lock");
+        while !c.stop && c.next < self.ranges && c.next >= c.consumed + self.ahead {
+            c = self.wake.wait(c).expect("claims lock");
+        }
+        if c.stop || c.next >= self.ranges {
+            return None;
+        }
+        c.next += 1;
+        Some(c.next - 1)
+    }
+
+    /// Range `k` is consumed: threads waiting to run ahead may go on.
+    fn consumed(&self, k: usize) {
+        self.claims.lock().expect("claims lock").consumed = k + 1;
+        self.wake.notify_all();
+    }
+
+    /// Stops every thread (on an error).
+    fn stop(&self, e: ReadError) -> ReadError {
+        self.claims.lock().expect("claims lock").stop = true;
+        self.wake.notify_all();
+        e
+    }
+
+    /// A record vector the consumer is done with, if any (fresh ones cost
+    /// page faults).
+    fn spare(&self) -> Vec<FlowRecord> {
+        self.spares
+            .lock()
+            .expect("spares lock")
+            .pop()
+            .unwrap_or_default()
+    }
+}
+
+/// The file's header line and the layout it gives.
+fn read_layout(path: &Path) -> Result<(FileLayout, u64), ReadError> {
+    let mut first = Vec::new();
+    BufReader::new(File::open(path).map_err(io_error(path))?)
+        .read_until(b'\n', &mut first)
+        .map_err(io_error(path))?;
+    let mut hr = csv_reader(&first[..], true);
+    let header = hr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
+    Ok((FileLayout::new(path, header)?, first.len() as u64))
+}
+
 fn read_plain_file<F: FnMut(&FlowRecord)>(
     path: &Path,
     threads: usize,
@@ -288,62 +347,32 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
     sink: &mut F,
 ) -> Result<(), ReadError> {
     let len = std::fs::metadata(path).map_err(io_error(path))?.len();
-    // The header: the first line.
-    let mut first = Vec::new();
-    BufReader::new(File::open(path).map_err(io_error(path))?)
-        .read_until(b'\n', &mut first)
-        .map_err(io_error(path))?;
-    let mut hr = csv_reader(&first[..], true);
-    let header = hr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
-    let layout = FileLayout::new(path, header)?;
+    let (layout, header_len) = read_layout(path)?;
     stats.has_labels |= layout.map.get(super::Field::Label).is_some();
-    let bounds = boundaries(path, first.len() as u64, len, chunk)?;
-    let ranges = bounds.len() - 1;
-    let ahead = 2 * threads;
-    let claims = Mutex::new(Claims {
-        next: 0,
-        consumed: 0,
-        stop: false,
-    });
-    let wake = Condvar::new();
-    let spares: Mutex<Vec<Vec<FlowRecord>>> = Mutex::new(Vec::new());
+    let bounds = boundaries(path, header_len, len, chunk)?;
+    let shared = Shared {
+        claims: Mutex::new(Claims {
+            next: 0,
+            consumed: 0,
+            stop: false,
+        }),
+        wake: Condvar::new(),
+        spares: Mutex::new(Vec::new()),
+        ranges: bounds.len() - 1,
+        ahead: 2 * threads,
+    };
     let (tx, rx) = mpsc::channel::<(usize, Result<Chunk, ReadError>)>();
     std::thread::scope(|s| {
-        for _ in 0..threads.min(ranges) {
+        for _ in 0..threads.min(shared.ranges) {
             let tx = tx.clone();
-            let (claims, wake, layout, bounds, spares) =
-                (&claims, &wake, &layout, &bounds, &spares);
+            let (shared, layout, bounds) = (&shared, &layout, &bounds);
             s.spawn(move || {
                 let mut buf = Vec::new();
                 let mut work = Work::default();
-                loop {
-                    let k = {
-                        let mut c = claims.lock().expect("claims lock");
-                        while !c.stop && c.next < ranges && c.next >= c.consumed + ahead {
-                            c = wake.wait(c).expect("claims lock");
-                        }
-                        if c.stop || c.next >= ranges {
-                            return;
-                        }
-                        c.next += 1;
-                        c.next - 1
-                    };
-                    // A record vector the sink is done with, if any: fresh
-                    // ones cost page faults.
-                    let spare = spares
-                        .lock()
-                        .expect("spares lock")
-                        .pop()
-                        .unwrap_or_default();
-                    let result = parse_range(
-                        path,
-                        layout,
-                        bounds[k],
-                        bounds[k + 1],
-                        &mut buf,
-                        &mut work,
-                        spare,
-                    );
+                while let Some(k) = shared.claim() {
+                    let (from, to) = (bounds[k], bounds[k + 1]);
+                    let result =
+                        parse_range(path, layout, from, to, &mut buf, &mut work, shared.spare());
                     if tx.send((k, result)).is_err() {
                         return;
                     }
@@ -351,58 +380,36 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
             });
         }
         drop(tx);
-        let stop = |e: ReadError| {
-            claims.lock().expect("claims lock").stop = true;
-            wake.notify_all();
-            e
-        };
         // Results by range, errors included, so that the error reported is
         // the first in file order, as the sequential reader's would be.
         let mut pending: BTreeMap<usize, Result<Chunk, ReadError>> = BTreeMap::new();
         // Lines before the current range: the header's, then its rows.
         let mut line_offset = 1u64;
         let mut flows_seen = stats.flows;
-        for k in 0..ranges {
+        for k in 0..shared.ranges {
             let chunk = loop {
                 if let Some(c) = pending.remove(&k) {
-                    break c.map_err(stop)?;
+                    break c.map_err(|e| shared.stop(e))?;
                 }
                 match rx.recv() {
                     Ok((j, c)) => {
                         pending.insert(j, c);
                     }
                     Err(_) => {
-                        return Err(stop(ReadError::Io {
+                        return Err(shared.stop(ReadError::Io {
                             path: path.to_path_buf(),
                             source: std::io::Error::other("a parsing thread stopped"),
                         }));
                     }
                 }
             };
-            {
-                let mut c = claims.lock().expect("claims lock");
-                c.consumed = k + 1;
-            }
-            wake.notify_all();
+            shared.consumed(k);
             let rows = chunk.stats.rows;
             merge_stats(stats, chunk.stats, line_offset);
             line_offset += rows;
-            let mut global: Vec<Option<u32>> = vec![None; chunk.labels.texts().len()];
-            let mut records = chunk.records;
-            for r in &mut records {
-                if let Some(Some(local)) = r.label {
-                    let id = *global[local as usize].get_or_insert_with(|| {
-                        match labels.classify(Some(chunk.labels.raw(local))) {
-                            Some(Some(id)) => id,
-                            _ => unreachable!("an attack label stays one"),
-                        }
-                    });
-                    r.label = Some(Some(id));
-                }
-                sink(r);
-            }
+            let records = hand_over(chunk.records, &chunk.labels, labels, sink);
             flows_seen += records.len() as u64;
-            spares.lock().expect("spares lock").push(records);
+            shared.spares.lock().expect("spares lock").push(records);
             if let Some(b) = bar {
                 b.rows(flows_seen);
                 b.bytes(bounds[k + 1] - bounds[k] + if k == 0 { bounds[0] } else { 0 });
@@ -410,6 +417,32 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
         }
         Ok(())
     })
+}
+
+/// Gives a range's records to `sink` in order, their labels moved from the
+/// range's own ids (`local`) to the file's (`labels`, in order of first
+/// appearance, as one thread would number them); returns the vector for
+/// reuse.
+fn hand_over<F: FnMut(&FlowRecord)>(
+    mut records: Vec<FlowRecord>,
+    local: &LabelTable,
+    labels: &mut LabelTable,
+    sink: &mut F,
+) -> Vec<FlowRecord> {
+    let mut global: Vec<Option<u32>> = vec![None; local.texts().len()];
+    for r in &mut records {
+        if let Some(Some(l)) = r.label {
+            let id = *global[l as usize].get_or_insert_with(|| {
+                match labels.classify(Some(local.raw(l))) {
+                    Some(Some(id)) => id,
+                    _ => unreachable!("an attack label stays one"),
+                }
+            });
+            r.label = Some(Some(id));
+        }
+        sink(r);
+    }
+    records
 }
 
 /// Adds a range's counts to the file's, its problems after the ones kept

@@ -559,24 +559,7 @@ fn feature_panel(
             )
         }))
         .map_err(err)?;
-    if !vals.is_empty() {
-        let med = y(quantile(&vals, 0.5));
-        let p99 = y(quantile(&vals, 0.99));
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(0.0, med), (2.0, med)],
-                BLACK.stroke_width(1),
-            )))
-            .map_err(err)?;
-        chart
-            .draw_series(DashedLineSeries::new(
-                vec![(0.0, p99), (2.0, p99)],
-                8,
-                6,
-                BLACK.stroke_width(1),
-            ))
-            .map_err(err)?;
-    }
+    reference_lines(&mut chart, &vals, &y)?;
     let px = |i: usize| 1.5 + 0.3 * jitter(i as u64 * 17 + j as u64);
     chart
         .draw_series(
@@ -587,6 +570,35 @@ fn feature_panel(
         )
         .map_err(err)?;
     label_flagged(&mut chart, flagged, j, (share, top), (&y, &px))
+}
+
+/// The reference hosts' median (a line) and 99th percentile (dashed) on a
+/// [`feature_panel`], in display space `y`.
+fn reference_lines<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    vals: &[f64],
+    y: &dyn Fn(f64) -> f64,
+) -> Result<()> {
+    if vals.is_empty() {
+        return Ok(());
+    }
+    let med = y(quantile(vals, 0.5));
+    let p99 = y(quantile(vals, 0.99));
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(0.0, med), (2.0, med)],
+            BLACK.stroke_width(1),
+        )))
+        .map_err(err)?;
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(0.0, p99), (2.0, p99)],
+            8,
+            6,
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
+    Ok(())
 }
 
 /// Labels for the top five flagged hosts of a [`feature_panel`], stacked

@@ -293,6 +293,15 @@ fn subnet_hosts() -> Vec<Ipv4Addr> {
 /// baseline day.
 fn hard_cases(g: &mut Gen, benign_only: bool, web_sites: &[Ipv4Addr], scale: f64) {
     let inside = subnet_hosts();
+    heavy_hitters(g, &inside, web_sites, scale);
+    if !benign_only {
+        hard_attacks(g, &inside);
+    }
+}
+
+/// The hard day's benign heavy hitters: a backup server, an SNMP poller,
+/// the allowlisted vulnerability scanner and a NAT gateway.
+fn heavy_hitters(g: &mut Gen, inside: &[Ipv4Addr], web_sites: &[Ipv4Addr], scale: f64) {
     // Backup server: pulls from every internal host over SMB, 08:40-09:40.
     for (i, dst) in inside.iter().enumerate() {
         if *dst == BACKUP {
@@ -306,7 +315,7 @@ fn hard_cases(g: &mut Gen, benign_only: bool, web_sites: &[Ipv4Addr], scale: f64
     // SNMP poller: every 5 minutes, UDP 161 on every internal host.
     let mut t = DAY_START;
     while t < DAY_END {
-        for dst in &inside {
+        for dst in inside {
             if *dst != POLLER {
                 let answered = *dst != WEB;
                 let jitter = g.rng.gen_range(0..20);
@@ -332,9 +341,11 @@ fn hard_cases(g: &mut Gen, benign_only: bool, web_sites: &[Ipv4Addr], scale: f64
         let site = web_sites[g.rng.gen_range(0..web_sites.len())];
         g.tcp_session(NAT, site, 443, t, 0.3, "BENIGN");
     }
-    if benign_only {
-        return;
-    }
+}
+
+/// The hard day's attackers: a slow scan, a sweep of 445/3389 and a
+/// workstation moving laterally over admin ports.
+fn hard_attacks(g: &mut Gen, inside: &[Ipv4Addr]) {
     // Slow scan: a few probes a minute over four hours, 10:00-14:00.
     let targets: Vec<Ipv4Addr> = inside
         .iter()
@@ -417,10 +428,6 @@ fn popular<T: Copy>(rng: &mut ChaCha8Rng, pool: &[T]) -> T {
 }
 
 /// Generates the day's flows, sorted by time.
-#[expect(
-    clippy::too_many_lines,
-    reason = "the day's script: one short block a host role, in the order their random draws are taken (reordering changes every synthetic file)"
-)]
 fn generate(cfg: &SynthConfig) -> (Vec<Spec>, usize) {
     let mut g = Gen {
         rng: ChaCha8Rng::seed_from_u64(cfg.seed),
@@ -434,105 +441,138 @@ fn generate(cfg: &SynthConfig) -> (Vec<Spec>, usize) {
     let scan = ((11_000.0 * scale) as usize).max(1500);
     let benign = n.saturating_sub(empty_rows + ftp + ssh + scan);
 
-    let web_sites: Vec<Ipv4Addr> = (0..(2500.0 * scale.sqrt()) as usize + 40)
-        .map(|_| public_ip(&mut g.rng))
-        .collect();
-    let web_clients: Vec<Ipv4Addr> = (0..(1500.0 * scale.sqrt()) as usize + 20)
-        .map(|_| public_ip(&mut g.rng))
-        .collect();
-    let resolvers: Vec<Ipv4Addr> = (0..12).map(|_| public_ip(&mut g.rng)).collect();
-    let ntp: Vec<Ipv4Addr> = (0..4).map(|_| public_ip(&mut g.rng)).collect();
-    let mirrors: Vec<Ipv4Addr> = (0..6).map(|_| public_ip(&mut g.rng)).collect();
-    // Each workstation has its own favourite sites.
-    let favourites: Vec<Vec<Ipv4Addr>> = WORKSTATIONS
-        .iter()
-        .map(|_| {
-            let mut s = web_sites.clone();
-            s.shuffle(&mut g.rng);
-            s.truncate(web_sites.len() / 3 + 10);
-            s
-        })
-        .collect();
-
-    let mut made = 0;
-    while made < benign {
-        let t = g.time(DAY_START, DAY_END);
-        let w = g.rng.gen_range(0..WORKSTATIONS.len());
-        let ws = WORKSTATIONS[w];
-        let roll: f64 = g.rng.r#gen();
-        if roll < 0.42 {
-            let site = popular(&mut g.rng, &favourites[w]);
-            let port = *[443, 443, 443, 443, 80, 80, 8080, 993]
-                .choose(&mut g.rng)
-                .unwrap_or(&443);
-            let size: f64 = g.rng.r#gen::<f64>().powi(4) * 6.0;
-            g.tcp_session(ws, site, port, t, size, "BENIGN");
-        } else if roll < 0.60 {
-            let sport = g.ephemeral();
-            g.udp(ws, sport, DC, 53, t, true);
-        } else if roll < 0.65 {
-            let port = *[88, 389, 445, 135, 3268, 49155]
-                .choose(&mut g.rng)
-                .unwrap_or(&445);
-            g.tcp_session(ws, DC, port, t, 0.2, "BENIGN");
-        } else if roll < 0.67 {
-            let (dst, port) = if g.rng.gen_bool(0.5) {
-                (Ipv4Addr::new(192, 168, 10, 255), 137)
-            } else {
-                (Ipv4Addr::new(224, 0, 0, 252), 5355)
-            };
-            g.udp(ws, port, dst, port, t, false);
-        } else if roll < 0.68 {
-            let s = *ntp.choose(&mut g.rng).unwrap_or(&ntp[0]);
-            g.udp(ws, 123, s, 123, t, true);
-        } else if roll < 0.73 {
-            let r = *resolvers.choose(&mut g.rng).unwrap_or(&resolvers[0]);
-            let sport = g.ephemeral();
-            g.udp(DC, sport, r, 53, t, true);
-        } else if roll < 0.77 {
-            // Reply-direction flows from internet servers to workstations.
-            let site = popular(&mut g.rng, &favourites[w]);
-            let svc = if g.rng.gen_bool(0.8) { 443 } else { 80 };
-            g.reply(site, svc, ws, t);
-        } else if roll < 0.80 {
-            // ... and from the DC to workstations (DNS, LDAP, Kerberos).
-            let svc = *[53, 53, 389, 88, 445].choose(&mut g.rng).unwrap_or(&53);
-            g.reply(DC, svc, ws, t);
-        } else if roll < 0.91 {
-            let c = popular(&mut g.rng, &web_clients);
-            let port = if g.rng.gen_bool(0.7) { 443 } else { 80 };
-            g.tcp_session(c, WEB, port, t, 0.5, "BENIGN");
-        } else if roll < 0.94 {
-            let c = popular(&mut g.rng, &web_clients);
-            let svc = if g.rng.gen_bool(0.7) { 443 } else { 80 };
-            g.reply(WEB, svc, c, t);
-        } else if roll < 0.96 {
-            let m = *mirrors.choose(&mut g.rng).unwrap_or(&mirrors[0]);
-            g.tcp_session(UBUNTU, m, 80, t, 2.0, "BENIGN");
-        } else if roll < 0.98 {
-            let sport = g.ephemeral();
-            let src = if g.rng.gen_bool(0.5) { WEB } else { UBUNTU };
-            g.udp(src, sport, DC, 53, t, true);
-        } else if roll < 0.985 {
-            // The firewall's own benign traffic to the web server.
-            g.tcp_session(FIREWALL, WEB, 80, t, 0.3, "BENIGN");
-        } else {
-            // Workstations reach the internal servers' web pages.
-            let port = if g.rng.gen_bool(0.5) { 80 } else { 443 };
-            g.tcp_session(ws, WEB, port, t, 0.5, "BENIGN");
-        }
-        made += 1;
+    let bg = Background::draw(&mut g, scale);
+    for _ in 0..benign {
+        benign_flow(&mut g, &bg);
     }
-
     if cfg.scenario == Scenario::Hard {
-        hard_cases(&mut g, cfg.benign_only, &web_sites, scale);
+        hard_cases(&mut g, cfg.benign_only, &bg.web_sites, scale);
     }
     if cfg.benign_only {
         g.out.sort_by_key(|s| s.t);
         return (g.out, empty_rows);
     }
+    brute_force(&mut g, ftp, ssh);
+    internal_scan(&mut g, scan);
+    g.out.sort_by_key(|s| s.t);
+    (g.out, empty_rows)
+}
 
-    // FTP-Patator and SSH-Patator: 172.16.0.1 -> web server.
+/// The internet hosts of the day: web sites, web clients, resolvers, NTP
+/// servers, mirrors, and each workstation's favourite sites.
+struct Background {
+    web_sites: Vec<Ipv4Addr>,
+    web_clients: Vec<Ipv4Addr>,
+    resolvers: Vec<Ipv4Addr>,
+    ntp: Vec<Ipv4Addr>,
+    mirrors: Vec<Ipv4Addr>,
+    favourites: Vec<Vec<Ipv4Addr>>,
+}
+
+impl Background {
+    fn draw(g: &mut Gen, scale: f64) -> Background {
+        let web_sites: Vec<Ipv4Addr> = (0..(2500.0 * scale.sqrt()) as usize + 40)
+            .map(|_| public_ip(&mut g.rng))
+            .collect();
+        let web_clients: Vec<Ipv4Addr> = (0..(1500.0 * scale.sqrt()) as usize + 20)
+            .map(|_| public_ip(&mut g.rng))
+            .collect();
+        let resolvers: Vec<Ipv4Addr> = (0..12).map(|_| public_ip(&mut g.rng)).collect();
+        let ntp: Vec<Ipv4Addr> = (0..4).map(|_| public_ip(&mut g.rng)).collect();
+        let mirrors: Vec<Ipv4Addr> = (0..6).map(|_| public_ip(&mut g.rng)).collect();
+        // Each workstation has its own favourite sites.
+        let favourites: Vec<Vec<Ipv4Addr>> = WORKSTATIONS
+            .iter()
+            .map(|_| {
+                let mut s = web_sites.clone();
+                s.shuffle(&mut g.rng);
+                s.truncate(web_sites.len() / 3 + 10);
+                s
+            })
+            .collect();
+        Background {
+            web_sites,
+            web_clients,
+            resolvers,
+            ntp,
+            mirrors,
+            favourites,
+        }
+    }
+}
+
+/// One benign flow at a random time of the working day: browsing, DNS,
+/// directory traffic, broadcasts, NTP, replies, the web server's clients.
+fn benign_flow(g: &mut Gen, bg: &Background) {
+    let t = g.time(DAY_START, DAY_END);
+    let w = g.rng.gen_range(0..WORKSTATIONS.len());
+    let ws = WORKSTATIONS[w];
+    let roll: f64 = g.rng.r#gen();
+    if roll < 0.42 {
+        let site = popular(&mut g.rng, &bg.favourites[w]);
+        let port = *[443, 443, 443, 443, 80, 80, 8080, 993]
+            .choose(&mut g.rng)
+            .unwrap_or(&443);
+        let size: f64 = g.rng.r#gen::<f64>().powi(4) * 6.0;
+        g.tcp_session(ws, site, port, t, size, "BENIGN");
+    } else if roll < 0.60 {
+        let sport = g.ephemeral();
+        g.udp(ws, sport, DC, 53, t, true);
+    } else if roll < 0.65 {
+        let port = *[88, 389, 445, 135, 3268, 49155]
+            .choose(&mut g.rng)
+            .unwrap_or(&445);
+        g.tcp_session(ws, DC, port, t, 0.2, "BENIGN");
+    } else if roll < 0.67 {
+        let (dst, port) = if g.rng.gen_bool(0.5) {
+            (Ipv4Addr::new(192, 168, 10, 255), 137)
+        } else {
+            (Ipv4Addr::new(224, 0, 0, 252), 5355)
+        };
+        g.udp(ws, port, dst, port, t, false);
+    } else if roll < 0.68 {
+        let s = *bg.ntp.choose(&mut g.rng).unwrap_or(&bg.ntp[0]);
+        g.udp(ws, 123, s, 123, t, true);
+    } else if roll < 0.73 {
+        let r = *bg.resolvers.choose(&mut g.rng).unwrap_or(&bg.resolvers[0]);
+        let sport = g.ephemeral();
+        g.udp(DC, sport, r, 53, t, true);
+    } else if roll < 0.77 {
+        // Reply-direction flows from internet servers to workstations.
+        let site = popular(&mut g.rng, &bg.favourites[w]);
+        let svc = if g.rng.gen_bool(0.8) { 443 } else { 80 };
+        g.reply(site, svc, ws, t);
+    } else if roll < 0.80 {
+        // ... and from the DC to workstations (DNS, LDAP, Kerberos).
+        let svc = *[53, 53, 389, 88, 445].choose(&mut g.rng).unwrap_or(&53);
+        g.reply(DC, svc, ws, t);
+    } else if roll < 0.91 {
+        let c = popular(&mut g.rng, &bg.web_clients);
+        let port = if g.rng.gen_bool(0.7) { 443 } else { 80 };
+        g.tcp_session(c, WEB, port, t, 0.5, "BENIGN");
+    } else if roll < 0.94 {
+        let c = popular(&mut g.rng, &bg.web_clients);
+        let svc = if g.rng.gen_bool(0.7) { 443 } else { 80 };
+        g.reply(WEB, svc, c, t);
+    } else if roll < 0.96 {
+        let m = *bg.mirrors.choose(&mut g.rng).unwrap_or(&bg.mirrors[0]);
+        g.tcp_session(UBUNTU, m, 80, t, 2.0, "BENIGN");
+    } else if roll < 0.98 {
+        let sport = g.ephemeral();
+        let src = if g.rng.gen_bool(0.5) { WEB } else { UBUNTU };
+        g.udp(src, sport, DC, 53, t, true);
+    } else if roll < 0.985 {
+        // The firewall's own benign traffic to the web server.
+        g.tcp_session(FIREWALL, WEB, 80, t, 0.3, "BENIGN");
+    } else {
+        // Workstations reach the internal servers' web pages.
+        let port = if g.rng.gen_bool(0.5) { 80 } else { 443 };
+        g.tcp_session(ws, WEB, port, t, 0.5, "BENIGN");
+    }
+}
+
+/// FTP-Patator and SSH-Patator: 172.16.0.1 -> web server.
+fn brute_force(g: &mut Gen, ftp: usize, ssh: usize) {
     for (count, port, from, to, label) in [
         (
             ftp,
@@ -570,8 +610,10 @@ fn generate(cfg: &SynthConfig) -> (Vec<Spec>, usize) {
             });
         }
     }
+}
 
-    // The internal scan: 192.168.10.8 probes the other internal hosts.
+/// The internal scan: 192.168.10.8 probes the other internal hosts.
+fn internal_scan(g: &mut Gen, scan: usize) {
     let targets: Vec<Ipv4Addr> = WORKSTATIONS
         .iter()
         .copied()
@@ -622,9 +664,6 @@ fn generate(cfg: &SynthConfig) -> (Vec<Spec>, usize) {
             label: "PortScan",
         });
     }
-
-    g.out.sort_by_key(|s| s.t);
-    (g.out, empty_rows)
 }
 
 fn f(v: f64) -> String {
@@ -643,51 +682,89 @@ fn stamp(t: u32) -> String {
     format!("4/7/2017 {h12}:{m:02}")
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "one row's 85 columns of the 2017 layout, written in column order"
-)]
-fn render(s: &Spec, line: &mut String) {
-    line.clear();
-    let d = s.duration_us as f64;
-    let pk = (s.fwd_pkts + s.bwd_pkts) as f64;
-    let bytes = (s.fwd_bytes + s.bwd_bytes) as f64;
-    let fmean = if s.fwd_pkts > 0 {
-        s.fwd_bytes as f64 / s.fwd_pkts as f64
-    } else {
-        0.0
-    };
-    let bmean = if s.bwd_pkts > 0 {
-        s.bwd_bytes as f64 / s.bwd_pkts as f64
-    } else {
-        0.0
-    };
-    // Rates: CICFlowMeter divides by the duration in seconds, giving
-    // Infinity (or NaN for 0/0) on zero-duration flows.
-    let rate = |x: f64| -> String {
-        if d == 0.0 {
+/// What a row's derived columns are computed from.
+struct Derived {
+    /// Duration (µs).
+    d: f64,
+    pk: f64,
+    bytes: f64,
+    fmean: f64,
+    bmean: f64,
+    fiat: f64,
+    biat: f64,
+    hdr_f: f64,
+    hdr_b: f64,
+    minlen: f64,
+    maxlen: f64,
+}
+
+impl Derived {
+    fn of(s: &Spec) -> Derived {
+        let d = s.duration_us as f64;
+        let fmean = if s.fwd_pkts > 0 {
+            s.fwd_bytes as f64 / s.fwd_pkts as f64
+        } else {
+            0.0
+        };
+        let bmean = if s.bwd_pkts > 0 {
+            s.bwd_bytes as f64 / s.bwd_pkts as f64
+        } else {
+            0.0
+        };
+        let iat = |n: f64| if n > 1.0 { d / (n - 1.0) } else { 0.0 };
+        Derived {
+            d,
+            pk: (s.fwd_pkts + s.bwd_pkts) as f64,
+            bytes: (s.fwd_bytes + s.bwd_bytes) as f64,
+            fmean,
+            bmean,
+            fiat: iat(s.fwd_pkts as f64),
+            biat: iat(s.bwd_pkts as f64),
+            hdr_f: s.fwd_pkts as f64 * 20.0,
+            hdr_b: s.bwd_pkts as f64 * 20.0,
+            minlen: if s.bwd_pkts > 0 {
+                fmean.min(bmean)
+            } else {
+                fmean
+            },
+            maxlen: [fmean, bmean].iter().copied().fold(0.0, f64::max),
+        }
+    }
+
+    /// A rate: CICFlowMeter divides by the duration in seconds, giving
+    /// Infinity (or NaN for 0/0) on zero-duration flows.
+    fn rate(&self, x: f64) -> String {
+        if self.d == 0.0 {
             if x == 0.0 {
                 "NaN".to_string()
             } else {
                 "Infinity".to_string()
             }
         } else {
-            f(x / (d / 1e6))
+            f(x / (self.d / 1e6))
         }
-    };
-    let iat = |n: f64| if n > 1.0 { d / (n - 1.0) } else { 0.0 };
-    let fiat = iat(s.fwd_pkts as f64);
-    let biat = iat(s.bwd_pkts as f64);
-    let hdr_f = s.fwd_pkts as f64 * 20.0;
-    let hdr_b = s.bwd_pkts as f64 * 20.0;
-    let lens = [fmean, bmean];
-    let maxlen = lens.iter().copied().fold(0.0, f64::max);
-    let minlen = if s.bwd_pkts > 0 {
-        fmean.min(bmean)
-    } else {
-        fmean
-    };
-    let cols: Vec<String> = vec![
+    }
+
+    /// The mean gap between `n` packets.
+    fn iat(&self, n: f64) -> f64 {
+        if n > 1.0 { self.d / (n - 1.0) } else { 0.0 }
+    }
+}
+
+fn render(s: &Spec, line: &mut String) {
+    line.clear();
+    let v = Derived::of(s);
+    let mut cols = flow_columns(s, &v);
+    cols.extend(flag_columns(s, &v));
+    debug_assert_eq!(cols.len(), 85);
+    // The real rows have no space after the commas; only the header has.
+    line.push_str(&cols.join(","));
+    line.push_str("\r\n");
+}
+
+/// The identity, volume, rate and inter-arrival columns (the first 40).
+fn flow_columns(s: &Spec, v: &Derived) -> Vec<String> {
+    vec![
         format!("{}-{}-{}-{}-{}", s.src, s.dst, s.sport, s.dport, s.proto),
         s.src.to_string(),
         s.sport.to_string(),
@@ -700,45 +777,51 @@ fn render(s: &Spec, line: &mut String) {
         s.bwd_pkts.to_string(),
         s.fwd_bytes.to_string(),
         s.bwd_bytes.to_string(),
-        f(fmean),
-        f(fmean),
-        f(fmean),
+        f(v.fmean),
+        f(v.fmean),
+        f(v.fmean),
         "0".into(),
-        f(bmean),
-        f(bmean),
-        f(bmean),
+        f(v.bmean),
+        f(v.bmean),
+        f(v.bmean),
         "0".into(),
-        if d == 0.0 && bytes == 0.0 {
+        if v.d == 0.0 && v.bytes == 0.0 {
             "NaN".into()
         } else {
-            rate(bytes)
+            v.rate(v.bytes)
         },
-        rate(pk),
-        f(iat(pk)),
+        v.rate(v.pk),
+        f(v.iat(v.pk)),
         "0".into(),
-        f(iat(pk)),
-        f(iat(pk)),
-        f(if s.fwd_pkts > 1 { d } else { 0.0 }),
-        f(fiat),
+        f(v.iat(v.pk)),
+        f(v.iat(v.pk)),
+        f(if s.fwd_pkts > 1 { v.d } else { 0.0 }),
+        f(v.fiat),
         "0".into(),
-        f(fiat),
-        f(fiat),
-        f(if s.bwd_pkts > 1 { d } else { 0.0 }),
-        f(biat),
+        f(v.fiat),
+        f(v.fiat),
+        f(if s.bwd_pkts > 1 { v.d } else { 0.0 }),
+        f(v.biat),
         "0".into(),
-        f(biat),
-        f(biat),
+        f(v.biat),
+        f(v.biat),
+    ]
+}
+
+/// The flag, segment, window and label columns (the last 45).
+fn flag_columns(s: &Spec, v: &Derived) -> Vec<String> {
+    vec![
         "0".into(),
         "0".into(),
         "0".into(),
         "0".into(),
-        f(hdr_f),
-        f(hdr_b),
-        rate(s.fwd_pkts as f64),
-        rate(s.bwd_pkts as f64),
-        f(minlen),
-        f(maxlen),
-        f(if pk > 0.0 { bytes / pk } else { 0.0 }),
+        f(v.hdr_f),
+        f(v.hdr_b),
+        v.rate(s.fwd_pkts as f64),
+        v.rate(s.bwd_pkts as f64),
+        f(v.minlen),
+        f(v.maxlen),
+        f(if v.pk > 0.0 { v.bytes / v.pk } else { 0.0 }),
         "0".into(),
         "0".into(),
         s.fin.to_string(),
@@ -750,10 +833,10 @@ fn render(s: &Spec, line: &mut String) {
         "0".into(),
         "0".into(),
         f(s.bwd_pkts.checked_div(s.fwd_pkts).unwrap_or(0) as f64),
-        f(if pk > 0.0 { bytes / pk } else { 0.0 }),
-        f(fmean),
-        f(bmean),
-        f(hdr_f),
+        f(if v.pk > 0.0 { v.bytes / v.pk } else { 0.0 }),
+        f(v.fmean),
+        f(v.bmean),
+        f(v.hdr_f),
         "0".into(),
         "0".into(),
         "0".into(),
@@ -785,11 +868,7 @@ fn render(s: &Spec, line: &mut String) {
         "0".into(),
         "0".into(),
         s.label.to_string(),
-    ];
-    debug_assert_eq!(cols.len(), 85);
-    // The real rows have no space after the commas; only the header has.
-    line.push_str(&cols.join(","));
-    line.push_str("\r\n");
+    ]
 }
 
 /// Writes the synthetic day as CSV (header + rows, CRLF) to `w`.

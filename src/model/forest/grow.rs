@@ -243,10 +243,6 @@ pub(super) fn sample_sparse(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<usi
 }
 
 impl Tree {
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one explicit-stack loop whose node scan, split draw and partition share per-node scratch buffers on the hot path; the order of random draws is the forest"
-    )]
     pub(super) fn grow(
         x: ArrayView2<'_, f64>,
         mut rows: Vec<usize>,
@@ -255,27 +251,12 @@ impl Tree {
         rng: &mut ChaCha8Rng,
     ) -> Tree {
         let mut tree = Tree { nodes: Vec::new() };
-        // The subsample's values, column by column (`col(f)[k]` is feature
-        // f of the k-th sampled row), so the scans below read contiguous
-        // memory; `rows` becomes positions in the subsample, in the same
-        // order, so every partition (and so the tree) is the same.
         let d = x.ncols();
         let len = rows.len();
-        let mut values = vec![0.0; d * len];
-        // The sampled rows are scattered over the whole table (larger than
-        // the cache on a full day): each is fetched a few rows ahead.
-        const AHEAD: usize = 8;
-        for (k, &r) in rows.iter().enumerate() {
-            if let Some(&next) = rows.get(k + AHEAD)
-                && let Some(row) = x.row(next).to_slice()
-            {
-                prefetch(row);
-            }
-            for (f, v) in x.row(r).iter().enumerate() {
-                values[f * len + k] = *v;
-            }
-        }
+        let values = column_major(x, &rows);
         let col = |f: usize| &values[f * len..(f + 1) * len];
+        // `rows` becomes positions in the subsample, in the same order, so
+        // every partition (and so the tree) is the same.
         rows.iter_mut().enumerate().for_each(|(k, r)| *r = k);
         // A feature constant in a node is constant in its children: each
         // node scans only its parent's non-constant features (a bit set
@@ -297,76 +278,16 @@ impl Tree {
                 tree.nodes[node] = leaf;
                 continue;
             }
-            // Features not constant in the node: a scan that stops at the
-            // first value differing from the node's first row (the range is
-            // computed below for the chosen feature only).
-            candidates.clear();
-            let node_rows = &rows[start..end];
-            let mut found = 0u64;
-            for f in 0..d {
-                if d <= 64 && scan & (1u64 << f) == 0 {
-                    continue;
-                }
-                let c = col(f);
-                let first = c[node_rows[0]];
-                if node_rows[1..].iter().any(|&r| c[r] != first) {
-                    candidates.push(f);
-                    if d <= 64 {
-                        found |= 1u64 << f;
-                    }
-                }
-            }
+            let found = varying_features(&col, d, &rows[start..end], scan, &mut candidates);
             let child_scan = if d <= 64 { found } else { all };
             if candidates.is_empty() {
                 tree.nodes[node] = leaf;
                 continue;
             }
-            let feature = if families.is_empty() {
-                candidates[uniform_index(rng, candidates.len())]
-            } else {
-                // A family among those present (in feature order), then a
-                // feature of it.
-                present.clear();
-                for &c in &candidates {
-                    if !present.contains(&families[c]) {
-                        present.push(families[c]);
-                    }
-                }
-                if present.len() == candidates.len() {
-                    candidates[uniform_index(rng, candidates.len())]
-                } else {
-                    let fam = present[uniform_index(rng, present.len())];
-                    let members = candidates.iter().filter(|&&c| families[c] == fam).count();
-                    let k = uniform_index(rng, members);
-                    *candidates
-                        .iter()
-                        .filter(|&&c| families[c] == fam)
-                        .nth(k)
-                        .expect("k < members")
-                }
-            };
+            let feature = pick_feature(&candidates, families, &mut present, rng);
             let c = col(feature);
-            let (lo, hi) =
-                node_rows
-                    .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
-                        let v = c[r];
-                        (lo.min(v), hi.max(v))
-                    });
-            let mut value = lo + uniform_unit(rng) * (hi - lo);
-            if value >= hi {
-                value = lo;
-            }
-            // Partition rows[start..end] so rows <= value come first.
-            let part = &mut rows[start..end];
-            let mut i = 0;
-            for j in 0..part.len() {
-                if c[part[j]] <= value {
-                    part.swap(i, j);
-                    i += 1;
-                }
-            }
-            let mid = start + i;
+            let (value, lo, hi) = split_value(c, &rows[start..end], rng);
+            let mid = start + partition(c, &mut rows[start..end], value);
             let left = tree.nodes.len();
             tree.nodes.push(leaf);
             tree.nodes.push(leaf);
@@ -383,6 +304,116 @@ impl Tree {
         }
         tree
     }
+}
+
+/// The subsample's values, column by column (`[f * len + k]` is feature f
+/// of the k-th sampled row), so the scans of tree growth read contiguous
+/// memory.
+fn column_major(x: ArrayView2<'_, f64>, rows: &[usize]) -> Vec<f64> {
+    let len = rows.len();
+    let mut values = vec![0.0; x.ncols() * len];
+    // The sampled rows are scattered over the whole table (larger than the
+    // cache on a full day): each is fetched a few rows ahead.
+    const AHEAD: usize = 8;
+    for (k, &r) in rows.iter().enumerate() {
+        if let Some(&next) = rows.get(k + AHEAD)
+            && let Some(row) = x.row(next).to_slice()
+        {
+            prefetch(row);
+        }
+        for (f, v) in x.row(r).iter().enumerate() {
+            values[f * len + k] = *v;
+        }
+    }
+    values
+}
+
+/// The features (among `scan`'s bits when there are at most 64) not
+/// constant over `node_rows`, into `candidates`: a scan that stops at the
+/// first value differing from the node's first row. Returns them as bits.
+fn varying_features<'v>(
+    col: &impl Fn(usize) -> &'v [f64],
+    d: usize,
+    node_rows: &[usize],
+    scan: u64,
+    candidates: &mut Vec<usize>,
+) -> u64 {
+    candidates.clear();
+    let mut found = 0u64;
+    for f in 0..d {
+        if d <= 64 && scan & (1u64 << f) == 0 {
+            continue;
+        }
+        let c = col(f);
+        let first = c[node_rows[0]];
+        if node_rows[1..].iter().any(|&r| c[r] != first) {
+            candidates.push(f);
+            if d <= 64 {
+                found |= 1u64 << f;
+            }
+        }
+    }
+    found
+}
+
+/// The split feature: uniformly among `candidates`, or with `families`, a
+/// family among those present (in feature order), then a feature of it.
+fn pick_feature(
+    candidates: &[usize],
+    families: &[u32],
+    present: &mut Vec<u32>,
+    rng: &mut ChaCha8Rng,
+) -> usize {
+    if families.is_empty() {
+        return candidates[uniform_index(rng, candidates.len())];
+    }
+    present.clear();
+    for &c in candidates {
+        if !present.contains(&families[c]) {
+            present.push(families[c]);
+        }
+    }
+    if present.len() == candidates.len() {
+        return candidates[uniform_index(rng, candidates.len())];
+    }
+    let fam = present[uniform_index(rng, present.len())];
+    let members = candidates.iter().filter(|&&c| families[c] == fam).count();
+    let k = uniform_index(rng, members);
+    *candidates
+        .iter()
+        .filter(|&&c| families[c] == fam)
+        .nth(k)
+        .expect("k < members")
+}
+
+/// A split value drawn uniformly in `[lo, hi)` of the column `c` over
+/// `node_rows`, with the range: `(value, lo, hi)`.
+fn split_value(c: &[f64], node_rows: &[usize], rng: &mut ChaCha8Rng) -> (f64, f64, f64) {
+    let (lo, hi) = node_rows
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
+            let v = c[r];
+            (lo.min(v), hi.max(v))
+        });
+    let mut value = lo + uniform_unit(rng) * (hi - lo);
+    if value >= hi {
+        value = lo;
+    }
+    (value, lo, hi)
+}
+
+/// Reorders `rows` so those whose value in `c` is at most `value` come
+/// first (in the order of the original swap partition); returns their
+/// count.
+fn partition(c: &[f64], rows: &mut [usize], value: f64) -> usize {
+    let mut i = 0;
+    for j in 0..rows.len() {
+        if c[rows[j]] <= value {
+            rows.swap(i, j);
+            i += 1;
+        }
+    }
+    i
 }
 
 #[cfg(test)]
