@@ -19,5 +19,7 @@ mod alerts;
 mod model;
 // The binary end to end: the shipped sample, gates, determinism, errors.
 mod cli;
+// The hostile-input report's findings, one test each.
+mod hostile;
 // The real CIC-IDS2017 rows in ../shared (skipped when absent).
 mod real;

@@ -12,6 +12,7 @@
 //! reported with file, line, column and value).
 
 pub mod columns;
+pub mod lines;
 pub mod parallel;
 pub mod record;
 mod scan;
@@ -25,6 +26,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use columns::{ColumnMap, Field};
+use lines::{LineError, LineReader, split_fields};
 
 /// One flow, with the fields profiling uses. Optional fields are `None`
 /// when the file has no such column or the cell is empty.
@@ -78,6 +80,11 @@ pub enum SkipReason {
     BadPort,
     /// A numeric cell is not a number.
     BadNumber,
+    /// A field opens a quote that the line does not close.
+    UnterminatedQuote,
+    /// The file's last line has no line end: the file was cut, or is still
+    /// being written.
+    UnterminatedLine,
 }
 
 impl SkipReason {
@@ -91,6 +98,8 @@ impl SkipReason {
             SkipReason::BadDestinationIp => "unparsable destination IP",
             SkipReason::BadPort => "unparsable port",
             SkipReason::BadNumber => "unparsable number",
+            SkipReason::UnterminatedQuote => "unterminated quoted field",
+            SkipReason::UnterminatedLine => "last line without a line end",
         }
     }
 }
@@ -120,6 +129,10 @@ impl fmt::Display for RowProblem {
     }
 }
 
+/// Counts and durations (µs) from this value on are implausible: 2^53, the
+/// largest a sum of floats still counts one by one.
+pub const MAX_PLAUSIBLE: f64 = 9_007_199_254_740_992.0;
+
 /// How many problem rows are kept with full detail.
 pub const MAX_PROBLEMS_KEPT: usize = 10;
 
@@ -141,6 +154,10 @@ pub struct ReadStats {
     pub non_finite_values: u64,
     /// Flows with a negative duration (kept; duration treated as missing).
     pub negative_durations: u64,
+    /// Counts (packets, bytes, RST flags) that are negative, and counts or
+    /// durations of [`MAX_PLAUSIBLE`] or more (kept as missing values, so a
+    /// poisoned cell can neither shift the features nor overflow a sum).
+    pub implausible_values: u64,
     /// Timestamps present but in no known shape (row kept, time unknown).
     pub bad_timestamps: u64,
     /// Whether any file had a label column.
@@ -187,12 +204,22 @@ pub enum ReadError {
         /// The operating system's error.
         source: io::Error,
     },
-    /// The CSV could not be parsed.
-    Csv {
+    /// A line is longer than [`lines::MAX_LINE`].
+    LineTooLong {
         /// The file.
         path: PathBuf,
-        /// The CSV reader's error.
-        source: csv::Error,
+        /// Where: `line N` or `byte N`.
+        at: String,
+    },
+    /// The file has no header line.
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The header line opens a quote it does not close.
+    BadHeader {
+        /// The file.
+        path: PathBuf,
     },
 }
 
@@ -238,7 +265,18 @@ impl fmt::Display for ReadError {
                 Ok(())
             }
             ReadError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            ReadError::Csv { path, source } => write!(f, "{}: {source}", path.display()),
+            ReadError::LineTooLong { path, at } => write!(
+                f,
+                "{}: {at}: a line longer than {} bytes (flow rows are under 1 KB; is this a flow CSV?)",
+                path.display(),
+                lines::MAX_LINE
+            ),
+            ReadError::Empty { path } => write!(f, "{}: the file is empty", path.display()),
+            ReadError::BadHeader { path } => write!(
+                f,
+                "{}: line 1: the header opens a quote it does not close",
+                path.display()
+            ),
         }
     }
 }
@@ -572,26 +610,45 @@ impl FileLayout {
     }
 }
 
-/// A csv reader with latmove's settings.
-pub(crate) fn csv_reader<R: Read>(reader: R, has_headers: bool) -> csv::Reader<R> {
-    csv::ReaderBuilder::new()
-        .flexible(true)
-        .has_headers(has_headers)
-        .buffer_capacity(1 << 16)
-        .from_reader(reader)
-}
-
-/// Maps a csv error to a read error naming the file.
-pub(crate) fn csv_error(path: &Path, source: csv::Error) -> ReadError {
-    match source.kind() {
-        csv::ErrorKind::Io(_) => ReadError::Io {
-            path: path.to_path_buf(),
-            source: io::Error::other(source.to_string()),
-        },
-        _ => ReadError::Csv {
+/// Maps a line error to a read error naming the file and the line.
+pub(crate) fn line_error(path: &Path, e: LineError, line: u64) -> ReadError {
+    match e {
+        LineError::Io(source) => ReadError::Io {
             path: path.to_path_buf(),
             source,
         },
+        LineError::TooLong => ReadError::LineTooLong {
+            path: path.to_path_buf(),
+            at: format!("line {line}"),
+        },
+    }
+}
+
+/// Reads the header: the first non-empty line, a UTF-8 byte order mark
+/// dropped.
+pub(crate) fn read_header<R: Read>(
+    path: &Path,
+    lines: &mut LineReader<R>,
+) -> Result<csv::ByteRecord, ReadError> {
+    loop {
+        let line = lines
+            .next_line()
+            .map_err(|e| line_error(path, e, 1))?
+            .ok_or_else(|| ReadError::Empty {
+                path: path.to_path_buf(),
+            })?;
+        if line.bytes.is_empty() {
+            continue;
+        }
+        let bytes = line
+            .bytes
+            .strip_prefix(b"\xEF\xBB\xBF")
+            .unwrap_or(line.bytes);
+        let mut header = csv::ByteRecord::new();
+        split_fields(bytes, &mut header).map_err(|_| ReadError::BadHeader {
+            path: path.to_path_buf(),
+        })?;
+        return Ok(header);
     }
 }
 
@@ -603,19 +660,20 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
     stats: &mut ReadStats,
     sink: &mut F,
 ) -> Result<(), ReadError> {
-    let mut rdr = csv_reader(reader, true);
-    let header = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
+    let mut lines = LineReader::new(reader);
+    let header = read_header(path, &mut lines)?;
     let layout = FileLayout::new(path, header)?;
     stats.has_labels |= layout.map.get(Field::Label).is_some();
-    read_records(path, &mut rdr, &layout, 1, stats, sink)
+    read_records(path, &mut lines, &layout, 1, stats, sink)
 }
 
-/// The record loop: reads every record of `rdr` (positioned after the
+/// The record loop: reads every line of `lines` (positioned after the
 /// header, or at a line start inside the file), the first being on line
-/// `line_before + 1`. Rows that cannot be used are skipped and counted.
+/// `line_before + 1`. Empty lines are passed over without counting; rows
+/// that cannot be used are skipped and counted.
 pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
     path: &Path,
-    rdr: &mut csv::Reader<R>,
+    lines: &mut LineReader<R>,
     layout: &FileLayout,
     line_before: u64,
     stats: &mut ReadStats,
@@ -623,20 +681,79 @@ pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
 ) -> Result<(), ReadError> {
     let mut rec = csv::ByteRecord::new();
     let mut memo = Memo::default();
-    // Line numbers are counted here rather than taken from the csv crate,
-    // whose position is one line short after a CRLF header. Flow CSVs have
-    // no quoted newlines, so data row n sits on line n + 1.
     let mut line: u64 = line_before;
     loop {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(csv_error(path, e)),
+        let next = lines
+            .next_line()
+            .map_err(|e| line_error(path, e, line + 1))?;
+        let Some(l) = next else { break };
+        if l.bytes.is_empty() {
+            continue;
         }
         line += 1;
-        handle_row(&rec, layout, line, stats, &mut memo, sink);
+        if !l.terminated {
+            unterminated_line(layout, line, l.bytes, stats);
+            break;
+        }
+        match split_fields(l.bytes, &mut rec) {
+            Ok(()) => handle_row(&rec, layout, line, stats, &mut memo, sink),
+            Err((col, at)) => unterminated_quote(layout, line, col, &l.bytes[at..], stats),
+        }
     }
     Ok(())
+}
+
+/// At most `MAX_VALUE_SHOWN` characters of `bytes`, for a problem report.
+fn shown(bytes: &[u8]) -> String {
+    const MAX_VALUE_SHOWN: usize = 80;
+    let text = String::from_utf8_lossy(bytes);
+    match text.char_indices().nth(MAX_VALUE_SHOWN) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.into_owned(),
+    }
+}
+
+/// Counts a last line without a line end, skipped.
+pub(crate) fn unterminated_line(
+    layout: &FileLayout,
+    line: u64,
+    bytes: &[u8],
+    stats: &mut ReadStats,
+) {
+    stats.rows += 1;
+    let reason = SkipReason::UnterminatedLine;
+    stats.skip(
+        reason,
+        Some(RowProblem {
+            file: layout.name.clone(),
+            line,
+            column: "(whole line)".to_string(),
+            value: shown(bytes),
+            reason: "the last line has no line end: the file was cut or is still being written"
+                .to_string(),
+        }),
+    );
+}
+
+/// Counts a row whose field `col` opens a quote the line does not close.
+pub(crate) fn unterminated_quote(
+    layout: &FileLayout,
+    line: u64,
+    col: usize,
+    rest: &[u8],
+    stats: &mut ReadStats,
+) {
+    stats.rows += 1;
+    stats.skip(
+        SkipReason::UnterminatedQuote,
+        Some(RowProblem {
+            file: layout.name.clone(),
+            line,
+            column: layout.column_name(col),
+            value: shown(rest),
+            reason: "a quote opened in this field is not closed on its line".to_string(),
+        }),
+    );
 }
 
 /// The fields of one data row, however they were split.
@@ -783,6 +900,28 @@ fn parse_row<'r, R: Row>(
         stats.negative_durations += 1;
         duration_us = None;
     }
+    let [
+        duration_us,
+        fwd_packets,
+        bwd_packets,
+        fwd_bytes,
+        bwd_bytes,
+        rst_flags,
+    ] = [
+        duration_us,
+        fwd_packets,
+        bwd_packets,
+        fwd_bytes,
+        bwd_bytes,
+        rst_flags,
+    ]
+    .map(|v| match v {
+        Some(x) if !(0.0..MAX_PLAUSIBLE).contains(&x) => {
+            stats.implausible_values += 1;
+            None
+        }
+        v => v,
+    });
     let timestamp = match cell(Field::Timestamp) {
         Some((_, v)) if !v.is_empty() => {
             let t = memo.time.parse(v);

@@ -16,15 +16,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, mpsc};
 
+use super::lines::{LineReader, MAX_LINE};
 use super::record::{FlowRecord, LabelTable};
 use super::scan::{self, Index, RowPlan, SplitRow};
 use super::{
-    FileLayout, MAX_PROBLEMS_KEPT, Memo, ReadError, ReadStats, csv_error, csv_reader, progress,
-    read_records,
+    FileLayout, MAX_PROBLEMS_KEPT, Memo, ReadError, ReadStats, progress, read_header, read_records,
+    unterminated_line,
 };
 
 /// Target size of one byte range.
@@ -97,17 +98,36 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> ReadError + '_ {
 }
 
 /// Range starts: the first line after the header, then the line start at
-/// or after every `CHUNK_BYTES`; the last entry is the file's length.
+/// or after every `CHUNK_BYTES` (a line ends at a line feed, a carriage
+/// return and line feed, or a lone carriage return); the last entry is the
+/// file's length. A line start not found within [`MAX_LINE`] bytes is an
+/// error, as the line reader's.
 fn boundaries(path: &Path, data_start: u64, len: u64, chunk: u64) -> Result<Vec<u64>, ReadError> {
     let mut out = vec![data_start];
-    let mut f = BufReader::with_capacity(1 << 12, File::open(path).map_err(io_error(path))?);
+    let mut f = File::open(path).map_err(io_error(path))?;
     let mut nominal = data_start + chunk;
-    let mut skip = Vec::new();
+    let mut window = Vec::new();
     while nominal < len {
         f.seek(SeekFrom::Start(nominal)).map_err(io_error(path))?;
-        skip.clear();
-        let n = f.read_until(b'\n', &mut skip).map_err(io_error(path))? as u64;
-        let start = nominal + n;
+        window.clear();
+        (&mut f)
+            .take(MAX_LINE as u64 + 2)
+            .read_to_end(&mut window)
+            .map_err(io_error(path))?;
+        let start = match memchr::memchr2(b'\n', b'\r', &window) {
+            Some(i) if window[i] == b'\r' && window.get(i + 1) == Some(&b'\n') => i + 2,
+            // A carriage return at the window's end: its line feed, if
+            // any, is the next range's first (empty) line.
+            Some(i) => i + 1,
+            None if nominal + (window.len() as u64) >= len => break,
+            None => {
+                return Err(ReadError::LineTooLong {
+                    path: path.to_path_buf(),
+                    at: format!("byte {nominal}"),
+                });
+            }
+        };
+        let start = nominal + start as u64;
         if start >= len {
             break;
         }
@@ -145,16 +165,37 @@ fn parse_range(
         labels: LabelTable::default(),
         stats: ReadStats::default(),
     };
+    // A last line without a line end (the file's, in the last range) is
+    // counted, not parsed, as every reader path does.
+    let (buf, cut) = match buf.last() {
+        Some(b'\n' | b'\r') | None => (buf, None),
+        Some(_) => {
+            let start = memchr::memrchr2(b'\n', b'\r', buf).map_or(0, |i| i + 1);
+            (&buf[..start], Some(&buf[start..]))
+        }
+    };
     if !split_plain(buf, layout, work, &mut chunk) {
         // A quote or a lone carriage return: the whole range goes through
-        // the csv crate instead (what it gives is the reference).
+        // the line reader instead (what it gives is the reference).
         chunk.records.clear();
         chunk.labels = LabelTable::default();
         chunk.stats = ReadStats::default();
         let (records, labels) = (&mut chunk.records, &mut chunk.labels);
         let mut push = |f: &super::Flow<'_>| records.push(FlowRecord::new(f, labels));
-        let mut rdr = csv_reader(buf, false);
-        read_records(path, &mut rdr, layout, 0, &mut chunk.stats, &mut push)?;
+        let mut lines = LineReader::new(buf);
+        read_records(path, &mut lines, layout, 0, &mut chunk.stats, &mut push).map_err(
+            |e| match e {
+                ReadError::LineTooLong { path, .. } => ReadError::LineTooLong {
+                    path,
+                    at: format!("within bytes {from}-{to}"),
+                },
+                e => e,
+            },
+        )?;
+    }
+    if let Some(last) = cut {
+        let line = chunk.stats.rows + 1;
+        unterminated_line(layout, line, last, &mut chunk.stats);
     }
     Ok(chunk)
 }
@@ -206,6 +247,17 @@ unsafe fn split_plain_with<const PDEP: bool>(
 ) -> bool {
     let Work { memo, index, plan } = work;
     if !index.build(buf) {
+        return false;
+    }
+    // A line over the limit: the line reader reports it.
+    let mut line_start = 0;
+    for &feed in &index.feeds {
+        if feed - line_start > MAX_LINE {
+            return false;
+        }
+        line_start = feed + 1;
+    }
+    if buf.len() - line_start > MAX_LINE {
         return false;
     }
     let plan = plan.get_or_insert_with(|| RowPlan::new(layout));
@@ -326,15 +378,12 @@ impl Shared {
     }
 }
 
-/// The file's header line and the layout it gives.
+/// The file's header line, the layout it gives and the header's length in
+/// bytes, line end included.
 fn read_layout(path: &Path) -> Result<(FileLayout, u64), ReadError> {
-    let mut first = Vec::new();
-    BufReader::new(File::open(path).map_err(io_error(path))?)
-        .read_until(b'\n', &mut first)
-        .map_err(io_error(path))?;
-    let mut hr = csv_reader(&first[..], true);
-    let header = hr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
-    Ok((FileLayout::new(path, header)?, first.len() as u64))
+    let mut lines = LineReader::new(File::open(path).map_err(io_error(path))?);
+    let header = read_header(path, &mut lines)?;
+    Ok((FileLayout::new(path, header)?, lines.consumed()))
 }
 
 fn read_plain_file<F: FnMut(&FlowRecord)>(
@@ -461,6 +510,7 @@ fn merge_stats(into: &mut ReadStats, from: ReadStats, line_offset: u64) {
     }
     into.non_finite_values += from.non_finite_values;
     into.negative_durations += from.negative_durations;
+    into.implausible_values += from.implausible_values;
     into.bad_timestamps += from.bad_timestamps;
     into.has_labels |= from.has_labels;
 }
@@ -560,10 +610,7 @@ mod tests {
         let cut = bytes.iter().position(|b| *b == b'\n').unwrap() + 1;
         let layout = FileLayout::new(
             Path::new("odd.csv"),
-            csv_reader(&bytes[..cut], true)
-                .byte_headers()
-                .unwrap()
-                .clone(),
+            read_header(Path::new("odd.csv"), &mut LineReader::new(&bytes[..cut])).unwrap(),
         )
         .unwrap();
         let body = &bytes[cut..];
@@ -587,7 +634,7 @@ mod tests {
         let mut push = |f: &super::super::Flow<'_>| records.push(FlowRecord::new(f, labels));
         read_records(
             Path::new("odd.csv"),
-            &mut csv_reader(body, false),
+            &mut LineReader::new(body),
             &layout,
             0,
             &mut reference.stats,

@@ -219,6 +219,13 @@ fn input_section(s: &mut String, st: &crate::flows::ReadStats) {
     if st.negative_durations > 0 {
         let _ = writeln!(s, "  negative durations ignored: {}", st.negative_durations);
     }
+    if st.implausible_values > 0 {
+        let _ = writeln!(
+            s,
+            "  negative or implausibly large counts kept as missing values: {}",
+            st.implausible_values
+        );
+    }
     if st.bad_timestamps > 0 {
         let _ = writeln!(
             s,
@@ -691,6 +698,7 @@ struct MetricsJson<'a> {
     first_problems: &'a [crate::flows::RowProblem],
     non_finite_values: u64,
     negative_durations: u64,
+    implausible_values: u64,
     unrecognised_timestamps: u64,
     features: &'a [&'static str],
     params: &'a crate::model::forest::IsolationForestParams,
@@ -731,6 +739,7 @@ pub(crate) fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
         first_problems: &d.stats.problems,
         non_finite_values: d.stats.non_finite_values,
         negative_durations: d.stats.negative_durations,
+        implausible_values: d.stats.implausible_values,
         unrecognised_timestamps: d.stats.bad_timestamps,
         features: &d.feature_names,
         params: &d.params,

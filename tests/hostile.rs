@@ -1,0 +1,206 @@
+//! Regression tests for the hostile-input report of 2026-12-04, each named
+//! after its finding: what a careless or hostile input must not do.
+
+use std::path::PathBuf;
+
+use crate::util::*;
+
+/// The report's `lf.csv`: a 20,000-row synthetic day with LF line ends.
+fn lf_day() -> Vec<u8> {
+    let day = synth_day("csv", &["--rows", "20000"]);
+    std::fs::read(day)
+        .unwrap()
+        .into_iter()
+        .filter(|b| *b != b'\r')
+        .collect()
+}
+
+/// Lines of `text` (LF-separated).
+fn lines(text: &[u8]) -> Vec<Vec<u8>> {
+    text.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect()
+}
+
+/// Detects on `path` with `threads`, returning the summary.
+fn detect(path: &str, threads: &str, out: &std::path::Path) -> String {
+    let o = latmove(&[
+        "detect",
+        path,
+        "--threads",
+        threads,
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a1_a_quote_at_a_field_start_costs_one_row_on_every_path() {
+    let dir = tempdir();
+    let mut rows = lines(&lf_day());
+    rows[32].insert(0, b'"');
+    let bad = write(dir.path(), "q.csv", &rows.join(&b'\n'));
+    let (_, stats) = read_both(std::slice::from_ref(&bad));
+    assert_eq!(stats.rows, 20_000);
+    assert_eq!(
+        stats
+            .skipped
+            .get(&latmove::flows::SkipReason::UnterminatedQuote),
+        Some(&1)
+    );
+    assert_eq!(stats.problems[0].line, 33);
+    // The gzip path too.
+    let gz = dir.path().join("q.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &std::fs::read(&bad).unwrap()).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let (_, gz_stats) = read_both(&[gz]);
+    assert_eq!(gz_stats.rows, 20_000);
+    assert_eq!(gz_stats.flows, stats.flows);
+    // Both attackers are still found, whatever the thread count.
+    for t in ["1", "2", "3"] {
+        let s = detect(bad.to_str().unwrap(), t, &dir.path().join(format!("o{t}")));
+        assert!(s.contains("attack hosts              2"), "{s}");
+        assert!(s.contains("unterminated quoted field"), "{s}");
+    }
+    let one = std::fs::read(dir.path().join("o1/host_scores.csv")).unwrap();
+    let two = std::fs::read(dir.path().join("o2/host_scores.csv")).unwrap();
+    assert_eq!(one, two);
+}
+
+#[test]
+fn a6_carriage_return_only_and_mixed_line_ends_read_alike() {
+    let dir = tempdir();
+    let lf = lf_day();
+    let cr: Vec<u8> = lf
+        .iter()
+        .map(|&b| if b == b'\n' { b'\r' } else { b })
+        .collect();
+    let cr = write(dir.path(), "cr.csv", &cr);
+    let mut mixed = Vec::new();
+    for (i, line) in lines(&lf).iter().enumerate() {
+        mixed.extend_from_slice(line);
+        mixed.extend_from_slice([&b"\n"[..], b"\r\n", b"\r"][i % 3]);
+    }
+    let mixed = write(dir.path(), "mixed.csv", &mixed);
+    let lf = write(dir.path(), "lf.csv", &lf);
+    let (p_lf, s_lf) = read_both(&[lf]);
+    for other in [cr, mixed] {
+        let (p, s) = read_both(&[other]);
+        assert_eq!(p, p_lf);
+        assert_eq!((s.rows, s.flows), (s_lf.rows, s_lf.flows));
+    }
+    assert_eq!(s_lf.rows, 20_000);
+}
+
+#[test]
+fn a11_a12_poisoned_counts_are_kept_as_missing_and_counted() {
+    let dir = tempdir();
+    let mut rows = lines(&lf_day());
+    rows.pop(); // the empty piece after the last line end
+    let template: Vec<String> = String::from_utf8(rows[1].clone())
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    let mut add = |ip: &str, col: usize, v: &str| {
+        let mut r = template.clone();
+        r[1] = ip.into();
+        r[col] = v.into();
+        rows.push(r.join(",").into_bytes());
+    };
+    add("192.168.7.1", 10, "1.7e308"); // forward bytes
+    add("192.168.7.2", 10, "1.7e308");
+    add("192.168.7.3", 8, "-5"); // forward packets
+    add("192.168.7.3", 11, "-1000000"); // backward bytes
+    let mut text = rows.join(&b'\n');
+    text.push(b'\n');
+    let f = write(dir.path(), "poison.csv", &text);
+    let s = detect(f.to_str().unwrap(), "2", &dir.path().join("o"));
+    assert!(
+        s.contains("negative or implausibly large counts kept as missing values: 4"),
+        "{s}"
+    );
+    assert!(s.contains("attack hosts              2"), "{s}");
+    let (header, hosts) = read_csv(&dir.path().join("o/host_scores.csv"));
+    let bpf = header.iter().position(|h| h == "bytes_per_flow").unwrap();
+    for h in hosts.iter().filter(|h| h[1].starts_with("192.168.7.")) {
+        let v: f64 = h[bpf].parse().unwrap();
+        assert!((0.0..1e12).contains(&v), "{h:?}");
+    }
+}
+
+#[test]
+fn a13_a_cut_last_line_is_counted_not_read() {
+    let dir = tempdir();
+    let mut day = lf_day();
+    day.truncate(day.len() - 4);
+    let f = write(dir.path(), "cut.csv", &day);
+    let (_, stats) = read_both(std::slice::from_ref(&f));
+    assert_eq!(
+        stats
+            .skipped
+            .get(&latmove::flows::SkipReason::UnterminatedLine),
+        Some(&1)
+    );
+    let s = detect(f.to_str().unwrap(), "2", &dir.path().join("o"));
+    assert!(s.contains("attack hosts              2"), "{s}");
+    assert!(s.contains("the last line has no line end"), "{s}");
+}
+
+#[test]
+fn d2_a_line_over_a_mebibyte_stops_the_read_with_its_place() {
+    let dir = tempdir();
+    let mut text = lines(&lf_day())[0].clone();
+    text.push(b'\n');
+    text.extend(std::iter::repeat_n(b'a', 2 << 20));
+    text.push(b'\n');
+    let f = write(dir.path(), "long.csv", &text);
+    for t in ["1", "2"] {
+        let out = dir.path().join("x");
+        let o = latmove(&[
+            "detect",
+            f.to_str().unwrap(),
+            "--threads",
+            t,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        expect_code(&o, 2);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("long.csv") && err.contains("longer than"),
+            "{err}"
+        );
+    }
+    // A gzip bomb of one endless line stops early, naming the file.
+    let bomb = dir.path().join("bomb.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &vec![0u8; 64 << 20]).unwrap();
+    std::fs::write(&bomb, enc.finish().unwrap()).unwrap();
+    let out = dir.path().join("x");
+    let o = latmove(&[
+        "detect",
+        bomb.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 1: a line longer than"));
+}
+
+#[test]
+fn g5_an_empty_file_says_so() {
+    let dir = tempdir();
+    let f: PathBuf = write(dir.path(), "empty.csv", b"");
+    let out = dir.path().join("x");
+    let o = latmove(&[
+        "detect",
+        f.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("empty.csv: the file is empty"));
+}
