@@ -15,9 +15,14 @@ pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .filter(|(_, l)| !l.is_empty())
 }
 
-/// Reads `path` and parses it, naming the file in errors.
+/// The largest list file read (16 MiB: hundreds of thousands of lines).
+const MAX_LIST_BYTES: u64 = 16 << 20;
+
+/// Reads `path` (a regular file of at most 16 MiB, UTF-8) and parses it,
+/// naming the file in errors.
 pub(crate) fn parse_file<T>(path: &Path, parse: fn(&str) -> Result<T>) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = crate::util::read_side_file(path, "list file", MAX_LIST_BYTES)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({e})", path.display()))?;
     parse(&text).with_context(|| format!("in {}", path.display()))
 }

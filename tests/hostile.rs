@@ -204,3 +204,218 @@ fn g5_an_empty_file_says_so() {
     expect_code(&o, 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("empty.csv: the file is empty"));
 }
+
+/// A benign model trained on a small synthetic day, its JSON.
+fn model_json(dir: &std::path::Path) -> serde_json::Value {
+    let base = synth_day("csv", &["--rows", "20000", "--benign-only", "--seed", "12"]);
+    let path = dir.join("base.model.json");
+    expect_code(
+        &latmove(&[
+            "train",
+            &base,
+            "-o",
+            path.to_str().unwrap(),
+            "--out",
+            dir.join("t").to_str().unwrap(),
+        ]),
+        0,
+    );
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A change made to a model's JSON.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
+#[test]
+fn b1_g3_a_crafted_model_is_refused_with_the_field_named() {
+    let dir = tempdir();
+    let good = model_json(dir.path());
+    let day = synth_day("csv", &["--rows", "20000"]);
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "'medians' has 0 values",
+            Box::new(|m| m["medians"] = serde_json::json!([])),
+        ),
+        (
+            "'spreads' has 3 values",
+            Box::new(|m| {
+                let s: Vec<_> = m["spreads"].as_array().unwrap()[..3].to_vec();
+                m["spreads"] = serde_json::json!(s);
+            }),
+        ),
+        (
+            "the forest has no trees",
+            Box::new(|m| m["forest"]["trees"] = serde_json::json!([])),
+        ),
+        (
+            "'psi'",
+            Box::new(|m| m["forest"]["psi"] = serde_json::json!(0)),
+        ),
+        (
+            "not the subsample's",
+            Box::new(|m| m["forest"]["psi"] = serde_json::json!(u64::MAX)),
+        ),
+        (
+            "'window_secs' must be above zero",
+            Box::new(|m| m["window_secs"] = serde_json::json!(0)),
+        ),
+        (
+            "'mean_prior'",
+            Box::new(|m| m["mean_prior"] = serde_json::json!(-1)),
+        ),
+        (
+            "must be above zero",
+            Box::new(|m| {
+                let n = m["scales"].as_array().unwrap().len();
+                m["scales"] = serde_json::json!(vec![0; n]);
+            }),
+        ),
+        (
+            "'threshold'",
+            Box::new(|m| m["threshold"] = serde_json::json!(-1)),
+        ),
+    ];
+    for (want, edit) in cases {
+        let mut m = good.clone();
+        edit(&mut m);
+        let bad = write(dir.path(), "bad.json", &serde_json::to_vec(&m).unwrap());
+        for args in [
+            vec![
+                "score",
+                "--model",
+                bad.to_str().unwrap(),
+                &day,
+                "--no-charts",
+            ],
+            vec!["watch", "--model", bad.to_str().unwrap(), &day],
+        ] {
+            let mut args = args;
+            let out = dir.path().join("o");
+            if args[0] == "score" {
+                args.extend(["--out", out.to_str().unwrap()]);
+            }
+            let o = latmove(&args);
+            expect_code(&o, 2);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains("bad.json") && err.contains(want),
+                "{want}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn c2_d3_side_files_must_be_regular_and_bounded() {
+    let dir = tempdir();
+    let day = synth_day("csv", &["--rows", "20000"]);
+    let out = dir.path().join("o");
+    let out = out.to_str().unwrap();
+    for (flag, what) in [
+        ("--truth", "list file"),
+        ("--allow", "list file"),
+        ("--model", "model"),
+    ] {
+        let cmd = if flag == "--model" { "score" } else { "detect" };
+        let o = latmove(&[cmd, &day, flag, "/dev/zero", "--out", out]);
+        expect_code(&o, 2);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(what) && err.contains("not a regular file"),
+            "{err}"
+        );
+    }
+    // A model padded with a million unknown values is still read.
+    let mut m = model_json(dir.path());
+    m["padding"] = serde_json::json!(vec![0; 1_000_000]);
+    let padded = write(dir.path(), "padded.json", &serde_json::to_vec(&m).unwrap());
+    expect_code(
+        &latmove(&[
+            "score",
+            "--model",
+            padded.to_str().unwrap(),
+            &day,
+            "--no-charts",
+            "--out",
+            out,
+        ]),
+        0,
+    );
+}
+
+#[test]
+fn g1_g2_b3_d4_g6_g7_arguments_that_would_exhaust_or_mislead_are_refused() {
+    let dir = tempdir();
+    let day = synth_day("csv", &["--rows", "20000"]);
+    let model = dir.path().join("base.model.json");
+    let _ = model_json(dir.path());
+    let out = dir.path().join("o");
+    let (m, o) = (model.to_str().unwrap(), out.to_str().unwrap());
+    for (args, want) in [
+        (
+            vec!["detect", &day, "--window", "1193047h", "--out", o],
+            "--window must be at most a week",
+        ),
+        (
+            vec!["watch", "--model", m, "--suppress", "0s", &day],
+            "--suppress must be longer than zero",
+        ),
+        (
+            vec!["watch", "--model", m, "--suppress", "1193047h", &day],
+            "--suppress must be at most a week",
+        ),
+        (
+            vec!["detect", &day, "--threads", "100000", "--out", o],
+            "--threads must be at most",
+        ),
+        (
+            vec!["detect", &day, "--trees", "100000000", "--out", o],
+            "--trees must be at most",
+        ),
+        (
+            vec!["synth", "--rows", "18446744073709551615", "-o", o],
+            "--rows must be from",
+        ),
+        (vec!["synth", "--rows", "0", "-o", o], "--rows must be from"),
+        (
+            vec!["detect", &day, "--internal", ",", "--out", o],
+            "--internal needs at least one CIDR",
+        ),
+        (
+            vec!["detect", &day, "--alert-format", "xml", "--out", o],
+            "--alert-format must be",
+        ),
+    ] {
+        let r = latmove(&args);
+        expect_code(&r, 2);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert!(!out.exists(), "a refused run wrote its outputs");
+}
+
+#[test]
+fn g6_a_truth_range_that_ends_before_it_starts_is_refused() {
+    let dir = tempdir();
+    let day = synth_day("csv", &["--rows", "20000"]);
+    let t = write(
+        dir.path(),
+        "t.csv",
+        b"192.168.10.8,7/4/2017 3:50,7/4/2017 3:00\n",
+    );
+    let out = dir.path().join("o");
+    let r = latmove(&[
+        "detect",
+        &day,
+        "--truth",
+        t.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&r, 2);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("t.csv") && err.contains("line 1") && err.contains("starts after it ends"),
+        "{err}"
+    );
+}

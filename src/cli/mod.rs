@@ -280,26 +280,57 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// `5m`, `15m`, `1h`, `90s` or `none`.
-pub fn parse_window(s: &str) -> Result<Option<u32>> {
+/// The longest `--window` or `--suppress`: one week.
+const MAX_PERIOD_SECS: u32 = 7 * 24 * 3600;
+/// The most threads `--threads` asks for.
+const MAX_THREADS: usize = 1024;
+/// The most trees `--trees` asks for.
+const MAX_TREES: usize = 10_000;
+/// The most rows `synth --rows` writes (the generator keeps a day in
+/// memory, 72 bytes a row).
+const MAX_SYNTH_ROWS: usize = 50_000_000;
+
+/// `5m`, `15m`, `1h`, `90s` or `none`, for the option `flag`: from one
+/// second to one week.
+pub fn parse_period(flag: &str, s: &str) -> Result<Option<u32>> {
     let t = s.trim().to_ascii_lowercase();
     if t == "none" || t == "off" {
         return Ok(None);
     }
+    let shape = || anyhow::anyhow!("{flag} must look like 5m, 15m, 1h or none, got '{s}'");
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u32 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--window must look like 5m, 15m, 1h or none, got '{s}'"))?;
+    let n: u64 = num.parse().map_err(|_| shape())?;
     let secs = match unit {
         "s" => n,
-        "m" | "" => n * 60,
-        "h" => n * 3600,
-        _ => bail!("--window must look like 5m, 15m, 1h or none, got '{s}'"),
+        "m" | "" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(shape()),
     };
     if secs == 0 {
-        bail!("--window must be longer than zero, got '{s}'");
+        bail!("{flag} must be longer than zero, got '{s}'");
     }
-    Ok(Some(secs))
+    if secs > u64::from(MAX_PERIOD_SECS) {
+        bail!("{flag} must be at most a week (168h), got '{s}'");
+    }
+    Ok(Some(secs as u32))
+}
+
+/// `--threads`: 0 (every core) up to [`MAX_THREADS`].
+fn check_threads(n: usize) -> Result<()> {
+    anyhow::ensure!(
+        n <= MAX_THREADS,
+        "--threads must be at most {MAX_THREADS} (0 = every core), got {n}"
+    );
+    Ok(())
+}
+
+/// `--alert-format`: `ecs` or `cef`.
+fn check_alert_format(f: &str) -> Result<()> {
+    anyhow::ensure!(
+        f == "ecs" || f == "cef",
+        "--alert-format must be 'ecs' or 'cef', got '{f}'"
+    );
+    Ok(())
 }
 
 fn check_fraction(name: &str, v: Option<f64>) -> Result<()> {
@@ -316,6 +347,18 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
     let contamination: Contamination = a.contamination.parse()?;
     check_fraction("--min-recall", a.output.min_recall)?;
     check_fraction("--max-fpr", a.output.max_fpr)?;
+    check_threads(a.threads)?;
+    check_alert_format(&a.output.alert_format)?;
+    anyhow::ensure!(
+        a.trees <= MAX_TREES,
+        "--trees must be at most {MAX_TREES}, got {}",
+        a.trees
+    );
+    anyhow::ensure!(
+        a.internal.split(',').any(|p| !p.trim().is_empty()),
+        "--internal needs at least one CIDR, got '{}'",
+        a.internal
+    );
     let mut cfg = DetectConfig::new(a.inputs.clone());
     // The command exits once the outputs are written.
     cfg.free_profiles = false;
@@ -352,7 +395,7 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
         "internal" => false,
         other => bail!("--sources must be 'all' or 'internal', got '{other}'"),
     };
-    cfg.profile.window_secs = parse_window(&a.window)?;
+    cfg.profile.window_secs = parse_period("--window", &a.window)?;
     cfg.train_inputs = a.train.clone();
     cfg.detector.kind = match a.detector.as_str() {
         "forest" => DetectorKind::Forest,
@@ -411,6 +454,8 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
 fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     check_fraction("--min-recall", a.output.min_recall)?;
     check_fraction("--max-fpr", a.output.max_fpr)?;
+    check_threads(a.threads)?;
+    check_alert_format(&a.output.alert_format)?;
     let model = Model::load(&a.model)?;
     let mut cfg = DetectConfig::for_model(a.inputs.clone(), &model)?;
     cfg.free_profiles = false;
@@ -478,13 +523,8 @@ fn finish(
 }
 
 fn run_watch(a: WatchArgs) -> Result<ExitCode> {
-    if a.alert_format != "ecs" && a.alert_format != "cef" {
-        bail!(
-            "--alert-format must be 'ecs' or 'cef', got '{}'",
-            a.alert_format
-        );
-    }
-    let suppress = parse_window(&a.suppress)?.map_or(0.0, f64::from);
+    check_alert_format(&a.alert_format)?;
+    let suppress = parse_period("--suppress", &a.suppress)?.map_or(0.0, f64::from);
     let cfg = crate::cli::watch::WatchConfig {
         model: Model::load(&a.model)?,
         input: a.input.clone(),
@@ -642,6 +682,11 @@ fn gate(d: &Detection, min_recall: Option<f64>, max_fpr: Option<f64>) -> Result<
 }
 
 fn run_synth(a: SynthArgs) -> Result<ExitCode> {
+    anyhow::ensure!(
+        (200..=MAX_SYNTH_ROWS).contains(&a.rows),
+        "--rows must be from 200 to {MAX_SYNTH_ROWS}, got {}",
+        a.rows
+    );
     let cfg = SynthConfig {
         rows: a.rows,
         seed: a.seed,

@@ -22,6 +22,9 @@ use crate::model::preprocess::Preprocessor;
 use crate::profile::ProfileOptions;
 use crate::profile::features::{FULL_FEATURES, FeatureDef};
 
+/// The largest model file read (256 MiB; 100 trees take about 1 MB).
+const MAX_MODEL_BYTES: u64 = 256 << 20;
+
 /// What `format` must say.
 pub const FORMAT: &str = "latmove-model";
 /// Bumped whenever a model's meaning changes; other versions are refused.
@@ -168,38 +171,119 @@ impl Model {
 
     /// Loads and checks a model file.
     pub fn load(path: &Path) -> Result<Model> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading model {}", path.display()))?;
-        let probe: serde_json::Value = serde_json::from_slice(&bytes)
+        let bytes = crate::util::read_side_file(path, "model", MAX_MODEL_BYTES)?;
+        // What the file claims to be, read without keeping the rest.
+        #[derive(Deserialize)]
+        struct Probe {
+            format: Option<serde_json::Value>,
+            model_version: Option<serde_json::Value>,
+            latmove_version: Option<serde_json::Value>,
+        }
+        let probe: Probe = serde_json::from_slice(&bytes)
             .with_context(|| format!("{}: not a JSON model file", path.display()))?;
-        if probe["format"] != FORMAT {
+        let shown = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .map_or_else(|| "absent".to_string(), ToString::to_string)
+        };
+        if probe.format.as_ref().and_then(|v| v.as_str()) != Some(FORMAT) {
             bail!(
                 "{}: not a latmove model (format is {})",
                 path.display(),
-                probe["format"]
+                shown(&probe.format)
             );
         }
-        if probe["model_version"] != MODEL_VERSION {
+        if probe
+            .model_version
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+            != Some(u64::from(MODEL_VERSION))
+        {
             bail!(
                 "{}: model version {} was written by latmove {}; this latmove {} reads version {MODEL_VERSION} only: train the model again",
                 path.display(),
-                probe["model_version"],
-                probe["latmove_version"],
+                shown(&probe.model_version),
+                shown(&probe.latmove_version),
                 env!("CARGO_PKG_VERSION")
             );
         }
         let m: Model = serde_json::from_slice(&bytes)
             .with_context(|| format!("{}: malformed model", path.display()))?;
-        m.feature_defs()
-            .with_context(|| format!("{}", path.display()))?;
-        let d = m.features.len();
-        if m.offsets.len() != d || m.scales.len() != d || m.forest.n_features != d {
-            bail!(
-                "{}: the model's scaling or forest does not match its {d} features",
-                path.display()
+        m.validate()
+            .with_context(|| format!("{}: not a usable model", path.display()))?;
+        Ok(m)
+    }
+
+    /// Checks every field scoring relies on: lengths, finite values,
+    /// ranges, a non-empty forest whose trees were grown on `psi` rows, a
+    /// positive window.
+    fn validate(&self) -> Result<()> {
+        self.feature_defs()?;
+        let d = self.features.len();
+        for (name, v) in [
+            ("offsets", &self.offsets),
+            ("scales", &self.scales),
+            ("medians", &self.medians),
+            ("spreads", &self.spreads),
+        ] {
+            anyhow::ensure!(
+                v.len() == d,
+                "'{name}' has {} values for {d} features",
+                v.len()
+            );
+            anyhow::ensure!(
+                v.iter().all(|x| x.is_finite()),
+                "'{name}' holds a value that is not a finite number"
             );
         }
-        Ok(m)
+        anyhow::ensure!(
+            self.scales.iter().chain(&self.spreads).all(|x| *x > 0.0),
+            "'scales' and 'spreads' must be above zero"
+        );
+        anyhow::ensure!(
+            self.mean_prior.is_finite() && self.mean_prior >= 0.0,
+            "'mean_prior' must be a number of flows, 0 or more, got {}",
+            self.mean_prior
+        );
+        anyhow::ensure!(
+            self.window_secs.is_none_or(|w| w > 0),
+            "'window_secs' must be above zero"
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.threshold),
+            "'threshold' must be a score from 0 to 1, got {}",
+            self.threshold
+        );
+        self.training.params.validate()?;
+        let forest = &self.forest;
+        anyhow::ensure!(
+            forest.n_features == d,
+            "the forest was grown on {} features, the model has {d}",
+            forest.n_features
+        );
+        anyhow::ensure!(!forest.trees.is_empty(), "the forest has no trees");
+        anyhow::ensure!(
+            forest.psi >= 2,
+            "'psi' (the subsample size) must be 2 or more, got {}",
+            forest.psi
+        );
+        for (t, tree) in forest.trees.iter().enumerate() {
+            let rows: u64 = tree
+                .nodes
+                .iter()
+                .map(|n| match n {
+                    crate::model::forest::Node::Leaf { size, .. } => u64::from(*size),
+                    crate::model::forest::Node::Split { .. } => 0,
+                })
+                .sum();
+            anyhow::ensure!(
+                rows == forest.psi as u64,
+                "tree {t} holds {rows} rows in its leaves, not the subsample's {}",
+                forest.psi
+            );
+        }
+        // The trees' shape, as scoring checks it.
+        forest.scorer()?;
+        Ok(())
     }
 
     /// The feature definitions the model was trained with, in its order.

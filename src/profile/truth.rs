@@ -76,6 +76,14 @@ impl Truth {
                 4 => (Some(time(1)?), Some(time(2)?), cells[3].to_string()),
                 k => bail!("line {n}: expected ip[,start,end][,label], got {k} fields"),
             };
+            if let (Some(s), Some(e)) = (start, end) {
+                anyhow::ensure!(
+                    s <= e,
+                    "line {n}: the time range starts after it ends ('{}' > '{}')",
+                    cells[1],
+                    cells[2]
+                );
+            }
             entries.push(TruthEntry {
                 ip,
                 start,

@@ -25,3 +25,39 @@ pub(crate) fn prefetch<T: ?Sized>(value: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
 }
+
+/// Reads a whole side file (a model, a truth list, an allowlist) of at most
+/// `limit` bytes. A FIFO, device or directory is refused with a message
+/// saying so (it could block forever or never end), and so is a larger
+/// file; `what` names the file's role in messages.
+pub(crate) fn read_side_file(
+    path: &std::path::Path,
+    what: &str,
+    limit: u64,
+) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::io::Read;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    anyhow::ensure!(
+        meta.is_file(),
+        "{what} {}: not a regular file (a directory, FIFO or device); give a file",
+        path.display()
+    );
+    anyhow::ensure!(
+        meta.len() <= limit,
+        "{what} {}: {} bytes, more than the {limit} a {what} may have",
+        path.display(),
+        meta.len()
+    );
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= limit,
+        "{what} {}: grew past the {limit} bytes a {what} may have while being read",
+        path.display()
+    );
+    Ok(bytes)
+}

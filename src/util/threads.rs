@@ -15,18 +15,24 @@ pub fn default_threads() -> usize {
 pub(crate) fn in_tasks<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::with_capacity(n));
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                return;
+            }
+            let r = f(i);
+            done.lock().expect("tasks lock").push((i, r));
+        }
+    };
     std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, n.max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        return;
-                    }
-                    let r = f(i);
-                    done.lock().expect("tasks lock").push((i, r));
-                }
-            });
+        // A thread the system refuses leaves its share to the others, and
+        // to this thread when none could be started.
+        let started = (0..threads.clamp(1, n.max(1)))
+            .filter(|_| std::thread::Builder::new().spawn_scoped(s, work).is_ok())
+            .count();
+        if started == 0 {
+            work();
         }
     });
     let mut done = done.into_inner().expect("tasks lock");
@@ -67,15 +73,20 @@ where
         return;
     }
     let items = Mutex::new(items);
+    let work = || {
+        loop {
+            let next = items.lock().expect("work queue lock").next();
+            let Some(item) = next else { break };
+            f(item);
+        }
+    };
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let next = items.lock().expect("work queue lock").next();
-                    let Some(item) = next else { break };
-                    f(item);
-                }
-            });
+        // As in `in_tasks`: refused threads leave their share to the others.
+        let started = (0..threads)
+            .filter(|_| std::thread::Builder::new().spawn_scoped(s, work).is_ok())
+            .count();
+        if started == 0 {
+            work();
         }
     });
 }
