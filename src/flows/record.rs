@@ -42,7 +42,8 @@ impl LabelTable {
             Some(id) => *id,
             None => {
                 let id = self.labels.len() as u32;
-                self.labels.push(String::from_utf8_lossy(l).into_owned());
+                self.labels
+                    .push(crate::util::text::printable(&String::from_utf8_lossy(l)).into_owned());
                 self.raw.push(l.to_vec());
                 self.ids.insert(l.to_vec(), id);
                 id

@@ -17,6 +17,7 @@ use serde_json::json;
 use crate::detect::{DetectConfig, Detection, HostResult};
 use crate::flows::timestamp::format_timestamp;
 use crate::output::report::{explain, sentence, write_atomic};
+use crate::util::text::{csv_text, markdown_text, printable};
 
 /// One contributing flow, oriented to the flagged host.
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ pub(crate) fn write_report(
     d: &Detection,
     dir: &Path,
     command: &[String],
+    raw: bool,
 ) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating report directory {}", dir.display()))?;
@@ -69,12 +71,8 @@ pub(crate) fn write_report(
                 .unwrap_or(f64::MIN)
                 .total_cmp(&b.time.unwrap_or(f64::MIN))
         });
-        host_page(d, h, &mine, dir, &name)?;
-        let label = if h.attack_labels.is_empty() {
-            "".to_string()
-        } else {
-            h.attack_labels.join(", ")
-        };
+        host_page(d, h, (&mine, raw), dir, &name)?;
+        let label = markdown_text(&h.attack_labels.join(", "));
         let _ = writeln!(
             index,
             "| {} | [{}](host-{name}.md) | {:.3} | {} | {} |",
@@ -118,7 +116,7 @@ fn flagged_flows(
         flows.entry(src).or_default().push(Contrib {
             flow_id: f
                 .flow_id
-                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .map(|b| printable(&String::from_utf8_lossy(b)).into_owned())
                 .unwrap_or_default(),
             dst,
             sport,
@@ -127,7 +125,7 @@ fn flagged_flows(
             time: f.timestamp,
             label: f
                 .label
-                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .map(|b| printable(&String::from_utf8_lossy(b)).into_owned())
                 .unwrap_or_default(),
         });
     })?;
@@ -188,7 +186,7 @@ fn top_counts<K: Ord + Clone + std::fmt::Display>(
 fn host_page(
     d: &Detection,
     h: &HostResult,
-    flows: &[Contrib],
+    (flows, raw): (&[Contrib], bool),
     dir: &Path,
     name: &str,
 ) -> Result<()> {
@@ -220,7 +218,11 @@ fn host_page(
         flows.len()
     );
     if !h.attack_labels.is_empty() {
-        let _ = writeln!(md, "- labels in the data: {}", h.attack_labels.join(", "));
+        let _ = writeln!(
+            md,
+            "- labels in the data: {}",
+            markdown_text(&h.attack_labels.join(", "))
+        );
     }
     let _ = writeln!(md, "\n![timeline](host-{name}-timeline.png)\n");
     let _ = writeln!(
@@ -256,6 +258,16 @@ fn host_page(
     }
     write_atomic(&dir.join(format!("host-{name}.md")), md.as_bytes())?;
 
+    write_atomic(
+        &dir.join(format!("host-{name}-flows.csv")),
+        &flows_csv(h, flows, raw)?,
+    )?;
+    timeline(h, flows, &dir.join(format!("host-{name}-timeline.png")))
+}
+
+/// A flagged host's flows as CSV; unless `raw`, no text cell can start a
+/// spreadsheet formula.
+fn flows_csv(h: &HostResult, flows: &[Contrib], raw: bool) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "flow_id",
@@ -267,23 +279,26 @@ fn host_page(
         "timestamp",
         "label",
     ])?;
+    let cell = |s: &str| {
+        if raw {
+            s.to_string()
+        } else {
+            csv_text(s).into_owned()
+        }
+    };
     for f in flows {
         w.write_record([
-            f.flow_id.clone(),
+            cell(&f.flow_id),
             h.ip.to_string(),
             f.sport.map_or(String::new(), |p| p.to_string()),
             f.dst.to_string(),
             f.dport.to_string(),
             f.proto.map_or(String::new(), |p| p.to_string()),
             f.time.map(format_timestamp).unwrap_or_default(),
-            f.label.clone(),
+            cell(&f.label),
         ])?;
     }
-    write_atomic(
-        &dir.join(format!("host-{name}-flows.csv")),
-        &w.into_inner()?,
-    )?;
-    timeline(h, flows, &dir.join(format!("host-{name}-timeline.png")))
+    Ok(w.into_inner()?)
 }
 
 /// Flows and new destinations per minute over the host's activity.

@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use std::borrow::Cow;
+
 use crate::detect::{Detection, HostResult};
 use crate::flows::timestamp::{format_timestamp, write_timestamp};
 use crate::metrics::Metrics;
+use crate::util::text::csv_text;
 
 /// Writes `bytes` to `path` atomically: a temporary sibling, then rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -498,15 +501,16 @@ fn host_row_header(d: &Detection, extra: &[&str]) -> Vec<String> {
     h
 }
 
-fn host_row(h: &HostResult) -> Vec<String> {
+fn host_row(h: &HostResult, raw: bool) -> Vec<String> {
     let mut r = Vec::with_capacity(15 + h.features.len());
-    host_fields(h, &mut String::new(), |f| r.push(f.to_string()));
+    host_fields(h, raw, &mut String::new(), |f| r.push(f.to_string()));
     r
 }
 
 /// A host's row, field by field: each rendered into `buf` and handed to
-/// `field` (no allocation per field once `buf` has grown).
-fn host_fields(h: &HostResult, buf: &mut String, mut field: impl FnMut(&str)) {
+/// `field` (no allocation per field once `buf` has grown). Unless `raw`,
+/// the labels' cell cannot start a spreadsheet formula.
+fn host_fields(h: &HostResult, raw: bool, buf: &mut String, mut field: impl FnMut(&str)) {
     let mut put = |render: &dyn Fn(&mut String)| {
         buf.clear();
         render(buf);
@@ -530,6 +534,9 @@ fn host_fields(h: &HostResult, buf: &mut String, mut field: impl FnMut(&str)) {
                 b.push(';');
             }
             b.push_str(l);
+        }
+        if !raw && let Cow::Owned(safe) = csv_text(b) {
+            *b = safe;
         }
     });
     put(&|b| write!(b, "{}", h.flows).expect("to a String"));
@@ -624,7 +631,7 @@ fn push_shortest(out: &mut String, v: f64) {
 /// Formatting a full day's rows takes milliseconds, so contiguous runs of
 /// hosts are rendered on every core and joined in order (the csv writer
 /// keeps no state between records: the bytes are one writer's).
-pub(crate) fn host_scores_csv(d: &Detection) -> Result<Vec<u8>> {
+pub(crate) fn host_scores_csv(d: &Detection, raw: bool) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(host_row_header(d, &[]))?;
     let mut out = w.into_inner()?;
@@ -638,7 +645,7 @@ pub(crate) fn host_scores_csv(d: &Detection) -> Result<Vec<u8>> {
         let mut buf = String::new();
         let mut failed = None;
         for h in hosts {
-            host_fields(h, &mut buf, |f| {
+            host_fields(h, raw, &mut buf, |f| {
                 if let Err(e) = w.write_field(f) {
                     failed.get_or_insert(e);
                 }
@@ -669,11 +676,11 @@ pub(crate) fn host_scores_csv(d: &Detection) -> Result<Vec<u8>> {
 }
 
 /// `flagged_hosts.csv`: flagged hosts with the reasons.
-pub(crate) fn flagged_hosts_csv(d: &Detection) -> Result<Vec<u8>> {
+pub(crate) fn flagged_hosts_csv(d: &Detection, raw: bool) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(host_row_header(d, &["what", "top_features", "why"]))?;
     for h in d.flagged() {
-        let mut r = host_row(h);
+        let mut r = host_row(h, raw);
         r.push(sentence(d, h));
         r.push(
             top_reasons(h)

@@ -22,6 +22,7 @@ use anyhow::{Result, bail};
 use crate::flows::timestamp::parse_timestamp;
 use crate::lists::{lines, parse_file};
 use crate::profile::Profiles;
+use crate::util::text::printable;
 
 /// One line of a truth file.
 #[derive(Debug, Clone)]
@@ -71,9 +72,13 @@ impl Truth {
             };
             let (start, end, label) = match cells.len() {
                 1 => (None, None, "attack".to_string()),
-                2 => (None, None, cells[1].to_string()),
+                2 => (None, None, printable(cells[1]).into_owned()),
                 3 => (Some(time(1)?), Some(time(2)?), "attack".to_string()),
-                4 => (Some(time(1)?), Some(time(2)?), cells[3].to_string()),
+                4 => (
+                    Some(time(1)?),
+                    Some(time(2)?),
+                    printable(cells[3]).into_owned(),
+                ),
                 k => bail!("line {n}: expected ip[,start,end][,label], got {k} fields"),
             };
             if let (Some(s), Some(e)) = (start, end) {

@@ -2,6 +2,7 @@
 //! pool ([`threads`]) and order statistics ([`stats`]).
 
 pub mod stats;
+pub mod text;
 pub mod threads;
 
 /// Asks the CPU to bring every cache line of `value` in (a hint: nothing
