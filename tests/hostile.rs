@@ -504,3 +504,200 @@ fn f1_f2_f3_labels_and_flow_ids_are_harmless_in_every_output() {
     let scores = std::fs::read_to_string(raw.join("host_scores.csv")).unwrap();
     assert!(scores.contains(",\"=HYPERLINK("), "{scores}");
 }
+
+/// Runs `latmove detect INPUT --no-charts --out OUT` (exit code and stderr).
+fn detect_into(input: &str, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "detect",
+        input,
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    latmove(&args)
+}
+
+#[test]
+fn a2_concurrent_runs_never_mix_their_sets_and_stale_files_go() {
+    let dir = tempdir();
+    let a = synth_day("csv", &["--rows", "20000"]);
+    let b = synth_day("csv", &["--rows", "20000", "--benign-only", "--seed", "12"]);
+    let out = dir.path().join("c");
+    // A chart from an earlier run with charts is not left beside a set
+    // written without.
+    expect_code(&latmove(&["detect", &a, "--out", out.to_str().unwrap()]), 0);
+    assert!(out.join("fanout.png").exists());
+    for _ in 0..6 {
+        let spawn = |input: &str| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_latmove"))
+                .args(["detect", input, "--no-charts", "--threads", "1", "--out"])
+                .arg(&out)
+                .output()
+        };
+        let (ra, rb) = std::thread::scope(|s| {
+            let ha = s.spawn(|| spawn(&a).unwrap());
+            let hb = s.spawn(|| spawn(&b).unwrap());
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        for r in [&ra, &rb] {
+            if r.status.code() == Some(2) {
+                assert!(
+                    String::from_utf8_lossy(&r.stderr)
+                        .contains("another latmove run is writing there"),
+                    "{}",
+                    String::from_utf8_lossy(&r.stderr)
+                );
+            } else {
+                expect_code(r, 0);
+            }
+        }
+        // The set is one run's: metrics.json names the input whose hosts
+        // host_scores.csv ranks.
+        let metrics = std::fs::read_to_string(out.join("metrics.json")).unwrap();
+        let scores = std::fs::read_to_string(out.join("host_scores.csv")).unwrap();
+        let from_a = metrics.contains(a.as_str());
+        assert_eq!(from_a, scores.contains(",attack,"), "a mixed set");
+    }
+    assert!(!out.join("fanout.png").exists(), "a stale chart stayed");
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("staging") || n.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a2_a_signal_leaves_the_earlier_set_whole_and_no_temporary_file() {
+    let dir = tempdir();
+    let small = synth_day("csv", &["--rows", "20000"]);
+    let big = synth_day("csv", &["--rows", "600000"]);
+    let out = dir.path().join("o");
+    expect_code(&detect_into(&small, &out, &[]), 0);
+    let before = std::fs::read(out.join("host_scores.csv")).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latmove"))
+        .args(["detect", &big, "--threads", "1", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the staging directory, then stop the run there.
+    let staging = || {
+        std::fs::read_dir(&out)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains("staging"))
+    };
+    let started = std::time::Instant::now();
+    while !staging() && started.elapsed() < std::time::Duration::from_secs(60) {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    let status = child.wait().unwrap();
+    if stopped && status.code() == Some(130) {
+        assert_eq!(std::fs::read(out.join("host_scores.csv")).unwrap(), before);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("staging") || n.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a3_a4_planted_links_are_not_followed_and_devices_stay_devices() {
+    let dir = tempdir();
+    let day = synth_day("csv", &["--rows", "20000"]);
+    let out = dir.path().join("o");
+    std::fs::create_dir(&out).unwrap();
+    let victim = write(dir.path(), "victim.txt", b"IMPORTANT");
+    for name in ["host_scores.csv", "metrics.json"] {
+        for pid in 0..40 {
+            let _ =
+                std::os::unix::fs::symlink(&victim, out.join(format!(".{name}.{pid}.partial.csv")));
+        }
+    }
+    expect_code(&detect_into(&day, &out, &["--alerts", "/dev/null"]), 0);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"IMPORTANT");
+    assert!(
+        std::fs::symlink_metadata(out.join("host_scores.csv"))
+            .unwrap()
+            .is_file()
+    );
+    assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+    let model = dir.path().join("m.json");
+    expect_code(
+        &latmove(&[
+            "train",
+            &day,
+            "-o",
+            model.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--no-charts",
+        ]),
+        0,
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"IMPORTANT");
+}
+
+#[test]
+fn a5_an_output_over_an_input_is_refused_before_any_work() {
+    let dir = tempdir();
+    let day = synth_day("csv", &["--rows", "20000"]);
+    let x = dir.path().join("x.csv");
+    std::fs::copy(&day, &x).unwrap();
+    let xs = x.to_str().unwrap();
+    let out = dir.path().join("o");
+    let os = out.to_str().unwrap();
+    for args in [
+        vec!["train", xs, "-o", xs, "--out", os],
+        vec!["detect", xs, "--alerts", xs, "--out", os],
+        vec!["detect", xs, "--out", xs],
+    ] {
+        let r = latmove(&args);
+        expect_code(&r, 2);
+        assert!(
+            String::from_utf8_lossy(&r.stderr).contains("never writes over its input"),
+            "{args:?}"
+        );
+        assert_eq!(std::fs::read(&x).unwrap(), std::fs::read(&day).unwrap());
+    }
+}
+
+#[test]
+fn a7_latmove_never_reads_its_own_outputs_back_as_flows() {
+    let dir = tempdir();
+    let day = synth_day("csv", &["--rows", "20000"]);
+    let rd = dir.path().join("rd");
+    std::fs::create_dir(&rd).unwrap();
+    std::fs::copy(&day, rd.join("day.csv")).unwrap();
+    let rds = rd.to_str().unwrap();
+    let report = rd.join("incident");
+    expect_code(
+        &detect_into(
+            rds,
+            &dir.path().join("o1"),
+            &["--report", report.to_str().unwrap()],
+        ),
+        0,
+    );
+    // And the outputs written into the input directory itself.
+    expect_code(&detect_into(rds, &rd, &[]), 0);
+    let r = detect_into(rds, &dir.path().join("o2"), &[]);
+    expect_code(&r, 0);
+    let s = String::from_utf8_lossy(&r.stdout);
+    assert!(s.contains("rows read                 20000"), "{s}");
+    assert!(String::from_utf8_lossy(&r.stderr).contains("latmove wrote it"));
+}

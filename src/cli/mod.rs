@@ -7,7 +7,7 @@
 mod watch;
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -277,6 +277,7 @@ pub struct SynthArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     use std::io::IsTerminal;
     crate::flows::progress::enable(!cli.quiet && std::io::stderr().is_terminal());
+    crate::output::write::install_signal_handler()?;
     match cli.command {
         Command::Detect(a) => run_detect(*a),
         Command::Train(a) => run_train(*a),
@@ -421,8 +422,34 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
     Ok(cfg)
 }
 
+/// Refuses, before any work, outputs that would replace an input: the
+/// files `--out` holds, `--alerts`, and `extra` (a model's path).
+fn check_outputs(
+    cfg: &DetectConfig,
+    out: &Path,
+    o: &OutputArgs,
+    extra: &[(&str, PathBuf)],
+) -> Result<()> {
+    let mut inputs = crate::flows::expand_inputs(&cfg.inputs)?;
+    inputs.extend(crate::flows::expand_inputs(&cfg.train_inputs)?);
+    let mut outputs: Vec<(&str, PathBuf)> =
+        ["host_scores.csv", "flagged_hosts.csv", "metrics.json"]
+            .iter()
+            .map(|n| ("--out", out.join(n)))
+            .collect();
+    outputs.push(("--out", out.to_path_buf()));
+    if let Some(p) = &o.alerts
+        && p.as_os_str() != "-"
+    {
+        outputs.push(("--alerts", p.clone()));
+    }
+    outputs.extend(extra.iter().cloned());
+    crate::output::write::refuse_outputs_over_inputs(&outputs, &inputs)
+}
+
 fn run_detect(a: DetectArgs) -> Result<ExitCode> {
     let cfg = detect_config(&a)?;
+    check_outputs(&cfg, &a.out, &a.output, &[])?;
     let d = detect::detect(&cfg)?;
     finish(&cfg, &d, &a.out, &a.output, String::new())
 }
@@ -435,6 +462,12 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
     if cfg.detector.kind == DetectorKind::Rules {
         bail!("train: the rule baseline (--detector rules) has no model to save");
     }
+    check_outputs(
+        &cfg,
+        &a.detect.out,
+        &a.detect.output,
+        &[("-o", a.model_out.clone())],
+    )?;
     let d = detect::detect(&cfg)?;
     let files = crate::flows::expand_inputs(&cfg.inputs)?;
     let model = Model::new(
@@ -474,6 +507,7 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     if a.threads > 0 {
         cfg.threads = a.threads;
     }
+    check_outputs(&cfg, &a.out, &a.output, &[])?;
     let d = detect::detect(&cfg)?;
     let note = format!("\nScored with model {}.", a.model.display());
     finish(&cfg, &d, &a.out, &a.output, note)
@@ -619,17 +653,30 @@ fn print_results(
     Ok(())
 }
 
-/// Writes every output file into `dir`.
+/// The files `write_outputs` writes (and removes when a run does not).
+fn is_output_name(name: &str) -> bool {
+    matches!(
+        name,
+        "host_scores.csv"
+            | "flagged_hosts.csv"
+            | "metrics.json"
+            | "score_distribution.png"
+            | "fanout.png"
+            | "flagged_features.png"
+    )
+}
+
+/// Writes every output file into `dir`, as one set.
 pub fn write_outputs(
     d: &Detection,
     dir: &std::path::Path,
     charts: bool,
     raw_csv: bool,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating output directory {}", dir.display()))?;
-    // Render the CSVs first, so a failure leaves no partial set of them;
-    // the charts are drawn meanwhile (each PNG is written whole).
+    let staged = crate::output::write::Staged::begin(dir, "--out")?;
+    let dir = staged.path();
+    // The CSVs rendered while the charts are drawn; everything goes to the
+    // staging directory and is moved into place only when all is written.
     let (scores, others, drawn) = std::thread::scope(|s| {
         let drawn = s.spawn(|| {
             if charts {
@@ -668,7 +715,8 @@ pub fn write_outputs(
             .into_iter()
             .try_for_each(|w| w.join().expect("writing thread"))
     })?;
-    drawn
+    drawn?;
+    staged.commit(is_output_name)
 }
 
 fn gate(d: &Detection, min_recall: Option<f64>, max_fpr: Option<f64>) -> Result<ExitCode> {
@@ -717,38 +765,20 @@ fn run_synth(a: SynthArgs) -> Result<ExitCode> {
         },
         benign_only: a.benign_only,
     };
-    let tmp = report::temp_sibling(&a.output);
-    let result = (|| -> Result<synth::SynthSummary> {
-        let file = std::fs::File::create(&tmp)?;
-        let buf = std::io::BufWriter::with_capacity(1 << 20, file);
-        let gz = a
-            .output
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-        let summary = if gz {
-            let mut enc = flate2::write::GzEncoder::new(buf, flate2::Compression::default());
+    let gz = a
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let summary = crate::output::write::write_with(&a.output, |w| {
+        if gz {
+            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::default());
             let s = synth::write_day(&cfg, &mut enc)?;
-            enc.finish()?
-                .into_inner()
-                .map_err(|e| e.into_error())?
-                .sync_all()?;
-            s
+            enc.finish()?;
+            Ok(s)
         } else {
-            let mut buf = buf;
-            let s = synth::write_day(&cfg, &mut buf)?;
-            buf.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            s
-        };
-        std::fs::rename(&tmp, &a.output)?;
-        Ok(summary)
-    })();
-    let summary = match result {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.context(format!("writing {}", a.output.display())));
+            Ok(synth::write_day(&cfg, w)?)
         }
-    };
+    })?;
     println!(
         "wrote {} ({} rows, {} of them empty trap rows; seed {})",
         a.output.display(),

@@ -17,8 +17,6 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -51,17 +49,16 @@ pub(super) struct WatchStats {
 }
 
 /// A reader that, at end of file, waits for more data (like `tail -F`)
-/// until `stop` is set.
+/// until a signal asks latmove to stop.
 struct Follow<R> {
     inner: R,
-    stop: Arc<AtomicBool>,
 }
 
 impl<R: Read> Read for Follow<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
             let n = self.inner.read(buf)?;
-            if n > 0 || self.stop.load(Ordering::Relaxed) {
+            if n > 0 || crate::output::write::stop_requested() {
                 return Ok(n);
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -189,11 +186,9 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
     detect.profile.window_secs = None;
     let mut options = detect.profile.clone();
     options.allow = cfg.allow.clone();
-    let stop = Arc::new(AtomicBool::new(false));
     if cfg.follow {
-        let s = stop.clone();
-        ctrlc::set_handler(move || s.store(true, Ordering::Relaxed))
-            .context("installing the Ctrl-C handler")?;
+        // A signal stops the loop, which closes the last window.
+        crate::output::write::stop_gracefully();
     }
     let mut state = State {
         cfg,
@@ -221,10 +216,7 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
         let file = std::fs::File::open(&cfg.input)
             .with_context(|| format!("opening {}", cfg.input.display()))?;
         if cfg.follow {
-            let r = Follow {
-                inner: file,
-                stop: stop.clone(),
-            };
+            let r = Follow { inner: file };
             crate::flows::read_one(name, r, &mut read_stats, &mut |f| state.add(f))
         } else {
             crate::flows::read_one(name, file, &mut read_stats, &mut |f| state.add(f))

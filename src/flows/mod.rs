@@ -290,10 +290,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
     for p in paths {
         if p.is_dir() {
             let mut found = Vec::new();
-            collect_csvs(p, &mut found).map_err(|source| ReadError::Io {
-                path: p.clone(),
-                source,
-            })?;
+            collect_csvs(p, &mut found)?;
             if found.is_empty() {
                 return Err(ReadError::NoInput { path: p.clone() });
             }
@@ -308,22 +305,47 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
     Ok(out)
 }
 
-fn collect_csvs(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+fn collect_csvs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReadError::Io { path, source }
+    };
+    // A directory latmove writes its outputs into (marked by `.latmove`):
+    // its own CSVs are never read back as flows.
+    let ours = dir.join(".latmove").is_file();
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let path = entry.map_err(io_error(dir))?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if ours && is_latmove_output(&name) {
+            // Said once a file, however often the inputs are listed.
+            static SAID: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+            if let Ok(mut said) = SAID.lock()
+                && !said.contains(&path)
+            {
+                eprintln!("latmove: not reading {}: latmove wrote it", path.display());
+                said.push(path);
+            }
+            continue;
+        }
         if path.is_dir() {
             collect_csvs(&path, out)?;
-        } else {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_ascii_lowercase())
-                .unwrap_or_default();
-            if name.ends_with(".csv") || name.ends_with(".csv.gz") {
-                out.push(path);
-            }
+        } else if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+            out.push(path);
         }
     }
     Ok(())
+}
+
+/// Whether a file or directory name is one latmove writes into an output
+/// directory (`--out`, `--report`).
+fn is_latmove_output(name: &str) -> bool {
+    name == "host_scores.csv"
+        || name == "flagged_hosts.csv"
+        || (name.starts_with("host-") && name.ends_with("-flows.csv"))
+        || name.starts_with(".latmove-staging.")
 }
 
 /// Opens a file, transparently gunzipping it when it starts with the gzip

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use plotters::prelude::*;
 use serde_json::json;
 
@@ -43,8 +43,8 @@ pub(crate) fn write_report(
     command: &[String],
     raw: bool,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating report directory {}", dir.display()))?;
+    let staged = super::write::Staged::begin(dir, "--report")?;
+    let dir = staged.path();
     let flagged: Vec<&HostResult> = d.flagged().collect();
     let wanted: HashSet<IpAddr> = flagged.iter().map(|h| h.ip).collect();
     let files = crate::flows::expand_inputs(&cfg.inputs)?;
@@ -85,7 +85,8 @@ pub(crate) fn write_report(
     }
     write_atomic(&dir.join("index.md"), index.as_bytes())?;
 
-    write_manifest(cfg, d, dir, (command, &files))
+    write_manifest(cfg, d, dir, (command, &files))?;
+    staged.commit(|n| n == "index.md" || n == "manifest.json" || n.starts_with("host-"))
 }
 
 /// The flows of the hosts in `wanted`, read again from `files`, oriented

@@ -6,3 +6,4 @@ pub(crate) mod alerts;
 pub(crate) mod charts;
 pub(crate) mod forensics;
 pub(crate) mod report;
+pub(crate) mod write;

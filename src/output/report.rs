@@ -1,13 +1,11 @@
-//! What a run hands the analyst: the stdout summary, the CSV and JSON
-//! files, all written whole (temporary file in the same directory, then
-//! rename), so a reader never sees half a file.
+//! What a run hands the analyst: the stdout summary and the CSV and JSON
+//! files, all written whole (see [`super::write`]).
 
 use std::fmt::Write as _;
-use std::fs;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use std::path::Path;
+
+use anyhow::Result;
 use serde::Serialize;
 
 use std::borrow::Cow;
@@ -17,38 +15,9 @@ use crate::flows::timestamp::{format_timestamp, write_timestamp};
 use crate::metrics::Metrics;
 use crate::util::text::csv_text;
 
-/// Writes `bytes` to `path` atomically: a temporary sibling, then rename.
+/// Writes `bytes` to `path` whole (see [`super::write`]).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_sibling(path);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
-}
-
-/// A hidden temporary name beside `path` that keeps its extension (the
-/// chart backend picks the image format from it).
-pub(crate) fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(
-        ".{}.{}.partial.{}",
-        name,
-        std::process::id(),
-        extension_of(&name)
-    ))
-}
-
-fn extension_of(name: &str) -> &str {
-    name.rsplit_once('.').map_or("tmp", |(_, e)| e)
+    super::write::write_file(path, bytes)
 }
 
 fn label_text(h: &HostResult) -> &'static str {

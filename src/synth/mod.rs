@@ -872,7 +872,7 @@ fn flag_columns(s: &Spec, v: &Derived) -> Vec<String> {
 }
 
 /// Writes the synthetic day as CSV (header + rows, CRLF) to `w`.
-pub fn write_day<W: Write>(cfg: &SynthConfig, w: &mut W) -> std::io::Result<SynthSummary> {
+pub fn write_day<W: Write + ?Sized>(cfg: &SynthConfig, w: &mut W) -> std::io::Result<SynthSummary> {
     let (specs, empty_rows) = generate(cfg);
     w.write_all(HEADER_2017.as_bytes())?;
     w.write_all(b"\r\n")?;
