@@ -701,3 +701,176 @@ fn a7_latmove_never_reads_its_own_outputs_back_as_flows() {
     assert!(s.contains("rows read                 20000"), "{s}");
     assert!(String::from_utf8_lossy(&r.stderr).contains("latmove wrote it"));
 }
+
+/// A benign model (15-minute windows) on disk, and the scanner day's rows.
+fn watch_fixture(dir: &std::path::Path) -> (String, Vec<Vec<u8>>) {
+    let _ = model_json(dir);
+    let model = dir.join("base.model.json").to_str().unwrap().to_string();
+    let mut rows = lines(&lf_day());
+    rows.pop();
+    (model, rows)
+}
+
+/// `rows` joined into a file's bytes, each line ended.
+fn joined(rows: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = rows.join(&b'\n');
+    out.push(b'\n');
+    out
+}
+
+/// Runs watch over `input` (a file) with `extra` options; (alerts, stderr).
+fn watch_file(model: &str, input: &std::path::Path, extra: &[&str]) -> (String, String) {
+    let mut args = vec!["watch", "--model", model, input.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = latmove(&args);
+    expect_code(&o, 0);
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a8_one_flow_from_2099_does_not_blind_watch() {
+    let dir = tempdir();
+    let (model, mut rows) = watch_fixture(dir.path());
+    let (normal, _) = watch_file(&model, &write(dir.path(), "n.csv", &joined(&rows)), &[]);
+    let mut cells: Vec<String> = String::from_utf8(rows[51].clone())
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    cells[6] = "31/12/2099 9:00".into();
+    rows[51] = cells.join(",").into_bytes();
+    let (alerts, err) = watch_file(&model, &write(dir.path(), "f.csv", &joined(&rows)), &[]);
+    assert_eq!(alerts.lines().count(), normal.lines().count(), "{err}");
+    assert!(alerts.contains("192.168.10.8"));
+    assert!(
+        err.contains("1 flows far ahead of the stream dropped"),
+        "{err}"
+    );
+}
+
+#[test]
+fn d1_watch_state_is_bounded_by_max_hosts_and_counted() {
+    let dir = tempdir();
+    let (model, rows) = watch_fixture(dir.path());
+    let template: Vec<String> = String::from_utf8(rows[1].clone())
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    let mut spoofed = vec![rows[0].clone()];
+    for n in 0..3000u32 {
+        let mut r = template.clone();
+        r[1] = format!("10.9.{}.{}", n / 250, n % 250);
+        r[3] = "192.168.10.50".into();
+        r[4] = "445".into();
+        r[6] = format!("4/7/2017 9:{:02}", (n / 1000) * 15);
+        spoofed.push(r.join(",").into_bytes());
+    }
+    let f = write(dir.path(), "spoof.csv", &joined(&spoofed));
+    let (_, err) = watch_file(&model, &f, &["--max-hosts", "500"]);
+    assert!(
+        err.contains("1500 flows of hosts past --max-hosts in a window dropped"),
+        "{err}"
+    );
+    assert!(err.contains("admin-peer history forgotten"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a9_a10_follow_survives_rotation_and_rewriting_and_stops_on_sigterm() {
+    let dir = tempdir();
+    let (model, rows) = watch_fixture(dir.path());
+    let (normal, _) = watch_file(&model, &write(dir.path(), "n.csv", &joined(&rows)), &[]);
+    let cut = rows.len() / 3;
+    let first = joined(&rows[..cut]);
+    let mut second = vec![rows[0].clone()];
+    second.extend_from_slice(&rows[cut..]);
+    let second = joined(&second);
+    for how in ["rotate", "rewrite"] {
+        let f = dir.path().join(format!("{how}.csv"));
+        std::fs::write(&f, &first).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latmove"))
+            .args(["watch", "--model", &model, "--follow"])
+            .arg(&f)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        if how == "rotate" {
+            std::fs::rename(&f, dir.path().join("rotated.csv.1")).unwrap();
+            std::fs::write(&f, &second).unwrap();
+        } else {
+            // Truncated and written again, longer, between two looks.
+            std::fs::write(&f, &second).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let mut alerts = String::new();
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut alerts).unwrap();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{how}: {err}");
+        assert!(err.contains("19987 flows"), "{how}: {err}");
+        assert_eq!(
+            alerts.lines().count(),
+            normal.lines().count(),
+            "{how}: {err}"
+        );
+    }
+}
+
+#[test]
+fn c3_idle_close_closes_a_quiet_window_by_the_wall_clock() {
+    let dir = tempdir();
+    let (model, rows) = watch_fixture(dir.path());
+    let n = rows
+        .iter()
+        .position(|r| String::from_utf8_lossy(r).contains("4/7/2017 3:15"))
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latmove"))
+        .args(["watch", "--model", &model, "--idle-close", "1s", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, &joined(&rows[..n])).unwrap();
+    // Read alerts while the stream is quiet: the 15:00 window's scanner
+    // alert comes without waiting for a 15:15 flow.
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = std::io::Read::read(&mut out, &mut buf).unwrap();
+            if n == 0 {
+                return got;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&got)
+                .lines()
+                .any(|l| l.contains("192.168.10.8") && l.contains("15:00"))
+            {
+                return got;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    while !reader.is_finished() && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let quiet = reader.is_finished();
+    drop(stdin);
+    let _ = child.wait();
+    assert!(quiet, "no alert for the quiet 15:00 window within 20 s");
+}

@@ -249,6 +249,20 @@ pub struct WatchArgs {
     /// Allowlist: IPs or CIDRs, optionally with ports.
     #[arg(long, value_name = "FILE")]
     pub allow: Option<PathBuf>,
+    /// Hosts profiled in one window (flows of further new hosts are
+    /// counted as overflow), and hosts whose admin peers are remembered
+    /// (the least recently active forgotten first).
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    pub max_hosts: usize,
+    /// Close the open window when no flow has arrived for this long (wall
+    /// clock), e.g. 5m; 'none' waits for the next window's flows.
+    #[arg(long, default_value = "none", value_name = "LEN")]
+    pub idle_close: String,
+    /// A flow this far ahead of the open window (flow time) moves the clock
+    /// only when 64 such flows in a row confirm it; until then it is held
+    /// back, and dropped and counted if they do not.
+    #[arg(long, default_value = "6h", value_name = "LEN")]
+    pub max_jump: String,
 }
 
 #[derive(Debug, Args)]
@@ -577,6 +591,17 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
         follow: a.follow,
         suppress_secs: suppress,
         alert_format: a.alert_format.clone(),
+        max_hosts: {
+            anyhow::ensure!(
+                (1..=100_000_000).contains(&a.max_hosts),
+                "--max-hosts must be from 1 to 100000000, got {}",
+                a.max_hosts
+            );
+            a.max_hosts
+        },
+        idle_close: parse_period("--idle-close", &a.idle_close)?
+            .map(|s| std::time::Duration::from_secs(u64::from(s))),
+        max_jump_secs: parse_period("--max-jump", &a.max_jump)?.map_or(f64::INFINITY, f64::from),
         allow: match &a.allow {
             Some(f) => crate::allow::Allowlist::from_file(f).context("--allow")?,
             None => crate::allow::Allowlist::default(),
@@ -602,6 +627,27 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
         stats.late_flows,
         stats.untimed_flows
     );
+    let extra = [
+        (
+            stats.future_flows,
+            "flows far ahead of the stream dropped (unconfirmed clock jumps)",
+        ),
+        (stats.clock_jumps, "confirmed clock jumps"),
+        (
+            stats.overflow_flows,
+            "flows of hosts past --max-hosts in a window dropped",
+        ),
+        (
+            stats.admin_forgotten,
+            "hosts' admin-peer history forgotten past --max-hosts",
+        ),
+        (stats.idle_closes, "windows closed by --idle-close"),
+    ];
+    for (n, what) in extra {
+        if n > 0 {
+            eprintln!("  {n} {what}");
+        }
+    }
     for p in &read.problems {
         eprintln!("  e.g. {p}");
     }

@@ -4,19 +4,35 @@
 //! `--follow`), kept per host for the current time window only (by flow
 //! timestamp, the model's window length), and when a flow of a later window
 //! arrives the window closes: its hosts are scored with the model and the
-//! alerts go out at once. State is dropped as windows close, so memory stays
-//! bounded on an endless stream. Malformed lines are counted and skipped;
-//! flows older than the open window are counted as late and skipped. End of
-//! input (or Ctrl-C with `--follow`) closes the last window.
+//! alerts go out at once. End of input (or a signal with `--follow`) closes
+//! the last window; with `--idle-close`, so does a quiet spell on the wall
+//! clock.
+//!
+//! What it keeps is bounded by what is open: the open window's hosts (at
+//! most `--max-hosts`; flows of further new hosts are counted as overflow),
+//! the admin peers each host has reached so far (for
+//! `admin_peers_to_date`; hosts without any keep nothing, and past
+//! `--max-hosts` the least recently active are forgotten, counted), and
+//! the alerts still inside their suppression period.
+//!
+//! One flow cannot move the clock: a flow more than `--max-jump` ahead of
+//! the open window is held back, and only when enough of them agree (a real
+//! gap, such as a quiet night) does the clock jump and are they replayed;
+//! otherwise they are counted as future flows and dropped. Flows older than
+//! the open window are counted as late. Malformed lines are counted and
+//! skipped.
 //!
 //! Suppression: a host already alerted on is alerted again only when its
 //! score worsens (by more than 0.01) or the suppression period has passed
 //! (flow time).
 
-use std::collections::HashMap;
-use std::io::{IsTerminal, Read, Write};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -24,7 +40,11 @@ use anyhow::{Context, Result, bail};
 use crate::detect::{DetectConfig, detect_with_training};
 use crate::flows::{Flow, ReadStats};
 use crate::model::file::Model;
+use crate::output::write::stop_requested;
 use crate::profile::ProfileBuilder;
+
+/// Far-ahead flows that must agree before the clock jumps to them.
+const CONFIRM_JUMP: usize = 64;
 
 /// What `watch` does.
 pub(super) struct WatchConfig {
@@ -35,6 +55,13 @@ pub(super) struct WatchConfig {
     pub suppress_secs: f64,
     pub alert_format: String,
     pub allow: crate::allow::Allowlist,
+    /// Hosts profiled in one window, and hosts whose admin peers are kept.
+    pub max_hosts: usize,
+    /// Close the open window after this long without a flow (wall clock).
+    pub idle_close: Option<Duration>,
+    /// How far ahead of the open window a flow may be before it is held
+    /// back (seconds).
+    pub max_jump_secs: f64,
 }
 
 /// Counters reported at the end (and on the status line).
@@ -46,23 +73,112 @@ pub(super) struct WatchStats {
     pub untimed_flows: u64,
     pub alerts: u64,
     pub suppressed: u64,
+    /// Flows of new hosts past `--max-hosts` in a window.
+    pub overflow_flows: u64,
+    /// Flows far ahead of the stream that no others confirmed.
+    pub future_flows: u64,
+    /// Times the clock jumped ahead, confirmed.
+    pub clock_jumps: u64,
+    /// Windows closed by `--idle-close`.
+    pub idle_closes: u64,
+    /// Hosts whose admin peers were forgotten to stay within the bound.
+    pub admin_forgotten: u64,
 }
 
-/// A reader that, at end of file, waits for more data (like `tail -F`)
-/// until a signal asks latmove to stop.
-struct Follow<R> {
-    inner: R,
+/// A flow held back: its fields, owned.
+struct HeldFlow {
+    numbers: [Option<f64>; 7],
+    ends: (IpAddr, Option<u16>, IpAddr, u16),
+    protocol: Option<u8>,
+    label: Option<Vec<u8>>,
+    flow_id: Option<Vec<u8>>,
 }
 
-impl<R: Read> Read for Follow<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            let n = self.inner.read(buf)?;
-            if n > 0 || crate::output::write::stop_requested() {
-                return Ok(n);
-            }
-            std::thread::sleep(Duration::from_millis(200));
+impl HeldFlow {
+    fn of(f: &Flow<'_>) -> HeldFlow {
+        HeldFlow {
+            numbers: [
+                f.timestamp,
+                f.duration_us,
+                f.fwd_packets,
+                f.bwd_packets,
+                f.fwd_bytes,
+                f.bwd_bytes,
+                f.rst_flags,
+            ],
+            ends: (f.src_ip, f.src_port, f.dst_ip, f.dst_port),
+            protocol: f.protocol,
+            label: f.label.map(<[u8]>::to_vec),
+            flow_id: f.flow_id.map(<[u8]>::to_vec),
         }
+    }
+
+    fn flow(&self) -> Flow<'_> {
+        let [
+            timestamp,
+            duration_us,
+            fwd_packets,
+            bwd_packets,
+            fwd_bytes,
+            bwd_bytes,
+            rst_flags,
+        ] = self.numbers;
+        Flow {
+            src_ip: self.ends.0,
+            src_port: self.ends.1,
+            dst_ip: self.ends.2,
+            dst_port: self.ends.3,
+            protocol: self.protocol,
+            timestamp,
+            duration_us,
+            fwd_packets,
+            bwd_packets,
+            fwd_bytes,
+            bwd_bytes,
+            rst_flags,
+            label: self.label.as_deref(),
+            flow_id: self.flow_id.as_deref(),
+        }
+    }
+}
+
+/// Every host's admin peers so far (see `admin_peers_to_date`), the one
+/// state that outlives a window: only hosts that have any, at most `cap`
+/// of them (the least recently active forgotten first).
+struct AdminHistory {
+    hosts: HashMap<IpAddr, (HashSet<IpAddr>, i64)>,
+    cap: usize,
+}
+
+impl AdminHistory {
+    /// Adds `peers` reached by `ip` in `window`; the count to date.
+    fn update(&mut self, ip: IpAddr, peers: &[IpAddr], window: i64) -> usize {
+        if peers.is_empty() {
+            return self.hosts.get(&ip).map_or(0, |(seen, _)| seen.len());
+        }
+        let (seen, last) = self.hosts.entry(ip).or_default();
+        seen.extend(peers.iter().copied());
+        *last = window;
+        seen.len()
+    }
+
+    /// Forgets the least recently active hosts past the cap (down to 90%
+    /// of it, so this runs rarely); how many.
+    fn bound(&mut self) -> u64 {
+        if self.hosts.len() <= self.cap {
+            return 0;
+        }
+        let mut by_age: Vec<(i64, IpAddr)> = self
+            .hosts
+            .iter()
+            .map(|(ip, (_, last))| (*last, *ip))
+            .collect();
+        by_age.sort_unstable();
+        let excess = self.hosts.len() - self.cap * 9 / 10;
+        for (_, ip) in &by_age[..excess] {
+            self.hosts.remove(ip);
+        }
+        excess as u64
     }
 }
 
@@ -71,11 +187,13 @@ struct State<'a, W: Write> {
     detect: DetectConfig,
     window_secs: f64,
     current: Option<i64>,
+    /// Windows up to this one are closed (a later flow of them is late).
+    closed_through: Option<i64>,
     builder: ProfileBuilder,
     last_alert: HashMap<IpAddr, (f64, f64)>,
-    /// Every host's admin peers so far (see `admin_peers_to_date`): the
-    /// one state that outlives a window, one small set per host.
-    admin_seen: HashMap<IpAddr, std::collections::HashSet<IpAddr>>,
+    admin: AdminHistory,
+    /// Flows far ahead, waiting for others to confirm the jump.
+    held: Vec<HeldFlow>,
     out: W,
     stats: WatchStats,
     error: Option<anyhow::Error>,
@@ -88,15 +206,36 @@ impl<W: Write> State<'_, W> {
             return;
         }
         self.stats.flows += 1;
+        self.add_timed(f);
+    }
+
+    fn add_timed(&mut self, f: &Flow<'_>) {
         let Some(t) = f.timestamp else {
             self.stats.untimed_flows += 1;
             return;
         };
         let w = (t / self.window_secs).floor() as i64;
+        if self.closed_through.is_some_and(|c| w <= c) {
+            self.stats.late_flows += 1;
+            return;
+        }
+        let jump = (self.cfg.max_jump_secs / self.window_secs).ceil() as i64;
+        let ahead = self
+            .current
+            .is_some_and(|c| w > c.saturating_add(jump.max(1)));
+        if !ahead && !self.held.is_empty() && self.current.is_none_or(|c| w >= c) {
+            // Far-ahead flows must come one after the other to move the
+            // clock: an ordinary flow between them voids them.
+            self.drop_held();
+        }
         match self.current {
             None => self.current = Some(w),
             Some(c) if w < c => {
                 self.stats.late_flows += 1;
+                return;
+            }
+            Some(_) if ahead => {
+                self.hold(f);
                 return;
             }
             Some(c) if w > c => {
@@ -108,12 +247,54 @@ impl<W: Write> State<'_, W> {
             }
             _ => {}
         }
-        self.builder.add(f);
+        if !self.builder.add_bounded(f, self.cfg.max_hosts) {
+            self.stats.overflow_flows += 1;
+        }
+    }
+
+    /// Holds back a flow far ahead; when enough agree, the clock jumps to
+    /// the first of them and they are replayed.
+    fn hold(&mut self, f: &Flow<'_>) {
+        self.held.push(HeldFlow::of(f));
+        if self.held.len() < CONFIRM_JUMP {
+            return;
+        }
+        self.stats.clock_jumps += 1;
+        if let Err(e) = self.close() {
+            self.error = Some(e);
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        self.current = None;
+        for h in &held {
+            self.add_timed(&h.flow());
+        }
+    }
+
+    /// Far-ahead flows that no others confirmed: counted and dropped.
+    fn drop_held(&mut self) {
+        self.stats.future_flows += self.held.len() as u64;
+        self.held.clear();
+    }
+
+    /// The wall clock says the stream has been quiet: closes the open
+    /// window now.
+    fn idle(&mut self) {
+        if self.error.is_some() || self.current.is_none() {
+            return;
+        }
+        self.stats.idle_closes += 1;
+        if let Err(e) = self.close() {
+            self.error = Some(e);
+        }
     }
 
     /// Scores the open window and emits its alerts.
     fn close(&mut self) -> Result<()> {
-        let Some(w) = self.current else { return Ok(()) };
+        let Some(w) = self.current.take() else {
+            return Ok(());
+        };
+        self.closed_through = Some(w);
         let mut options = self.detect.profile.clone();
         options.allow = self.cfg.allow.clone();
         let builder = std::mem::replace(&mut self.builder, ProfileBuilder::with_options(options));
@@ -122,25 +303,39 @@ impl<W: Write> State<'_, W> {
             profiles.hosts.retain(|h| h.internal);
         }
         for h in &mut profiles.hosts {
-            let seen = self.admin_seen.entry(h.ip).or_default();
-            seen.extend(h.admin_peers.iter().copied());
-            h.admin_peers_to_date = Some(seen.len());
+            let peers: Vec<IpAddr> = h.admin_peers.iter().copied().collect();
+            h.admin_peers_to_date = Some(self.admin.update(h.ip, &peers, w));
         }
+        self.stats.admin_forgotten += self.admin.bound();
         self.stats.windows_closed += 1;
+        let start = w as f64 * self.window_secs;
+        let end = start + self.window_secs;
+        let suppress = self.cfg.suppress_secs;
+        self.last_alert
+            .retain(|_, (when, _)| end - *when < suppress);
         if profiles.hosts.is_empty() {
             return Ok(());
         }
         let mut d = detect_with_training(&self.detect, profiles, None, ReadStats::default())?;
-        let start = w as f64 * self.window_secs;
         d.window_secs = Some(self.window_secs as u32);
         for h in &mut d.hosts {
             h.peak_window_start = Some(start);
             h.first_flagged_window = h.flagged.then_some(start);
         }
-        let end = start + self.window_secs;
-        let flagged: Vec<usize> = (0..d.hosts.len()).filter(|&i| d.hosts[i].flagged).collect();
-        for i in flagged {
-            let h = &d.hosts[i];
+        self.alert(&d, end)?;
+        if self.status {
+            let s = &self.stats;
+            eprint!(
+                "\rlatmove watch: {} flows, {} windows closed, {} alerts ({} suppressed), {} late   ",
+                s.flows, s.windows_closed, s.alerts, s.suppressed, s.late_flows
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the alerts of a scored window ending at `end`.
+    fn alert(&mut self, d: &crate::detect::Detection, end: f64) -> Result<()> {
+        for h in d.flagged() {
             if let Some(&(when, score)) = self.last_alert.get(&h.ip)
                 && end - when < self.cfg.suppress_secs
                 && h.score <= score + 0.01
@@ -150,9 +345,9 @@ impl<W: Write> State<'_, W> {
             }
             self.last_alert.insert(h.ip, (end, h.score));
             let line = match self.cfg.alert_format.as_str() {
-                "cef" => crate::output::alerts::cef_line(&d, h),
+                "cef" => crate::output::alerts::cef_line(d, h),
                 _ => {
-                    let mut v = serde_json::to_vec(&crate::output::alerts::ecs_alert(&d, h))?;
+                    let mut v = serde_json::to_vec(&crate::output::alerts::ecs_alert(d, h))?;
                     v.push(b'\n');
                     v
                 }
@@ -161,14 +356,183 @@ impl<W: Write> State<'_, W> {
             self.out.flush().context("writing an alert")?;
             self.stats.alerts += 1;
         }
-        if self.status {
-            let s = &self.stats;
-            eprint!(
-                "\rlatmove watch: {} flows, {} windows closed, {} alerts ({} suppressed), {} late   ",
-                s.flows, s.windows_closed, s.alerts, s.suppressed, s.late_flows
-            );
-        }
         Ok(())
+    }
+}
+
+/// A file read like `tail -F`: at its end, waits for more; when the file
+/// is truncated, reads it again from its start; when it is replaced (a
+/// rotation), reads the new file from its start; until a signal asks
+/// latmove to stop.
+struct Follow {
+    path: PathBuf,
+    file: File,
+    pos: u64,
+    /// The last bytes read (up to 64, ending at `pos`): if the file no
+    /// longer holds them there, it was truncated and written again.
+    tail: Vec<u8>,
+}
+
+impl Follow {
+    fn open(path: &Path) -> std::io::Result<Follow> {
+        Ok(Follow {
+            path: path.to_path_buf(),
+            file: File::open(path)?,
+            pos: 0,
+            tail: Vec::new(),
+        })
+    }
+
+    /// Whether the bytes before `pos` are no longer the ones read (the
+    /// file was truncated and rewritten past `pos` between two looks).
+    #[cfg(unix)]
+    fn rewritten(&self) -> bool {
+        use std::os::unix::fs::FileExt;
+        let mut now = vec![0; self.tail.len()];
+        let at = self.pos - self.tail.len() as u64;
+        self.file
+            .read_exact_at(&mut now, at)
+            .map_or(true, |()| now != self.tail)
+    }
+
+    #[cfg(not(unix))]
+    fn rewritten(&self) -> bool {
+        false
+    }
+
+    /// Starts again at the file's beginning, saying why.
+    fn restart(&mut self, why: &str) -> std::io::Result<()> {
+        eprintln!(
+            "latmove watch: {} {why}; reading it again from its start",
+            self.path.display()
+        );
+        self.file.seek(SeekFrom::Start(0))?;
+        self.pos = 0;
+        self.tail.clear();
+        Ok(())
+    }
+
+    /// Whether the path now names another file than the one open.
+    #[cfg(unix)]
+    fn replaced(&self, now: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.file
+            .metadata()
+            .is_ok_and(|open| open.ino() != now.ino() || open.dev() != now.dev())
+    }
+
+    #[cfg(not(unix))]
+    fn replaced(&self, _: &std::fs::Metadata) -> bool {
+        false
+    }
+}
+
+impl Read for Follow {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 {
+                self.pos += n as u64;
+                let keep = n.min(64);
+                let drop = (self.tail.len() + keep).saturating_sub(64);
+                self.tail.drain(..drop);
+                self.tail.extend_from_slice(&buf[n - keep..n]);
+                return Ok(n);
+            }
+            if stop_requested() {
+                return Ok(0);
+            }
+            // After a pause, before reading on: was it replaced, cut, or
+            // cut and written again meanwhile?
+            std::thread::sleep(Duration::from_millis(200));
+            if let Ok(now) = std::fs::metadata(&self.path) {
+                if self.replaced(&now) {
+                    eprintln!(
+                        "latmove watch: {} was replaced (rotated); reading the new file from its start",
+                        self.path.display()
+                    );
+                    self.file = File::open(&self.path)?;
+                    self.pos = 0;
+                    self.tail.clear();
+                    continue;
+                }
+                if now.len() < self.pos {
+                    self.restart("was truncated")?;
+                    continue;
+                }
+                if !self.tail.is_empty() && self.rewritten() {
+                    self.restart("was truncated and written again")?;
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+/// A reader fed by a thread reading the input, so that when nothing
+/// arrives for `idle`, `on_idle` runs meanwhile.
+struct IdleReader<F: FnMut()> {
+    rx: Receiver<std::io::Result<Vec<u8>>>,
+    block: Vec<u8>,
+    pos: usize,
+    idle: Duration,
+    on_idle: F,
+}
+
+impl<F: FnMut()> IdleReader<F> {
+    fn spawn(mut inner: Box<dyn Read + Send>, idle: Duration, on_idle: F) -> Result<IdleReader<F>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        std::thread::Builder::new()
+            .name("watch-input".into())
+            .spawn(move || {
+                loop {
+                    let mut buf = vec![0; 1 << 16];
+                    let sent = match inner.read(&mut buf) {
+                        Ok(n) => {
+                            buf.truncate(n);
+                            let end = n == 0;
+                            tx.send(Ok(buf)).is_ok() && !end
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            false
+                        }
+                    };
+                    if !sent {
+                        return;
+                    }
+                }
+            })
+            .context("starting the input thread")?;
+        Ok(IdleReader {
+            rx,
+            block: Vec::new(),
+            pos: 0,
+            idle,
+            on_idle,
+        })
+    }
+}
+
+impl<F: FnMut()> Read for IdleReader<F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.block.len() {
+            match self.rx.recv_timeout(self.idle) {
+                Ok(Ok(b)) if b.is_empty() => return Ok(0),
+                Ok(Ok(b)) => {
+                    self.block = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(RecvTimeoutError::Timeout) => (self.on_idle)(),
+                Err(RecvTimeoutError::Disconnected) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -190,42 +554,55 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
         // A signal stops the loop, which closes the last window.
         crate::output::write::stop_gracefully();
     }
-    let mut state = State {
+    let state = RefCell::new(State {
         cfg,
         detect,
         window_secs: f64::from(window),
         current: None,
+        closed_through: None,
         builder: ProfileBuilder::with_options(options),
         last_alert: HashMap::new(),
-        admin_seen: HashMap::new(),
+        admin: AdminHistory {
+            hosts: HashMap::new(),
+            cap: cfg.max_hosts,
+        },
+        held: Vec::new(),
         out,
         stats: WatchStats::default(),
         error: None,
         status: std::io::stderr().is_terminal(),
-    };
+    });
     let mut read_stats = ReadStats::default();
-    let name = if cfg.input.as_os_str() == "-" {
+    let stdin = cfg.input.as_os_str() == "-";
+    let name = if stdin {
         Path::new("<stdin>")
     } else {
         cfg.input.as_path()
     };
-    let result = if cfg.input.as_os_str() == "-" {
-        let stdin = std::io::stdin().lock();
-        crate::flows::read_one(name, stdin, &mut read_stats, &mut |f| state.add(f))
+    let input: Box<dyn Read + Send> = if stdin {
+        Box::new(std::io::stdin())
+    } else if cfg.follow {
+        Box::new(
+            Follow::open(&cfg.input).with_context(|| format!("opening {}", cfg.input.display()))?,
+        )
     } else {
-        let file = std::fs::File::open(&cfg.input)
-            .with_context(|| format!("opening {}", cfg.input.display()))?;
-        if cfg.follow {
-            let r = Follow { inner: file };
-            crate::flows::read_one(name, r, &mut read_stats, &mut |f| state.add(f))
-        } else {
-            crate::flows::read_one(name, file, &mut read_stats, &mut |f| state.add(f))
-        }
+        Box::new(
+            File::open(&cfg.input).with_context(|| format!("opening {}", cfg.input.display()))?,
+        )
     };
-    result?;
+    let mut sink = |f: &Flow<'_>| state.borrow_mut().add(f);
+    match cfg.idle_close {
+        Some(idle) => {
+            let reader = IdleReader::spawn(input, idle, || state.borrow_mut().idle())?;
+            crate::flows::read_one(name, reader, &mut read_stats, &mut sink)?;
+        }
+        None => crate::flows::read_one(name, input, &mut read_stats, &mut sink)?,
+    }
+    let mut state = state.into_inner();
     if let Some(e) = state.error.take() {
         return Err(e);
     }
+    state.drop_held();
     state.close()?;
     if state.status {
         eprintln!();

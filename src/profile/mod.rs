@@ -274,6 +274,24 @@ impl ProfileBuilder {
         self.add_record(&r);
     }
 
+    /// [`ProfileBuilder::add`] unless the flow's initiator is a new host
+    /// and `max_hosts` hosts are profiled already: then nothing is kept
+    /// (not even its destination) and `false` says so.
+    pub fn add_bounded(&mut self, flow: &Flow<'_>, max_hosts: usize) -> bool {
+        if self.host_index.len() >= max_hosts {
+            let reversed = self.options.orient
+                && flow
+                    .src_port
+                    .is_some_and(|sp| net::is_reply_direction(sp, flow.dst_port));
+            let src = if reversed { flow.dst_ip } else { flow.src_ip };
+            if !self.host_index.contains_key(&src) {
+                return false;
+            }
+        }
+        self.add(flow);
+        true
+    }
+
     /// [`ProfileBuilder::add`] for a flow whose label another table has
     /// resolved; give that table to [`ProfileBuilder::finish_with_labels`].
     pub fn add_record(&mut self, flow: &FlowRecord) {
