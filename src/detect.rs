@@ -247,14 +247,21 @@ fn score_profiles(
     train: Option<&Profiles>,
     stats: ReadStats,
 ) -> Result<Detection> {
-    anyhow::ensure!(
-        !profiles.hosts.is_empty(),
-        "no source hosts to score: {} rows read, {} skipped, {} flows used; \
-         with --sources internal, only sources inside --internal are scored",
-        stats.rows,
-        stats.skipped_total(),
-        stats.flows
-    );
+    if profiles.hosts.is_empty() {
+        let mut why = format!(
+            "no source hosts to score: {} rows read, {} skipped, {} flows used",
+            stats.rows,
+            stats.skipped_total(),
+            stats.flows
+        );
+        if !cfg.score_external && stats.flows > 0 {
+            why.push_str("; with --sources internal, only sources inside --internal are scored");
+        }
+        for p in stats.problems.iter().take(3) {
+            why.push_str(&format!("\n  e.g. {p}"));
+        }
+        anyhow::bail!(why);
+    }
     let entities = Entities::of(profiles, train);
     let table = FeatureTable::build_threads(&entities.profiles, &cfg.features, cfg.threads);
     let hosts = HostFacts::of(&entities.hosts, entities.scored, &cfg.allow);

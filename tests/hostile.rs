@@ -874,3 +874,73 @@ fn c3_idle_close_closes_a_quiet_window_by_the_wall_clock() {
     let _ = child.wait();
     assert!(quiet, "no alert for the quiet 15:00 window within 20 s");
 }
+
+#[test]
+fn a1_a6_mutated_files_read_alike_with_one_thread_and_in_byte_ranges() {
+    use rand::{Rng, SeedableRng};
+    let day = lf_day();
+    let rows = lines(&day);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let odd: &[&[u8]] = &[
+        b"\"", b"\r", b"\r\n", b"\n", b",", b"\"\"", b"", b"-1", b"1e308", b"NaN", b"\0", b"\xff",
+    ];
+    for case in 0..300 {
+        // 40 rows of the day (no header: the harness adds it), mutated.
+        let start = rng.gen_range(1..rows.len() - 40);
+        let mut text = rows[start..start + 40].join(&b'\n');
+        text.push(b'\n');
+        for _ in 0..rng.gen_range(1..6) {
+            let at = rng.gen_range(0..=text.len());
+            let what = odd[rng.gen_range(0..odd.len())];
+            match rng.gen_range(0..3) {
+                0 => {
+                    text.splice(at..at, what.iter().copied());
+                }
+                1 => {
+                    let end = (at + rng.gen_range(0..30)).min(text.len());
+                    text.drain(at..end);
+                }
+                _ => text.truncate(at),
+            }
+        }
+        for chunk in [16, 100, 4096] {
+            latmove::flows::check::one_thread_equals_ranges(&text, chunk);
+        }
+        let _ = case;
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn g4_g5_a_fifo_input_and_a_file_of_bad_rows_say_what_they_are() {
+    let dir = tempdir();
+    let fifo = dir.path().join("f.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = dir.path().join("o");
+    let r = latmove(&[
+        "detect",
+        fifo.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&r, 2);
+    assert!(String::from_utf8_lossy(&r.stderr).contains("not a regular file"));
+    let header = lines(&lf_day())[0].clone();
+    let mut bad = header.clone();
+    bad.extend_from_slice(b"\n1.2.3,4.5.6\n");
+    let f = write(dir.path(), "bad.csv", &bad);
+    let r = latmove(&[
+        "detect",
+        f.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&r, 2);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!err.contains("--sources internal"), "{err}");
+    assert!(err.contains("e.g. ") && err.contains("bad.csv:2"), "{err}");
+}

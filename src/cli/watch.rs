@@ -59,7 +59,7 @@ pub(super) struct WatchConfig {
     pub max_hosts: usize,
     /// Close the open window after this long without a flow (wall clock).
     pub idle_close: Option<Duration>,
-    /// How far ahead of the open window a flow may be before it is held
+    /// How far ahead of the open window a flow may be without being held
     /// back (seconds).
     pub max_jump_secs: f64,
 }

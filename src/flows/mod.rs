@@ -11,6 +11,7 @@
 //! unparsable IP, port or number (skipped, counted, and the first few
 //! reported with file, line, column and value).
 
+pub mod check;
 pub mod columns;
 pub mod lines;
 pub mod parallel;
@@ -204,6 +205,11 @@ pub enum ReadError {
         /// The operating system's error.
         source: io::Error,
     },
+    /// An input exists but is neither a regular file nor a directory.
+    NotAFile {
+        /// The input.
+        path: PathBuf,
+    },
     /// A line is longer than [`lines::MAX_LINE`].
     LineTooLong {
         /// The file.
@@ -272,6 +278,11 @@ impl fmt::Display for ReadError {
                 lines::MAX_LINE
             ),
             ReadError::Empty { path } => write!(f, "{}: the file is empty", path.display()),
+            ReadError::NotAFile { path } => write!(
+                f,
+                "{}: not a regular file (a FIFO, device or socket); give a file, or stream it into `latmove watch -`",
+                path.display()
+            ),
             ReadError::BadHeader { path } => write!(
                 f,
                 "{}: line 1: the header opens a quote it does not close",
@@ -298,6 +309,8 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
             out.extend(found);
         } else if p.is_file() {
             out.push(p.clone());
+        } else if p.exists() {
+            return Err(ReadError::NotAFile { path: p.clone() });
         } else {
             return Err(ReadError::NoInput { path: p.clone() });
         }

@@ -333,3 +333,20 @@ impl Model {
         }
     }
 }
+
+/// Loads `data` as a model file (for fuzzing): it must be refused or
+/// loaded, and a loaded model must score rows, never panic.
+pub fn check_load(data: &[u8]) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("model.json");
+    std::fs::write(&path, data).expect("writing the model");
+    if let Ok(m) = Model::load(&path) {
+        let scorer = m.forest.scorer().expect("a loaded model compiles");
+        for v in [0.0, 1.0, -1e300, 1e300] {
+            let rows = ndarray::Array2::from_elem((3, m.features.len()), v);
+            let _ = scorer.score_rows(rows.view(), None, 1);
+        }
+        let _ = m.fitted();
+        let _ = m.profile_options();
+    }
+}
