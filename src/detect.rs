@@ -233,7 +233,8 @@ pub(crate) fn detect_with_training(
         // Freeing every profile's sets (hundreds of thousands of small
         // allocations on a full day) is left to another thread: nothing
         // below waits for it.
-        std::thread::spawn(move || drop((profiles, train)));
+        // (Refused a thread, the closure is dropped here, freeing them.)
+        let _ = std::thread::Builder::new().spawn(move || drop((profiles, train)));
     } else {
         std::mem::forget((profiles, train));
     }

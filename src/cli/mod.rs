@@ -19,6 +19,7 @@ use crate::model::file::{InputFile, Model, TrainingInfo, sha256_file};
 use crate::model::forest::{Contamination, IsolationForestParams};
 use crate::output::report;
 use crate::synth::{self, SynthConfig};
+use crate::util::threads::spawn_or_run;
 
 /// Finds hosts that move laterally (scanners, service sweeps, sudden
 /// fan-out) in CIC-IDS2017 / CICFlowMeter flow records.
@@ -724,25 +725,21 @@ pub fn write_outputs(
     // The CSVs rendered while the charts are drawn; everything goes to the
     // staging directory and is moved into place only when all is written.
     let (scores, others, drawn) = std::thread::scope(|s| {
-        let drawn = s.spawn(|| {
+        let drawn = spawn_or_run(s, || {
             if charts {
                 crate::output::charts::draw_all(d, dir).map(drop)
             } else {
                 Ok(())
             }
         });
-        let others = s.spawn(|| -> Result<(Vec<u8>, Vec<u8>)> {
+        let others = spawn_or_run(s, || -> Result<(Vec<u8>, Vec<u8>)> {
             Ok((
                 report::flagged_hosts_csv(d, raw_csv)?,
                 report::metrics_json(d)?,
             ))
         });
         let scores = report::host_scores_csv(d, raw_csv);
-        (
-            scores,
-            others.join().expect("rendering thread"),
-            drawn.join().expect("charts thread"),
-        )
+        (scores, others.join(), drawn.join())
     });
     let (scores, (flagged, metrics)) = (scores?, others?);
     // The three files written (and synced) side by side; the first error
@@ -755,11 +752,11 @@ pub fn write_outputs(
     std::thread::scope(|s| {
         let writes: Vec<_> = files
             .iter()
-            .map(|(name, bytes)| s.spawn(move || report::write_atomic(&dir.join(name), bytes)))
+            .map(|(name, bytes)| {
+                spawn_or_run(s, move || report::write_atomic(&dir.join(name), bytes))
+            })
             .collect();
-        writes
-            .into_iter()
-            .try_for_each(|w| w.join().expect("writing thread"))
+        writes.into_iter().try_for_each(|w| w.join())
     })?;
     drawn?;
     staged.commit(is_output_name)

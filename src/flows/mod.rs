@@ -375,7 +375,7 @@ fn maybe_gunzip<R: Read + Send + 'static>(raw: R) -> io::Result<Box<dyn Read + S
     if buf.len() >= 2 && buf[0] == 0x1f && buf[1] == 0x8b {
         Ok(Box::new(Inflating::spawn(
             flate2::bufread::MultiGzDecoder::new(buffered),
-        )))
+        )?))
     } else {
         Ok(Box::new(buffered))
     }
@@ -390,49 +390,51 @@ struct Inflating {
 }
 
 impl Inflating {
-    fn spawn<R: Read + Send + 'static>(mut inner: R) -> Inflating {
+    fn spawn<R: Read + Send + 'static>(mut inner: R) -> io::Result<Inflating> {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
-        std::thread::spawn(move || {
-            loop {
-                let mut block = vec![0u8; 1 << 18];
-                let mut filled = 0;
-                // Fill the block (or reach the end) before sending it.
-                let result = loop {
-                    match inner.read(&mut block[filled..]) {
-                        Ok(0) => break Ok(()),
-                        Ok(n) => {
-                            filled += n;
-                            if filled == block.len() {
-                                break Ok(());
+        std::thread::Builder::new()
+            .spawn(move || {
+                loop {
+                    let mut block = vec![0u8; 1 << 18];
+                    let mut filled = 0;
+                    // Fill the block (or reach the end) before sending it.
+                    let result = loop {
+                        match inner.read(&mut block[filled..]) {
+                            Ok(0) => break Ok(()),
+                            Ok(n) => {
+                                filled += n;
+                                if filled == block.len() {
+                                    break Ok(());
+                                }
                             }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => break Err(e),
                         }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => break Err(e),
-                    }
-                };
-                block.truncate(filled);
-                let last = filled == 0 || result.is_err();
-                let msg = match result {
-                    Err(e) if filled == 0 => Err(e),
-                    Err(e) => {
-                        // Deliver what was read, then the error.
-                        if tx.send(Ok(block)).is_err() {
-                            return;
+                    };
+                    block.truncate(filled);
+                    let last = filled == 0 || result.is_err();
+                    let msg = match result {
+                        Err(e) if filled == 0 => Err(e),
+                        Err(e) => {
+                            // Deliver what was read, then the error.
+                            if tx.send(Ok(block)).is_err() {
+                                return;
+                            }
+                            Err(e)
                         }
-                        Err(e)
+                        Ok(()) => Ok(block),
+                    };
+                    if tx.send(msg).is_err() || last {
+                        return;
                     }
-                    Ok(()) => Ok(block),
-                };
-                if tx.send(msg).is_err() || last {
-                    return;
                 }
-            }
-        });
-        Inflating {
+            })
+            .map_err(|e| io::Error::new(e.kind(), format!("starting the gzip thread: {e}")))?;
+        Ok(Inflating {
             rx,
             block: Vec::new(),
             pos: 0,
-        }
+        })
     }
 }
 

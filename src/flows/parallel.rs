@@ -415,7 +415,9 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
         for _ in 0..threads.min(shared.ranges) {
             let tx = tx.clone();
             let (shared, layout, bounds) = (&shared, &layout, &bounds);
-            s.spawn(move || {
+            // A thread the system refuses leaves its ranges to the others;
+            // with none, the read below fails with a message.
+            let _ = std::thread::Builder::new().spawn_scoped(s, move || {
                 let mut buf = Vec::new();
                 let mut work = Work::default();
                 while let Some(k) = shared.claim() {
@@ -447,7 +449,9 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
                     Err(_) => {
                         return Err(shared.stop(ReadError::Io {
                             path: path.to_path_buf(),
-                            source: std::io::Error::other("a parsing thread stopped"),
+                            source: std::io::Error::other(
+                                "a parsing thread stopped, or none could be started",
+                            ),
                         }));
                     }
                 }

@@ -15,6 +15,7 @@ use ndarray::Array2;
 
 use crate::profile::features::FeatureTable;
 use crate::util::stats::median_in_place;
+use crate::util::threads::spawn_or_run;
 
 /// The default `--prior-flows`: a mean per flow counts half when it rests
 /// on this many flows.
@@ -65,7 +66,7 @@ impl Preprocessing {
         rows: &[usize],
     ) -> Result<(Preprocessor, Array2<f64>)> {
         let (fitted, mut x) = std::thread::scope(|s| -> Result<_> {
-            let scaler = s.spawn(|| {
+            let scaler = spawn_or_run(s, || {
                 LinearScaler::standard()
                     .fit(&DatasetBase::from(gather_rows(&table.values, rows)))
                     .context("fitting the standard scaler on the training hosts")
@@ -73,16 +74,16 @@ impl Preprocessing {
             let d = table.values.ncols();
             let robust: Vec<_> = [0..d / 2, d / 2..d]
                 .into_iter()
-                .map(|cols| s.spawn(|| robust_center(&table.values, rows, cols)))
+                .map(|cols| spawn_or_run(s, move || robust_center(&table.values, rows, cols)))
                 .collect();
             let (mut medians, mut spreads) = (Vec::new(), Vec::new());
             for part in robust {
-                let (m, sp) = part.join().expect("medians thread");
+                let (m, sp) = part.join();
                 medians.extend(m);
                 spreads.extend(sp);
             }
             let x = table.shrunk_means(&medians, self.mean_prior);
-            let scaler = scaler.join().expect("scaler thread")?;
+            let scaler = scaler.join()?;
             let fitted = Preprocessor {
                 offsets: scaler.offsets().to_vec(),
                 scales: scaler.scales().to_vec(),

@@ -669,11 +669,13 @@ pub(crate) fn draw_all(d: &Detection, dir: &Path) -> Result<Vec<&'static str>> {
     std::thread::scope(|s| {
         let drawn: Vec<_> = charts
             .iter()
-            .map(|&(name, draw)| s.spawn(move || draw(d, &dir.join(name))))
+            .map(|&(name, draw)| {
+                crate::util::threads::spawn_or_run(s, move || draw(d, &dir.join(name)))
+            })
             .collect();
         drawn
             .into_iter()
-            .map(|h| h.join().expect("chart thread"))
+            .map(|h| h.join())
             .collect::<Result<Vec<()>>>()
     })?;
     Ok(charts.iter().map(|c| c.0).collect())

@@ -631,12 +631,9 @@ pub(crate) fn host_scores_csv(d: &Detection, raw: bool) -> Result<Vec<u8>> {
         let handles: Vec<_> = d
             .hosts
             .chunks(per)
-            .map(|c| s.spawn(move || render(c)))
+            .map(|c| crate::util::threads::spawn_or_run(s, move || render(c)))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("rendering thread"))
-            .collect()
+        handles.into_iter().map(|h| h.join()).collect()
     });
     for p in parts {
         out.extend_from_slice(&p?);

@@ -45,17 +45,19 @@ pub fn read_profiles_threads(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<FlowRecord>>(8);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<FlowRecord>>();
     let opts = options.clone();
-    let worker = std::thread::spawn(move || {
-        let mut builder = ProfileBuilder::with_options(opts);
-        for batch in rx {
-            for r in &batch {
-                builder.add_record(r);
+    let worker = std::thread::Builder::new()
+        .spawn(move || {
+            let mut builder = ProfileBuilder::with_options(opts);
+            for batch in rx {
+                for r in &batch {
+                    builder.add_record(r);
+                }
+                // Return the buffer for reuse (ignored once reading is done).
+                let _ = back_tx.send(batch);
             }
-            // Return the buffer for reuse (ignored once reading is done).
-            let _ = back_tx.send(batch);
-        }
-        builder
-    });
+            builder
+        })
+        .map_err(|e| anyhow::anyhow!("starting the profiling thread: {e}"))?;
     let mut labels = LabelTable::default();
     let mut batch: Vec<FlowRecord> = Vec::with_capacity(BATCH);
     let mut send_failed = false;
@@ -110,7 +112,7 @@ fn read_plain_sharded(
             senders.push(tx);
             let opts = options.clone();
             let spares = &spares;
-            workers.push(s.spawn(move || {
+            let started = std::thread::Builder::new().spawn_scoped(s, move || {
                 let mut builder = ProfileBuilder::with_options(opts);
                 for mut batch in rx {
                     for (r, o) in &batch {
@@ -120,7 +122,8 @@ fn read_plain_sharded(
                     spares.lock().expect("spares lock").push(batch);
                 }
                 builder.into_sorted()
-            }));
+            });
+            workers.push(started.map_err(|e| anyhow::anyhow!("starting a profiling thread: {e}"))?);
         }
         let spare = || {
             spares

@@ -104,3 +104,47 @@ pub(crate) fn task_ranges(
     })
     .collect()
 }
+
+/// Work handed to a scoped thread, or already done on this one.
+pub(crate) enum Task<'scope, T> {
+    /// Running on its own thread.
+    Thread(std::thread::ScopedJoinHandle<'scope, T>),
+    /// Done here: the system refused a thread.
+    Done(T),
+}
+
+impl<T> Task<'_, T> {
+    /// The result (a panic on the thread goes on here).
+    pub(crate) fn join(self) -> T {
+        match self {
+            Task::Thread(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Task::Done(t) => t,
+        }
+    }
+}
+
+/// Runs `f` on a new thread of the scope `s`, or right here when the
+/// system refuses one (a process limit), so a refused thread costs time,
+/// never the run.
+pub(crate) fn spawn_or_run<'scope, T, F>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    f: F,
+) -> Task<'scope, T>
+where
+    F: FnOnce() -> T + Send + 'scope,
+    T: Send + 'scope,
+{
+    let cell = std::sync::Arc::new(Mutex::new(Some(f)));
+    let theirs = std::sync::Arc::clone(&cell);
+    let started = std::thread::Builder::new().spawn_scoped(s, move || {
+        let f = theirs.lock().expect("task lock").take();
+        f.expect("a task runs once")()
+    });
+    match started {
+        Ok(h) => Task::Thread(h),
+        Err(_) => {
+            let f = cell.lock().expect("task lock").take();
+            Task::Done(f.expect("a refused task has not run")())
+        }
+    }
+}
