@@ -267,6 +267,12 @@ fn score_profiles(
     let table = FeatureTable::build_threads(&entities.profiles, &cfg.features, cfg.threads);
     let hosts = HostFacts::of(&entities.hosts, entities.scored, &cfg.allow);
     let training = TrainingSet::choose(cfg, &hosts, entities.scored, train.is_some());
+    anyhow::ensure!(
+        cfg.fitted.is_some() || training.hosts.len() >= 2,
+        "{} host(s) to train on: every other host is allowlisted (--allow) or labelled as \
+         an attack; train on more hosts (--train) or allow fewer",
+        training.hosts.len()
+    );
     let folds = cfg.cross_fit.assign(&training.hosts, entities.hosts.len());
     let mut fit = fit_and_score(cfg, &table, &entities, &folds, training.hosts.len())?;
     let peaks = Peaks::of(&entities, &fit.scores);
@@ -449,7 +455,8 @@ fn fit_and_score(
         );
         let x = f.preprocessor.transform(table);
         let rows: Vec<usize> = (0..x.nrows()).collect();
-        let scores = crossfit::score_with(&f.forest, x.view(), &rows, cfg.threads)?;
+        let scores = crossfit::score_with(&f.forest, x.view(), &rows, cfg.threads)
+            .context("scoring with the model's scaling and forest")?;
         return Ok(Fit {
             preprocessor: f.preprocessor.clone(),
             x,
