@@ -720,6 +720,7 @@ pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
     sink: &mut F,
 ) -> Result<(), ReadError> {
     let mut rec = csv::ByteRecord::new();
+    let mut commas = Vec::new();
     let mut memo = Memo::default();
     let mut line: u64 = line_before;
     loop {
@@ -734,6 +735,13 @@ pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
         if !l.terminated {
             unterminated_line(layout, line, l.bytes, stats);
             break;
+        }
+        if memchr::memchr(b'"', l.bytes).is_none() {
+            // No quote: the fields are what lies between the commas.
+            let row = scan::SplitRow::split(l.bytes, std::mem::take(&mut commas));
+            handle_row(&row, layout, line, stats, &mut memo, sink);
+            commas = row.into_buffer();
+            continue;
         }
         match split_fields(l.bytes, &mut rec) {
             Ok(()) => handle_row(&rec, layout, line, stats, &mut memo, sink),

@@ -106,28 +106,38 @@ fn boundaries(path: &Path, data_start: u64, len: u64, chunk: u64) -> Result<Vec<
     let mut out = vec![data_start];
     let mut f = File::open(path).map_err(io_error(path))?;
     let mut nominal = data_start + chunk;
-    let mut window = Vec::new();
+    let mut window = vec![0u8; 1 << 12];
     while nominal < len {
-        f.seek(SeekFrom::Start(nominal)).map_err(io_error(path))?;
-        window.clear();
-        (&mut f)
-            .take(MAX_LINE as u64 + 2)
-            .read_to_end(&mut window)
-            .map_err(io_error(path))?;
-        let start = match memchr::memchr2(b'\n', b'\r', &window) {
-            Some(i) if window[i] == b'\r' && window.get(i + 1) == Some(&b'\n') => i + 2,
-            // A carriage return at the window's end: its line feed, if
-            // any, is the next range's first (empty) line.
-            Some(i) => i + 1,
-            None if nominal + (window.len() as u64) >= len => break,
-            None => {
+        // Look for the next line end in small reads, up to MAX_LINE bytes.
+        let mut scanned = 0usize;
+        let found = loop {
+            f.seek(SeekFrom::Start(nominal + scanned as u64))
+                .map_err(io_error(path))?;
+            let n = read_full(&mut f, &mut window).map_err(io_error(path))?;
+            // Short of the file's end, the last byte waits for the next
+            // read, so a CR and its LF are always seen together.
+            let piece = if n == window.len() {
+                &window[..n - 1]
+            } else {
+                &window[..n]
+            };
+            if let Some(i) = memchr::memchr2(b'\n', b'\r', piece) {
+                let crlf = piece[i] == b'\r' && window.get(i + 1) == Some(&b'\n') && i + 1 < n;
+                break Some(scanned + i + if crlf { 2 } else { 1 });
+            }
+            scanned += piece.len();
+            if n < window.len() {
+                break None;
+            }
+            if scanned > MAX_LINE + 1 {
                 return Err(ReadError::LineTooLong {
                     path: path.to_path_buf(),
                     at: format!("byte {nominal}"),
                 });
             }
         };
-        let start = nominal + start as u64;
+        let Some(after) = found else { break };
+        let start = nominal + after as u64;
         if start >= len {
             break;
         }
@@ -138,6 +148,20 @@ fn boundaries(path: &Path, data_start: u64, len: u64, chunk: u64) -> Result<Vec<
     }
     out.push(len);
     Ok(out)
+}
+
+/// Reads into `buf` until it is full or the file ends; the bytes read.
+fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Parses the range `[from, to)` of `path`, read into `buf` (one buffer a
