@@ -505,6 +505,16 @@ fn f1_f2_f3_labels_and_flow_ids_are_harmless_in_every_output() {
     assert!(scores.contains(",\"=HYPERLINK("), "{scores}");
 }
 
+/// Asserts that `dir` holds no staging directory or temporary file.
+fn assert_no_leftovers(dir: &std::path::Path) {
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("staging") || n.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 /// Runs `latmove detect INPUT --no-charts --out OUT` (exit code and stderr).
 fn detect_into(input: &str, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
@@ -560,12 +570,7 @@ fn a2_concurrent_runs_never_mix_their_sets_and_stale_files_go() {
         assert_eq!(from_a, scores.contains(",attack,"), "a mixed set");
     }
     assert!(!out.join("fanout.png").exists(), "a stale chart stayed");
-    let leftovers: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.contains("staging") || n.contains("partial"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_no_leftovers(&out);
 }
 
 #[cfg(unix)]
@@ -606,12 +611,7 @@ fn a2_a_signal_leaves_the_earlier_set_whole_and_no_temporary_file() {
     if stopped && status.code() == Some(130) {
         assert_eq!(std::fs::read(out.join("host_scores.csv")).unwrap(), before);
     }
-    let leftovers: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.contains("staging") || n.contains("partial"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_no_leftovers(&out);
 }
 
 #[cfg(unix)]

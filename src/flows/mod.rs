@@ -948,28 +948,16 @@ fn parse_row<'r, R: Row>(
         stats.negative_durations += 1;
         duration_us = None;
     }
-    let [
-        duration_us,
-        fwd_packets,
-        bwd_packets,
-        fwd_bytes,
-        bwd_bytes,
-        rst_flags,
-    ] = [
-        duration_us,
-        fwd_packets,
-        bwd_packets,
-        fwd_bytes,
-        bwd_bytes,
-        rst_flags,
-    ]
-    .map(|v| match v {
+    let mut plausible = |v: Option<f64>| match v {
         Some(x) if !(0.0..MAX_PLAUSIBLE).contains(&x) => {
             stats.implausible_values += 1;
             None
         }
         v => v,
-    });
+    };
+    let (duration_us, fwd_packets) = (plausible(duration_us), plausible(fwd_packets));
+    let (bwd_packets, fwd_bytes) = (plausible(bwd_packets), plausible(fwd_bytes));
+    let (bwd_bytes, rst_flags) = (plausible(bwd_bytes), plausible(rst_flags));
     let timestamp = match cell(Field::Timestamp) {
         Some((_, v)) if !v.is_empty() => {
             let t = memo.time.parse(v);
