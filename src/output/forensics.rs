@@ -35,6 +35,22 @@ fn ip_file_name(ip: IpAddr) -> String {
     ip.to_string().replace([':', '.'], "-")
 }
 
+/// Whether `name` is one the report writes: the index, the manifest, or a
+/// host's page, flows or timeline (`host-` and an address's digits, dots
+/// and colons as dashes), so a user's own file in the directory stays.
+fn is_report_file(name: &str) -> bool {
+    if name == "index.md" || name == "manifest.json" {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix("host-") else {
+        return false;
+    };
+    let stem = [".md", "-flows.csv", "-timeline.png"]
+        .iter()
+        .find_map(|end| rest.strip_suffix(end));
+    stem.is_some_and(|ip| !ip.is_empty() && ip.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+}
+
 /// Writes the report for every flagged host of `d` into `dir`.
 pub(crate) fn write_report(
     cfg: &DetectConfig,
@@ -86,7 +102,7 @@ pub(crate) fn write_report(
     write_atomic(&dir.join("index.md"), index.as_bytes())?;
 
     write_manifest(cfg, d, dir, (command, &files))?;
-    staged.commit(|n| n == "index.md" || n == "manifest.json" || n.starts_with("host-"))
+    staged.commit(is_report_file)
 }
 
 /// The flows of the hosts in `wanted`, read again from `files`, oriented
@@ -374,4 +390,29 @@ fn timeline(h: &HostResult, flows: &[Contrib], path: &Path) -> Result<()> {
             .map_err(crate::output::charts::err)?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_reports_own_files_are_replaced() {
+        for ours in [
+            "index.md",
+            "manifest.json",
+            "host-192-168-10-8.md",
+            "host-192-168-10-8-flows.csv",
+            "host-fd00--99-timeline.png",
+        ] {
+            assert!(super::is_report_file(ours), "{ours}");
+        }
+        for theirs in [
+            "host-notes.md",
+            "notes.md",
+            "host-.md",
+            "host-10-0-0-1.txt",
+            "hosts.csv",
+        ] {
+            assert!(!super::is_report_file(theirs), "{theirs}");
+        }
+    }
 }
