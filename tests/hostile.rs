@@ -944,3 +944,14 @@ fn g4_g5_a_fifo_input_and_a_file_of_bad_rows_say_what_they_are() {
     assert!(!err.contains("--sources internal"), "{err}");
     assert!(err.contains("e.g. ") && err.contains("bad.csv:2"), "{err}");
 }
+
+#[test]
+fn d2_watch_passes_over_an_overlong_line_and_goes_on() {
+    let dir = tempdir();
+    let (model, mut rows) = watch_fixture(dir.path());
+    let (normal, _) = watch_file(&model, &write(dir.path(), "n.csv", &joined(&rows)), &[]);
+    rows.insert(100, vec![b'a'; 3 << 20]);
+    let (alerts, err) = watch_file(&model, &write(dir.path(), "long.csv", &joined(&rows)), &[]);
+    assert_eq!(alerts.lines().count(), normal.lines().count(), "{err}");
+    assert!(err.contains("19987 flows (14 rows skipped"), "{err}");
+}

@@ -594,9 +594,9 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
     match cfg.idle_close {
         Some(idle) => {
             let reader = IdleReader::spawn(input, idle, || state.borrow_mut().idle())?;
-            crate::flows::read_one(name, reader, &mut read_stats, &mut sink)?;
+            crate::flows::read_stream(name, reader, &mut read_stats, &mut sink)?;
         }
-        None => crate::flows::read_one(name, input, &mut read_stats, &mut sink)?,
+        None => crate::flows::read_stream(name, input, &mut read_stats, &mut sink)?,
     }
     let mut state = state.into_inner();
     if let Some(e) = state.error.take() {

@@ -29,6 +29,9 @@ pub(crate) struct Line<'a> {
     pub(crate) bytes: &'a [u8],
     /// Whether a line end followed it (false for a last line cut short).
     pub(crate) terminated: bool,
+    /// The line was longer than [`MAX_LINE`] and was passed over (only
+    /// from a reader that skips long lines; `bytes` is then empty).
+    pub(crate) overlong: bool,
 }
 
 /// Reads physical lines from `R` with a bounded buffer.
@@ -44,6 +47,10 @@ pub(crate) struct LineReader<R> {
     skip_feed: bool,
     /// Bytes read from `inner` so far.
     read: u64,
+    /// Pass over lines longer than [`MAX_LINE`] instead of failing.
+    skip_long: bool,
+    /// Passing over the rest of an overlong line.
+    discarding: bool,
 }
 
 impl<R: Read> LineReader<R> {
@@ -57,6 +64,18 @@ impl<R: Read> LineReader<R> {
             eof: false,
             skip_feed: false,
             read: 0,
+            skip_long: false,
+            discarding: false,
+        }
+    }
+
+    /// A reader that passes over a line longer than [`MAX_LINE`] (giving
+    /// it as an empty, overlong line) instead of failing: for a stream,
+    /// which must go on.
+    pub(crate) fn skipping_long_lines(inner: R) -> LineReader<R> {
+        LineReader {
+            skip_long: true,
+            ..LineReader::new(inner)
         }
     }
 
@@ -93,24 +112,42 @@ impl<R: Read> LineReader<R> {
                         self.skip_feed = true;
                     }
                 }
+                let overlong = std::mem::take(&mut self.discarding);
                 return Ok(Some(Line {
-                    bytes: &self.buf[start..start + i],
+                    bytes: if overlong {
+                        &[]
+                    } else {
+                        &self.buf[start..start + i]
+                    },
                     terminated: true,
+                    overlong,
                 }));
             }
             scanned = data.len();
-            if scanned > MAX_LINE {
-                return Err(LineError::TooLong);
+            if scanned > MAX_LINE || (self.discarding && scanned > 0) {
+                if !self.skip_long {
+                    return Err(LineError::TooLong);
+                }
+                // Pass over what there is of the line, and look on.
+                self.discarding = true;
+                self.pos = self.len;
+                scanned = 0;
             }
             if self.eof {
-                if data.is_empty() {
+                if self.pos == self.len && !self.discarding {
                     return Ok(None);
                 }
                 let start = self.pos;
                 self.pos = self.len;
+                let overlong = std::mem::take(&mut self.discarding);
                 return Ok(Some(Line {
-                    bytes: &self.buf[start..self.len],
+                    bytes: if overlong {
+                        &[]
+                    } else {
+                        &self.buf[start..self.len]
+                    },
                     terminated: false,
+                    overlong,
                 }));
             }
             self.refill()?;
@@ -244,6 +281,26 @@ mod tests {
             got.push(l.bytes.to_vec());
         }
         assert_eq!(got, vec![b"ab".to_vec(), b"cd".to_vec()]);
+    }
+
+    #[test]
+    fn a_stream_passes_over_an_overlong_line_and_reads_on() {
+        let mut text = b"a\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 3 * MAX_LINE));
+        text.extend_from_slice(b"\r\nb\n");
+        let mut r = LineReader::skipping_long_lines(&text[..]);
+        let mut got = Vec::new();
+        while let Some(l) = r.next_line().unwrap() {
+            got.push((l.bytes.to_vec(), l.overlong));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (b"a".to_vec(), false),
+                (Vec::new(), true),
+                (b"b".to_vec(), false)
+            ]
+        );
     }
 
     #[test]

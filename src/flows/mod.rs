@@ -86,6 +86,8 @@ pub enum SkipReason {
     /// The file's last line has no line end: the file was cut, or is still
     /// being written.
     UnterminatedLine,
+    /// A line longer than [`lines::MAX_LINE`] in a stream (`watch`).
+    LongLine,
 }
 
 impl SkipReason {
@@ -101,6 +103,7 @@ impl SkipReason {
             SkipReason::BadNumber => "unparsable number",
             SkipReason::UnterminatedQuote => "unterminated quoted field",
             SkipReason::UnterminatedLine => "last line without a line end",
+            SkipReason::LongLine => "lines longer than 1 MiB",
         }
     }
 }
@@ -700,7 +703,27 @@ pub fn read_one<R: Read, F: FnMut(&Flow<'_>)>(
     stats: &mut ReadStats,
     sink: &mut F,
 ) -> Result<(), ReadError> {
-    let mut lines = LineReader::new(reader);
+    read_lines(path, LineReader::new(reader), stats, sink)
+}
+
+/// [`read_one`] for a stream (`watch`), which must go on: a line longer
+/// than [`lines::MAX_LINE`] is skipped and counted, not an error.
+pub fn read_stream<R: Read, F: FnMut(&Flow<'_>)>(
+    path: &Path,
+    reader: R,
+    stats: &mut ReadStats,
+    sink: &mut F,
+) -> Result<(), ReadError> {
+    read_lines(path, LineReader::skipping_long_lines(reader), stats, sink)
+}
+
+/// The header, then every row.
+fn read_lines<R: Read, F: FnMut(&Flow<'_>)>(
+    path: &Path,
+    mut lines: LineReader<R>,
+    stats: &mut ReadStats,
+    sink: &mut F,
+) -> Result<(), ReadError> {
     let header = read_header(path, &mut lines)?;
     let layout = FileLayout::new(path, header)?;
     stats.has_labels |= layout.map.get(Field::Label).is_some();
@@ -728,6 +751,12 @@ pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
             .next_line()
             .map_err(|e| line_error(path, e, line + 1))?;
         let Some(l) = next else { break };
+        if l.overlong {
+            line += 1;
+            stats.rows += 1;
+            stats.skip(SkipReason::LongLine, None);
+            continue;
+        }
         if l.bytes.is_empty() {
             continue;
         }

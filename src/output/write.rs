@@ -208,6 +208,18 @@ impl Staged {
                 return Err(e).with_context(|| format!("locking {}", dir.display()));
             }
         }
+        // Under the lock, a staging directory left here belongs to a run
+        // that was killed outright (SIGKILL, power): it goes.
+        if let Ok(entries) = fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".latmove-staging.")
+                {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let staging = tempfile::Builder::new()
             .prefix(".latmove-staging.")
             .tempdir_in(dir)
@@ -328,10 +340,11 @@ mod tests {
             .filter(|n| n.starts_with(".latmove-staging"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
-        assert!(
-            Staged::begin(&out, "--out").is_ok(),
-            "the lock outlived the run"
-        );
+        // A killed run's staging directory goes when the next run starts.
+        fs::create_dir(out.join(".latmove-staging.dead")).unwrap();
+        let again = Staged::begin(&out, "--out");
+        assert!(again.is_ok(), "the lock outlived the run");
+        assert!(!out.join(".latmove-staging.dead").exists());
     }
 
     #[cfg(unix)]
