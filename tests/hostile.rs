@@ -955,3 +955,31 @@ fn d2_watch_passes_over_an_overlong_line_and_goes_on() {
     assert_eq!(alerts.lines().count(), normal.lines().count(), "{err}");
     assert!(err.contains("19987 flows (14 rows skipped"), "{err}");
 }
+
+#[test]
+fn a8_a_real_gap_moves_the_clock_once_enough_flows_agree() {
+    let dir = tempdir();
+    let (model, mut rows) = watch_fixture(dir.path());
+    // The afternoon a day later: every later flow is a day ahead, so the
+    // first 64 confirm the jump and are replayed, none lost.
+    let n = rows
+        .iter()
+        .position(|r| String::from_utf8_lossy(r).contains("4/7/2017 3:00"))
+        .unwrap();
+    for r in &mut rows[n..] {
+        let text = String::from_utf8(r.clone())
+            .unwrap()
+            .replace("4/7/2017 ", "5/7/2017 ");
+        *r = text.into_bytes();
+    }
+    let (alerts, err) = watch_file(&model, &write(dir.path(), "gap.csv", &joined(&rows)), &[]);
+    assert!(err.contains("1 confirmed clock jumps"), "{err}");
+    assert!(err.contains("0 late"), "{err}");
+    assert!(!err.contains("far ahead"), "{err}");
+    assert!(
+        alerts
+            .lines()
+            .any(|l| l.contains("192.168.10.8") && l.contains("2017-07-05")),
+        "{alerts}"
+    );
+}

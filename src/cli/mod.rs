@@ -491,7 +491,7 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
         cfg.score_external,
         training_info(&d, &files)?,
     );
-    report::write_atomic(&a.model_out, &model.to_json()?)?;
+    crate::output::write::write_file(&a.model_out, &model.to_json()?)?;
     println!(
         "trained on {} {} ({} rows from {} file(s)); threshold {:.4}; {} features; model saved to {}",
         d.training_hosts,
@@ -687,7 +687,7 @@ fn print_results(
             eprint!("{text}");
         }
         (Some(bytes), Some(p)) => {
-            report::write_atomic(p, &bytes)?;
+            crate::output::write::write_file(p, &bytes)?;
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes());
             let _ = writeln!(out, "Alerts ({}) in {}", d.flagged().count(), p.display());
@@ -753,7 +753,9 @@ pub fn write_outputs(
         let writes: Vec<_> = files
             .iter()
             .map(|(name, bytes)| {
-                spawn_or_run(s, move || report::write_atomic(&dir.join(name), bytes))
+                spawn_or_run(s, move || {
+                    crate::output::write::write_file(&dir.join(name), bytes)
+                })
             })
             .collect();
         writes.into_iter().try_for_each(|w| w.join())

@@ -86,7 +86,7 @@ fn draw_png(
     drawn.map_err(|e| e.context(format!("drawing {}", path.display())))?;
     let png = encode_png(&pixels, width, height)
         .map_err(|e| anyhow!("encoding {}: {e}", path.display()))?;
-    crate::output::report::write_atomic(path, &png)
+    crate::output::write::write_file(path, &png)
 }
 
 /// RGB pixels as a PNG: one filter for every row (Paeth) and fast

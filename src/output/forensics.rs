@@ -16,7 +16,8 @@ use serde_json::json;
 
 use crate::detect::{DetectConfig, Detection, HostResult};
 use crate::flows::timestamp::format_timestamp;
-use crate::output::report::{explain, sentence, write_atomic};
+use crate::output::report::{explain, sentence};
+use crate::output::write::write_file;
 use crate::util::text::{csv_text, markdown_text, printable};
 
 /// One contributing flow, oriented to the flagged host.
@@ -99,7 +100,7 @@ pub(crate) fn write_report(
             sentence(d, h).replace('|', "/")
         );
     }
-    write_atomic(&dir.join("index.md"), index.as_bytes())?;
+    write_file(&dir.join("index.md"), index.as_bytes())?;
 
     write_manifest(cfg, d, dir, (command, &files))?;
     staged.commit(is_report_file)
@@ -181,7 +182,7 @@ fn write_manifest(
     });
     let mut bytes = serde_json::to_vec_pretty(&manifest)?;
     bytes.push(b'\n');
-    write_atomic(&dir.join("manifest.json"), &bytes)
+    write_file(&dir.join("manifest.json"), &bytes)
 }
 
 fn top_counts<K: Ord + Clone + std::fmt::Display>(
@@ -273,9 +274,9 @@ fn host_page(
             h.robust_z[j]
         );
     }
-    write_atomic(&dir.join(format!("host-{name}.md")), md.as_bytes())?;
+    write_file(&dir.join(format!("host-{name}.md")), md.as_bytes())?;
 
-    write_atomic(
+    write_file(
         &dir.join(format!("host-{name}-flows.csv")),
         &flows_csv(h, flows, raw)?,
     )?;

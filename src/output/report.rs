@@ -3,8 +3,6 @@
 
 use std::fmt::Write as _;
 
-use std::path::Path;
-
 use anyhow::Result;
 use serde::Serialize;
 
@@ -14,11 +12,6 @@ use crate::detect::{Detection, HostResult};
 use crate::flows::timestamp::{format_timestamp, write_timestamp};
 use crate::metrics::Metrics;
 use crate::util::text::csv_text;
-
-/// Writes `bytes` to `path` whole (see [`super::write`]).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    super::write::write_file(path, bytes)
-}
 
 fn label_text(h: &HostResult) -> &'static str {
     match h.is_attack {

@@ -279,10 +279,7 @@ impl ProfileBuilder {
     /// (not even its destination) and `false` says so.
     pub fn add_bounded(&mut self, flow: &Flow<'_>, max_hosts: usize) -> bool {
         if self.host_index.len() >= max_hosts {
-            let reversed = self.options.orient
-                && flow
-                    .src_port
-                    .is_some_and(|sp| net::is_reply_direction(sp, flow.dst_port));
+            let reversed = self.reversed(flow.src_port, flow.dst_port);
             let src = if reversed { flow.dst_ip } else { flow.src_ip };
             if !self.host_index.contains_key(&src) {
                 return false;
@@ -307,10 +304,7 @@ impl ProfileBuilder {
     /// the other half ([`ProfileBuilder::add_routed`]) may run on several
     /// builders, each owning a share of the hosts (see [`Oriented::shard`]).
     pub fn route(&mut self, flow: &FlowRecord) -> Option<Oriented> {
-        let reversed = self.options.orient
-            && flow
-                .src_port
-                .is_some_and(|sp| net::is_reply_direction(sp, flow.dst_port));
+        let reversed = self.reversed(flow.src_port, flow.dst_port);
         // In a reversed flow the recorded destination opened it.
         let o = Oriented {
             dport: if reversed {
@@ -332,6 +326,12 @@ impl ProfileBuilder {
             dst_id: self.dst_id(dst),
             ..o
         })
+    }
+
+    /// Whether a flow between these ports is turned toward its initiator.
+    #[inline]
+    fn reversed(&self, src_port: Option<u16>, dst_port: u16) -> bool {
+        self.options.orient && src_port.is_some_and(|sp| net::is_reply_direction(sp, dst_port))
     }
 
     /// The destination's id: the next free one the first time it is seen.
