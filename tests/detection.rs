@@ -34,6 +34,7 @@ fn flow<'a>(
         rst_flags: Some(0.0),
         label: Some(label),
         flow_id: None,
+        meta: latmove::flows::FlowMeta::default(),
     }
 }
 

@@ -92,6 +92,7 @@ struct HeldFlow {
     protocol: Option<u8>,
     label: Option<Vec<u8>>,
     flow_id: Option<Vec<u8>>,
+    meta: crate::flows::FlowMeta,
 }
 
 impl HeldFlow {
@@ -110,6 +111,7 @@ impl HeldFlow {
             protocol: f.protocol,
             label: f.label.map(<[u8]>::to_vec),
             flow_id: f.flow_id.map(<[u8]>::to_vec),
+            meta: f.meta,
         }
     }
 
@@ -138,6 +140,7 @@ impl HeldFlow {
             rst_flags,
             label: self.label.as_deref(),
             flow_id: self.flow_id.as_deref(),
+            meta: self.meta,
         }
     }
 }

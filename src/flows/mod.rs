@@ -59,8 +59,85 @@ pub struct Flow<'a> {
     pub rst_flags: Option<f64>,
     /// The raw label bytes, trimmed; may hold non-UTF-8 bytes.
     pub label: Option<&'a [u8]>,
-    /// The raw Flow ID, when the file has one.
+    /// The raw Flow ID, when the file has one (Zeek's `uid`, Suricata's
+    /// `flow_id`), so an analyst can pivot to the sensor's other logs.
     pub flow_id: Option<&'a [u8]>,
+    /// What the format says about direction, answers and locality.
+    pub meta: FlowMeta,
+}
+
+/// Whether the responder answered, as a format states it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reply {
+    /// Judged from the counts: no packet back, or a reset, is no answer
+    /// (CICFlowMeter CSVs, which say nothing more).
+    #[default]
+    FromCounts,
+    /// The responder answered (a SYN-ACK, data, a reply record).
+    Answered,
+    /// Nobody answered (Zeek's S0, REJ, RSTOS0, SH; an unpaired NetFlow
+    /// request without ACK).
+    Unanswered,
+    /// Cannot be told (Zeek's RSTRH and SHR: the opening SYN was not
+    /// seen); not counted for or against the initiator.
+    Unknown,
+}
+
+/// What a reader knows about a flow beyond its fields. The default is what
+/// a CICFlowMeter CSV says: nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowMeta {
+    /// The source is the initiator (Zeek's originator, Suricata's client,
+    /// a paired NetFlow request): no re-orientation by ports.
+    pub initiator_known: bool,
+    /// Whether the responder answered.
+    pub reply: Reply,
+    /// The sensor's word on whether the source is local (Zeek's
+    /// `local_orig`); `None` leaves it to `--internal`.
+    pub src_local: Option<bool>,
+    /// The same for the destination (`local_resp`).
+    pub dst_local: Option<bool>,
+}
+
+impl FlowMeta {
+    /// The meta packed in a byte (for [`record::FlowRecord`]).
+    pub fn pack(self) -> u8 {
+        let reply = match self.reply {
+            Reply::FromCounts => 0,
+            Reply::Answered => 1,
+            Reply::Unanswered => 2,
+            Reply::Unknown => 3,
+        };
+        let local = |l: Option<bool>| match l {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        u8::from(self.initiator_known)
+            | reply << 1
+            | local(self.src_local) << 3
+            | local(self.dst_local) << 5
+    }
+
+    /// The meta of [`FlowMeta::pack`]'s byte.
+    pub fn unpack(b: u8) -> FlowMeta {
+        let local = |v: u8| match v & 3 {
+            1 => Some(false),
+            2 => Some(true),
+            _ => None,
+        };
+        FlowMeta {
+            initiator_known: b & 1 == 1,
+            reply: match b >> 1 & 3 {
+                1 => Reply::Answered,
+                2 => Reply::Unanswered,
+                3 => Reply::Unknown,
+                _ => Reply::FromCounts,
+            },
+            src_local: local(b >> 3),
+            dst_local: local(b >> 5),
+        }
+    }
 }
 
 /// Why a row was skipped.
@@ -1014,6 +1091,7 @@ fn parse_row<'r, R: Row>(
         flow_id: cell(Field::FlowId)
             .map(|(_, v)| v)
             .filter(|v| !v.is_empty()),
+        meta: FlowMeta::default(),
     })
 }
 

@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
 
-use super::{Flow, is_benign_label};
+use super::{Flow, FlowMeta, is_benign_label};
 
 /// Attack label texts and their ids, in order of first appearance.
 #[derive(Debug, Default)]
@@ -74,6 +74,8 @@ pub struct FlowRecord {
     /// `numbers[i]` was.
     numbers: [f64; 7],
     given: u8,
+    /// [`FlowMeta::pack`]ed.
+    meta: u8,
 }
 
 /// The numbers of a [`FlowRecord`], in its order.
@@ -96,6 +98,25 @@ impl FlowRecord {
             ],
             labels.classify(flow.label),
         )
+        .with_meta(flow.meta)
+    }
+
+    /// The record with `meta`.
+    pub fn with_meta(mut self, meta: FlowMeta) -> FlowRecord {
+        self.meta = meta.pack();
+        self
+    }
+
+    /// What the reader knew beyond the fields.
+    #[inline]
+    pub fn meta(&self) -> FlowMeta {
+        FlowMeta::unpack(self.meta)
+    }
+
+    /// Whether the source is known to be the initiator.
+    #[inline]
+    pub fn initiator_known(&self) -> bool {
+        self.meta & 1 == 1
     }
 
     /// A record from its parts: the numbers in the order of the accessors
@@ -123,6 +144,7 @@ impl FlowRecord {
             label,
             numbers: bare,
             given,
+            meta: 0,
         }
     }
 

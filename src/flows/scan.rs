@@ -444,6 +444,7 @@ pub(super) fn quick_row<'a>(
         flow_id: cell_text(line, edges, plan.cells[Field::FlowId.index()])
             .map(trim)
             .filter(|v| !v.is_empty()),
+        meta: super::FlowMeta::default(),
     })
 }
 

@@ -15,7 +15,7 @@ pub mod read;
 pub mod sets;
 pub mod truth;
 
-use crate::flows::Flow;
+use crate::flows::{Flow, Reply};
 use crate::flows::record::{FlowRecord, LabelTable};
 use crate::net::{self, Network};
 use sets::{FlatCounts, FlatSet};
@@ -279,7 +279,8 @@ impl ProfileBuilder {
     /// (not even its destination) and `false` says so.
     pub fn add_bounded(&mut self, flow: &Flow<'_>, max_hosts: usize) -> bool {
         if self.host_index.len() >= max_hosts {
-            let reversed = self.reversed(flow.src_port, flow.dst_port);
+            let reversed =
+                !flow.meta.initiator_known && self.reversed(flow.src_port, flow.dst_port);
             let src = if reversed { flow.dst_ip } else { flow.src_ip };
             if !self.host_index.contains_key(&src) {
                 return false;
@@ -304,7 +305,7 @@ impl ProfileBuilder {
     /// the other half ([`ProfileBuilder::add_routed`]) may run on several
     /// builders, each owning a share of the hosts (see [`Oriented::shard`]).
     pub fn route(&mut self, flow: &FlowRecord) -> Option<Oriented> {
-        let reversed = self.reversed(flow.src_port, flow.dst_port);
+        let reversed = !flow.initiator_known() && self.reversed(flow.src_port, flow.dst_port);
         // In a reversed flow the recorded destination opened it.
         let o = Oriented {
             dport: if reversed {
@@ -321,8 +322,14 @@ impl ProfileBuilder {
             self.allowed_flows += 1;
             return None;
         }
+        let meta = flow.meta();
+        let dst_local = if reversed {
+            meta.src_local
+        } else {
+            meta.dst_local
+        };
         Some(Oriented {
-            dst_internal: self.options.network.is_internal(dst),
+            dst_internal: dst_local.unwrap_or_else(|| self.options.network.is_internal(dst)),
             dst_id: self.dst_id(dst),
             ..o
         })
@@ -362,9 +369,15 @@ impl ProfileBuilder {
     pub fn add_routed(&mut self, flow: &FlowRecord, o: &Oriented) {
         let network = &self.options.network;
         let src = o.src(flow);
+        let meta = flow.meta();
+        let src_local = if o.reversed {
+            meta.dst_local
+        } else {
+            meta.src_local
+        };
         let new_profile = |ip: IpAddr| {
             let mut h = HostProfile::new(ip);
-            h.internal = network.is_internal(ip);
+            h.internal = src_local.unwrap_or_else(|| network.is_internal(ip));
             h
         };
         let h = match self.last_host {
@@ -682,10 +695,18 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
         }
     }
     let (out_pkts, back_pkts) = o.packets(flow);
-    if let Some(back) = back_pkts {
+    let answered = match flow.meta().reply {
+        Reply::FromCounts => back_pkts.map(|back| {
+            let reset = flow.rst_flags().is_some_and(|r| r > 0.0);
+            back != 0.0 && !reset
+        }),
+        Reply::Answered => Some(true),
+        Reply::Unanswered => Some(false),
+        Reply::Unknown => None,
+    };
+    if let Some(answered) = answered {
         host.reply_known += 1;
-        let reset = flow.rst_flags().is_some_and(|r| r > 0.0);
-        if back == 0.0 || reset {
+        if !answered {
             host.unanswered += 1;
             if let Some(t) = flow.timestamp() {
                 let w = floor_i32(t / PEAK_WINDOW_SECS);
