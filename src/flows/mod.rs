@@ -13,6 +13,7 @@
 
 pub mod check;
 pub mod columns;
+pub mod formats;
 pub mod lines;
 pub mod parallel;
 pub mod record;
@@ -165,9 +166,32 @@ pub enum SkipReason {
     UnterminatedLine,
     /// A line longer than [`lines::MAX_LINE`] in a stream (`watch`).
     LongLine,
+    /// A flow to a multicast or broadcast address (no one host reached).
+    NotUnicast,
+    /// An event that is not a flow (Suricata's alerts, dns, stats ...).
+    OtherEvent,
+    /// A record that is no IP flow (Argus management records, ARP).
+    NotAFlow,
+    /// A line that is not a JSON object.
+    BadRecord,
 }
 
 impl SkipReason {
+    /// Whether a row skipped for this reason is reported with its place
+    /// (empty rows, repeated headers, overlong lines and records that are
+    /// not unicast flows are only counted).
+    pub fn detailed(self) -> bool {
+        !matches!(
+            self,
+            SkipReason::EmptyRow
+                | SkipReason::RepeatedHeader
+                | SkipReason::LongLine
+                | SkipReason::NotUnicast
+                | SkipReason::OtherEvent
+                | SkipReason::NotAFlow
+        )
+    }
+
     /// The reason in words, as the summary prints it.
     pub fn describe(self) -> &'static str {
         match self {
@@ -181,6 +205,10 @@ impl SkipReason {
             SkipReason::UnterminatedQuote => "unterminated quoted field",
             SkipReason::UnterminatedLine => "last line without a line end",
             SkipReason::LongLine => "lines longer than 1 MiB",
+            SkipReason::NotUnicast => "multicast/broadcast destination",
+            SkipReason::OtherEvent => "events other than flows",
+            SkipReason::NotAFlow => "records that are no IP flow",
+            SkipReason::BadRecord => "lines that are no JSON object",
         }
     }
 }
@@ -243,12 +271,22 @@ pub struct ReadStats {
     pub bad_timestamps: u64,
     /// Whether any file had a label column.
     pub has_labels: bool,
+    /// What else a reader has to say, with a count: files of each format
+    /// other than CICFlowMeter's, records paired or merged.
+    pub notes: BTreeMap<String, u64>,
 }
 
 impl ReadStats {
     /// Rows skipped for any reason.
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
+    }
+
+    /// Adds `n` to the note `what` (nothing for 0).
+    pub fn note(&mut self, what: &str, n: u64) {
+        if n > 0 {
+            *self.notes.entry(what.to_string()).or_default() += n;
+        }
     }
 
     fn skip(&mut self, reason: SkipReason, problem: Option<RowProblem>) {
@@ -307,6 +345,13 @@ pub enum ReadError {
         /// The file.
         path: PathBuf,
     },
+    /// The input is in no format latmove reads (or not as it should be).
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+        /// What was seen.
+        seen: String,
+    },
 }
 
 impl fmt::Display for ReadError {
@@ -361,6 +406,12 @@ impl fmt::Display for ReadError {
             ReadError::NotAFile { path } => write!(
                 f,
                 "{}: not a regular file (a FIFO, device or socket); give a file, or stream it into `latmove watch -`",
+                path.display()
+            ),
+            ReadError::UnknownFormat { path, seen } => write!(
+                f,
+                "{}: {seen} (latmove reads CICFlowMeter CSV, Zeek conn.log, nfdump CSV, \
+                 Argus CSV, Suricata eve.json and Parquet; --format names one)",
                 path.display()
             ),
             ReadError::BadHeader { path } => write!(
@@ -548,10 +599,6 @@ pub fn read_flows<F: FnMut(&Flow<'_>)>(
     let mut stats = ReadStats::default();
     let bar = progress::Bar::for_files(paths);
     for path in paths {
-        let reader = open_maybe_gz_counted(path, bar.as_ref()).map_err(|source| ReadError::Io {
-            path: path.clone(),
-            source,
-        })?;
         let mut flows_seen = stats.flows;
         let mut counted = |f: &Flow<'_>| {
             flows_seen += 1;
@@ -562,6 +609,19 @@ pub fn read_flows<F: FnMut(&Flow<'_>)>(
             }
             sink(f);
         };
+        if formats::is_parquet(path) {
+            stats.note("files read as Parquet flow table", 1);
+            formats::parquet::read_file(path, &mut stats, &mut counted)?;
+            if let Some(b) = &bar {
+                b.bytes(std::fs::metadata(path).map_or(0, |m| m.len()));
+            }
+            stats.files.push(path.clone());
+            continue;
+        }
+        let reader = open_maybe_gz_counted(path, bar.as_ref()).map_err(|source| ReadError::Io {
+            path: path.clone(),
+            source,
+        })?;
         read_one(path, reader, &mut stats, &mut counted)?;
         stats.files.push(path.clone());
     }
@@ -794,17 +854,39 @@ pub fn read_stream<R: Read, F: FnMut(&Flow<'_>)>(
     read_lines(path, LineReader::skipping_long_lines(reader), stats, sink)
 }
 
-/// The header, then every row.
+/// The first line tells the format; a CICFlowMeter CSV's header, then
+/// every row, are read here, any other format by its reader.
 fn read_lines<R: Read, F: FnMut(&Flow<'_>)>(
     path: &Path,
     mut lines: LineReader<R>,
     stats: &mut ReadStats,
     sink: &mut F,
 ) -> Result<(), ReadError> {
-    let header = read_header(path, &mut lines)?;
+    let (first, first_line) =
+        formats::first_line(path, &mut lines)?.ok_or_else(|| ReadError::Empty {
+            path: path.to_path_buf(),
+        })?;
+    let format = formats::detect(path, &first)?;
+    match format {
+        formats::Format::Cic => {}
+        formats::Format::Parquet => {
+            return Err(ReadError::UnknownFormat {
+                path: path.to_path_buf(),
+                seen: "a Parquet file, which is read from a file, not a stream".to_string(),
+            });
+        }
+        other => {
+            stats.note(&format!("files read as {}", other.describe()), 1);
+            return formats::read_text(other, path, (&first, first_line), &mut lines, stats, sink);
+        }
+    }
+    let mut header = csv::ByteRecord::new();
+    split_fields(&first, &mut header).map_err(|_| ReadError::BadHeader {
+        path: path.to_path_buf(),
+    })?;
     let layout = FileLayout::new(path, header)?;
     stats.has_labels |= layout.map.get(Field::Label).is_some();
-    read_records(path, &mut lines, &layout, 1, stats, sink)
+    read_records(path, &mut lines, &layout, first_line, stats, sink)
 }
 
 /// The record loop: reads every line of `lines` (positioned after the
@@ -858,7 +940,7 @@ pub(crate) fn read_records<R: Read, F: FnMut(&Flow<'_>)>(
 }
 
 /// At most `MAX_VALUE_SHOWN` characters of `bytes`, for a problem report.
-fn shown(bytes: &[u8]) -> String {
+pub(crate) fn shown(bytes: &[u8]) -> String {
     const MAX_VALUE_SHOWN: usize = 80;
     let text = String::from_utf8_lossy(bytes);
     match text.char_indices().nth(MAX_VALUE_SHOWN) {

@@ -198,14 +198,18 @@ fn input_section(s: &mut String, st: &crate::flows::ReadStats) {
             st.bad_timestamps
         );
     }
+    for (what, n) in &st.notes {
+        let _ = writeln!(s, "  {what}: {n}");
+    }
     for p in &st.problems {
         let _ = writeln!(s, "  e.g. {p}");
     }
-    let skipped_problems = st.skipped_total()
-        - st.skipped
-            .get(&crate::flows::SkipReason::EmptyRow)
-            .copied()
-            .unwrap_or(0);
+    let skipped_problems: u64 = st
+        .skipped
+        .iter()
+        .filter(|(r, _)| r.detailed())
+        .map(|(_, n)| n)
+        .sum();
     if skipped_problems as usize > st.problems.len() {
         let _ = writeln!(
             s,
@@ -666,6 +670,8 @@ struct MetricsJson<'a> {
     negative_durations: u64,
     implausible_values: u64,
     unrecognised_timestamps: u64,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    input_notes: &'a std::collections::BTreeMap<String, u64>,
     features: &'a [&'static str],
     params: &'a crate::model::forest::IsolationForestParams,
     subsample: usize,
@@ -707,6 +713,7 @@ pub(crate) fn metrics_json(d: &Detection) -> Result<Vec<u8>> {
         negative_durations: d.stats.negative_durations,
         implausible_values: d.stats.implausible_values,
         unrecognised_timestamps: d.stats.bad_timestamps,
+        input_notes: &d.stats.notes,
         features: &d.feature_names,
         params: &d.params,
         subsample: d.forest.psi,

@@ -39,7 +39,11 @@ pub fn read_profiles_threads(
         let stats = flows::read_flows(&files, |f| builder.add(f))?;
         return Ok((builder.finish(), stats));
     }
-    if !files.iter().any(|f| flows::parallel::is_gzip(f)) {
+    let plain_cic = |f: &PathBuf| {
+        !flows::parallel::is_gzip(f)
+            && flows::formats::sniff_file(f).is_ok_and(|k| k == flows::formats::Format::Cic)
+    };
+    if files.iter().all(plain_cic) {
         return read_plain_sharded(&files, options, threads);
     }
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<FlowRecord>>(8);
