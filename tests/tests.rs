@@ -23,3 +23,6 @@ mod cli;
 mod hostile;
 // The real CIC-IDS2017 rows in ../shared (skipped when absent).
 mod real;
+// Zeek, nfdump, Argus, Suricata and Parquet: each format's rules, and one
+// capture read in every format.
+mod formats;

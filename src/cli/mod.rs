@@ -33,6 +33,10 @@ pub struct Cli {
     /// than a second).
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// The inputs' format: 'auto' tells each file's by its content; or one
+    /// of cic, zeek, zeek-json, nfdump, argus, suricata, parquet.
+    #[arg(long, global = true, default_value = "auto", value_name = "FORMAT")]
+    pub format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,7 +64,8 @@ pub enum Command {
 // The truth file's syntax `ip[,start,end][,label]` is help text, not a link.
 #[allow(rustdoc::broken_intra_doc_links)]
 pub struct DetectArgs {
-    /// Flow CSV files (.csv or .csv.gz) or directories holding them.
+    /// Flow files (CICFlowMeter CSV, Zeek conn.log, nfdump or Argus CSV,
+    /// Suricata eve.json, Parquet; plain or gzip) or directories of them.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Directory for the CSV, JSON and PNG outputs.
@@ -205,7 +210,8 @@ pub struct ScoreArgs {
     /// A model saved by `latmove train`.
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// Flow CSV files (.csv or .csv.gz) or directories holding them.
+    /// Flow files (CICFlowMeter CSV, Zeek conn.log, nfdump or Argus CSV,
+    /// Suricata eve.json, Parquet; plain or gzip) or directories of them.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
     /// Directory for the CSV, JSON and PNG outputs.
@@ -231,7 +237,8 @@ pub struct WatchArgs {
     /// A model saved by `latmove train` (trained with time windows).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// The flow stream: a CSV file, or '-' for stdin.
+    /// The flow stream: a file (any text format `detect` reads), or '-'
+    /// for stdin.
     #[arg(default_value = "-", value_name = "FILE|-")]
     pub input: PathBuf,
     /// Keep reading a file that grows (like tail -F) until Ctrl-C.
@@ -292,6 +299,9 @@ pub struct SynthArgs {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     use std::io::IsTerminal;
     crate::flows::progress::enable(!cli.quiet && std::io::stderr().is_terminal());
+    let format = crate::flows::formats::Format::parse(&cli.format)
+        .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    crate::flows::formats::force(format);
     crate::output::write::install_signal_handler()?;
     match cli.command {
         Command::Detect(a) => run_detect(*a),

@@ -30,7 +30,10 @@ pub fn one_thread_equals_ranges(data: &[u8], chunk: u64) {
                 let r = read_flows(std::slice::from_ref(&path), |f| {
                     flows.push(FlowRecord::new(f, &mut labels));
                 });
-                format!("{flows:?} {:?}", r.map(|s| counts(&s)).map_err(|e| e.to_string()))
+                format!(
+                    "{flows:?} {:?}",
+                    r.map(|s| counts(&s)).map_err(|e| e.to_string())
+                )
             })
             .collect();
         assert_eq!(twice[0], twice[1], "two reads differ");

@@ -359,7 +359,8 @@ impl fmt::Display for ReadError {
         match self {
             ReadError::NoInput { path } => write!(
                 f,
-                "{}: no such file, or a directory without .csv / .csv.gz files",
+                "{}: no such file, or a directory without flow files (.csv, .tsv, .json, \
+                 .parquet, Zeek's conn*.log; plain or .gz)",
                 path.display()
             ),
             ReadError::MissingColumns {
@@ -426,7 +427,8 @@ impl fmt::Display for ReadError {
 impl std::error::Error for ReadError {}
 
 /// Expands command-line paths: files as given, directories searched
-/// recursively for `.csv` and `.csv.gz` files (sorted by path).
+/// recursively for flow files ([`is_flow_file_name`]), sorted by path (so
+/// Zeek's `YYYY-MM-DD/conn.HH:MM:SS-HH:MM:SS.log.gz` come in time order).
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
     let mut out = Vec::new();
     for p in paths {
@@ -476,11 +478,28 @@ fn collect_csvs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
         }
         if path.is_dir() {
             collect_csvs(&path, out)?;
-        } else if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+        } else if is_flow_file_name(&name) {
             out.push(path);
         }
     }
     Ok(())
+}
+
+/// Whether a file in a directory given as input is read: flow CSVs and
+/// TSVs (`.csv`, `.tsv`, Argus's `.binetflow`), JSON lines (`.json`,
+/// `.jsonl`, `.ndjson`: eve.json, Zeek's JSON logs), Zeek's conn logs
+/// (`conn.log`, `conn.10:00:00-11:00:00.log`, whatever the writer; its
+/// other logs are not flows), each plain or `.gz`, and `.parquet` tables.
+/// `name` is lower case.
+pub fn is_flow_file_name(name: &str) -> bool {
+    let base = name.strip_suffix(".gz").unwrap_or(name);
+    if name.ends_with(".parquet") {
+        return true;
+    }
+    [".csv", ".tsv", ".binetflow", ".json", ".jsonl", ".ndjson"]
+        .iter()
+        .any(|e| base.ends_with(e))
+        || (base.ends_with(".log") && base.starts_with("conn"))
 }
 
 /// Whether a file or directory name is one latmove writes into an output
@@ -488,6 +507,8 @@ fn collect_csvs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
 fn is_latmove_output(name: &str) -> bool {
     name == "host_scores.csv"
         || name == "flagged_hosts.csv"
+        || name == "metrics.json"
+        || name == "manifest.json"
         || (name.starts_with("host-") && name.ends_with("-flows.csv"))
         || name.starts_with(".latmove-staging.")
 }

@@ -15,8 +15,8 @@ pub mod read;
 pub mod sets;
 pub mod truth;
 
-use crate::flows::{Flow, Reply};
 use crate::flows::record::{FlowRecord, LabelTable};
+use crate::flows::{Flow, Reply};
 use crate::net::{self, Network};
 use sets::{FlatCounts, FlatSet};
 

@@ -225,7 +225,7 @@ impl Open {
         } else {
             self.held.insert(key, r);
         }
-        if self.seen % SWEEP_EVERY == 0 {
+        if self.seen.is_multiple_of(SWEEP_EVERY) {
             self.sweep(false, out);
         }
     }
@@ -241,10 +241,7 @@ impl Open {
             .filter(|(_, r)| idle(r))
             .map(|(k, _)| *k)
             .collect();
-        let mut done: Vec<Rec> = keys
-            .iter()
-            .filter_map(|k| self.held.remove(k))
-            .collect();
+        let mut done: Vec<Rec> = keys.iter().filter_map(|k| self.held.remove(k)).collect();
         done.sort_by_key(|r| r.seq);
         for r in &done {
             r.emit(out);
@@ -266,8 +263,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Flow<'_>)>(
     super::each_line(path, lines, first_line, out, |bytes, line_no, out| {
         out.stats.rows += 1;
         layout.cols.split(bytes, &mut spans);
-        if cell(bytes, &spans, Some(layout.src)) == Some(layout.cols.name(layout.src).as_bytes())
-        {
+        if cell(bytes, &spans, Some(layout.src)) == Some(layout.cols.name(layout.src).as_bytes()) {
             out.skip_quietly(SkipReason::RepeatedHeader);
             return Ok(true);
         }
@@ -283,7 +279,10 @@ pub(crate) fn read<R: Read, F: FnMut(&Flow<'_>)>(
     })?;
     open.sweep(true, out);
     out.note("Argus status records merged into their flows", open.merged);
-    out.note("Argus times without a date (read as seconds into a day)", days_unknown);
+    out.note(
+        "Argus times without a date (read as seconds into a day)",
+        days_unknown,
+    );
     Ok(())
 }
 
@@ -332,7 +331,9 @@ fn record<F: FnMut(&Flow<'_>)>(
     let p = |i: Option<usize>| -> Result<Option<u16>, (SkipReason, usize)> {
         match c(i) {
             None => Ok(None),
-            Some(v) => port(v).map(Some).ok_or((SkipReason::BadPort, i.unwrap_or(0))),
+            Some(v) => port(v)
+                .map(Some)
+                .ok_or((SkipReason::BadPort, i.unwrap_or(0))),
         }
     };
     let (sport, dport) = (p(l.sport)?, p(l.dport)?);

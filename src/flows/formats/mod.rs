@@ -23,9 +23,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::lines::LineReader;
-use super::{
-    Flow, FlowMeta, MAX_PLAUSIBLE, ReadError, ReadStats, RowProblem, SkipReason, shown,
-};
+use super::{Flow, FlowMeta, MAX_PLAUSIBLE, ReadError, ReadStats, RowProblem, SkipReason, shown};
 
 /// A flow format latmove reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -180,7 +178,9 @@ pub fn detect(path: &Path, first: &[u8]) -> Result<Format, ReadError> {
     if first.starts_with(b"{") {
         let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(first)
         else {
-            return Err(unknown("the first line opens a JSON object it does not close"));
+            return Err(unknown(
+                "the first line opens a JSON object it does not close",
+            ));
         };
         if o.contains_key("event_type") {
             return Ok(Format::Suricata);
@@ -209,7 +209,9 @@ pub fn detect(path: &Path, first: &[u8]) -> Result<Format, ReadError> {
         // misses (and spots the MachineLearningCVE files).
         return Ok(Format::Cic);
     }
-    Err(unknown("the first line is none of the formats latmove reads"))
+    Err(unknown(
+        "the first line is none of the formats latmove reads",
+    ))
 }
 
 /// A header line's names, lower case and trimmed, split at tabs when it
@@ -434,7 +436,10 @@ pub(crate) fn first_line<R: Read>(
     let mut n = 0;
     loop {
         n += 1;
-        let Some(line) = lines.next_line().map_err(|e| super::line_error(path, e, n))? else {
+        let Some(line) = lines
+            .next_line()
+            .map_err(|e| super::line_error(path, e, n))?
+        else {
             return Ok(None);
         };
         if line.bytes.is_empty() {
@@ -479,7 +484,12 @@ where
         }
         if !l.terminated {
             out.stats.rows += 1;
-            out.skip(SkipReason::UnterminatedLine, line_no, "(whole line)", l.bytes);
+            out.skip(
+                SkipReason::UnterminatedLine,
+                line_no,
+                "(whole line)",
+                l.bytes,
+            );
             break;
         }
         if !row(l.bytes, line_no, out)? {
@@ -533,7 +543,11 @@ impl Columns {
 }
 
 /// A row's cell `i`, trimmed (`None` past its end or when empty).
-pub(crate) fn cell<'a>(line: &'a [u8], spans: &[(usize, usize)], i: Option<usize>) -> Option<&'a [u8]> {
+pub(crate) fn cell<'a>(
+    line: &'a [u8],
+    spans: &[(usize, usize)],
+    i: Option<usize>,
+) -> Option<&'a [u8]> {
     let (a, b) = *spans.get(i?)?;
     Some(line[a..b].trim_ascii()).filter(|v| !v.is_empty())
 }
@@ -607,7 +621,10 @@ mod tests {
             d("StartTime\tFlgs\tProto\tSrcAddr\tSport\tDir\tDstAddr\tDport\tTotPkts"),
             Ok(Format::Argus)
         );
-        assert_eq!(d("Source IP,Destination IP,Destination Port"), Ok(Format::Cic));
+        assert_eq!(
+            d("Source IP,Destination IP,Destination Port"),
+            Ok(Format::Cic)
+        );
         let e = d("hello world").unwrap_err();
         assert!(e.contains("x: ") && e.contains("hello world"), "{e}");
         let e = d(r#"{"a":1}"#).unwrap_err();

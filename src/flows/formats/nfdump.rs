@@ -170,11 +170,23 @@ impl Half {
     }
 
     fn key(&self) -> Key {
-        (self.proto, self.src, self.sport.unwrap_or(0), self.dst, self.dport)
+        (
+            self.proto,
+            self.src,
+            self.sport.unwrap_or(0),
+            self.dst,
+            self.dport,
+        )
     }
 
     fn reverse_key(&self) -> Key {
-        (self.proto, self.dst, self.dport, self.src, self.sport.unwrap_or(0))
+        (
+            self.proto,
+            self.dst,
+            self.dport,
+            self.src,
+            self.sport.unwrap_or(0),
+        )
     }
 
     /// A request a filter rejected (a VPC flow log's `REJECT`): asked, not
@@ -199,7 +211,10 @@ impl Half {
             (Some(a), Some(b)) if a != b => return a < b,
             _ => {}
         }
-        let syn_only = |h: &Half| h.flags.is_some_and(|f| f.has(Flags::SYN) && !f.has(Flags::ACK));
+        let syn_only = |h: &Half| {
+            h.flags
+                .is_some_and(|f| f.has(Flags::SYN) && !f.has(Flags::ACK))
+        };
         if syn_only(self) != syn_only(other) {
             return syn_only(self);
         }
@@ -340,8 +355,8 @@ fn emit_alone<F: FnMut(&Flow<'_>)>(h: &Half, out: &mut Emit<'_, F>) {
 
 /// A record as a flow of its own; `rejected` when a filter said so.
 fn emit_one<F: FnMut(&Flow<'_>)>(h: &Half, rejected: bool, out: &mut Emit<'_, F>) {
-    let asked_unanswered = rejected
-        || (h.proto == Some(6) && h.flags.is_some_and(|f| !f.has(Flags::ACK) && f.0 != 0));
+    let asked_unanswered =
+        rejected || (h.proto == Some(6) && h.flags.is_some_and(|f| !f.has(Flags::ACK) && f.0 != 0));
     let meta = if asked_unanswered {
         FlowMeta {
             initiator_known: true,
@@ -381,12 +396,15 @@ pub(crate) fn read<R: Read, F: FnMut(&Flow<'_>)>(
         out.stats.rows += 1;
         layout.cols.split(bytes, &mut spans);
         if spans.len() < layout.cols.names.len() {
-            let v = format!("{} fields, header has {}", spans.len(), layout.cols.names.len());
+            let v = format!(
+                "{} fields, header has {}",
+                spans.len(),
+                layout.cols.names.len()
+            );
             out.skip(SkipReason::ShortRow, line_no, "(whole line)", v.as_bytes());
             return Ok(true);
         }
-        if cell(bytes, &spans, Some(layout.src)) == Some(layout.cols.name(layout.src).as_bytes())
-        {
+        if cell(bytes, &spans, Some(layout.src)) == Some(layout.cols.name(layout.src).as_bytes()) {
             out.skip_quietly(SkipReason::RepeatedHeader);
             return Ok(true);
         }
@@ -417,6 +435,10 @@ pub(crate) fn read<R: Read, F: FnMut(&Flow<'_>)>(
     Ok(())
 }
 
+/// A row's record, and `Some((out packets, out bytes))` when it carries
+/// both directions.
+type Parsed = (Half, Option<(f64, f64)>);
+
 /// One row as a record; `Some((out packets, out bytes))` when it carries
 /// both directions.
 fn record<F: FnMut(&Flow<'_>)>(
@@ -424,7 +446,7 @@ fn record<F: FnMut(&Flow<'_>)>(
     line: &[u8],
     spans: &[(usize, usize)],
     out: &mut Emit<'_, F>,
-) -> Result<(Half, Option<(f64, f64)>), (SkipReason, usize)> {
+) -> Result<Parsed, (SkipReason, usize)> {
     let c = |i: Option<usize>| cell(line, spans, i);
     let src = c(Some(l.src))
         .and_then(parse_ip)

@@ -30,8 +30,8 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type,
-    UInt16Type, UInt32Type, UInt64Type,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Fields, TimeUnit};
@@ -93,98 +93,18 @@ impl Want {
 
     fn aliases(self) -> &'static [&'static str] {
         match self {
-            Want::Time => &[
-                "ts",
-                "timestamp",
-                "start_time",
-                "start",
-                "time",
-                "firstseen",
-                "stime",
-                "starttime",
-                "flow_start",
-            ],
+            Want::Time => TIME,
             Want::End => &["end_time", "end", "lastseen", "ltime", "te", "flow_end"],
             Want::Duration => &["duration", "dur", "td"],
-            Want::SrcIp => &[
-                "src_ip",
-                "id.orig_h",
-                "id_orig_h",
-                "src_endpoint.ip",
-                "srcaddr",
-                "saddr",
-                "source_ip",
-                "sa",
-            ],
-            Want::SrcPort => &[
-                "src_port",
-                "id.orig_p",
-                "id_orig_p",
-                "src_endpoint.port",
-                "srcport",
-                "sport",
-                "source_port",
-                "sp",
-            ],
-            Want::DstIp => &[
-                "dst_ip",
-                "id.resp_h",
-                "id_resp_h",
-                "dst_endpoint.ip",
-                "dstaddr",
-                "daddr",
-                "dest_ip",
-                "destination_ip",
-                "da",
-            ],
-            Want::DstPort => &[
-                "dst_port",
-                "id.resp_p",
-                "id_resp_p",
-                "dst_endpoint.port",
-                "dstport",
-                "dport",
-                "dest_port",
-                "destination_port",
-                "dp",
-            ],
-            Want::Proto => &[
-                "proto",
-                "protocol",
-                "connection_info.protocol_num",
-                "ip_proto",
-                "pr",
-            ],
-            Want::FwdPkts => &[
-                "src_pkts",
-                "orig_pkts",
-                "traffic.packets_out",
-                "spkts",
-                "fwd_packets",
-                "packets",
-            ],
-            Want::BwdPkts => &[
-                "dst_pkts",
-                "resp_pkts",
-                "traffic.packets_in",
-                "dpkts",
-                "bwd_packets",
-            ],
-            Want::FwdBytes => &[
-                "src_bytes",
-                "orig_bytes",
-                "traffic.bytes_out",
-                "sbytes",
-                "fwd_bytes",
-                "bytes",
-            ],
-            Want::BwdBytes => &[
-                "dst_bytes",
-                "resp_bytes",
-                "traffic.bytes_in",
-                "dbytes",
-                "bwd_bytes",
-            ],
+            Want::SrcIp => SRC_IP,
+            Want::SrcPort => SRC_PORT,
+            Want::DstIp => DST_IP,
+            Want::DstPort => DST_PORT,
+            Want::Proto => PROTO,
+            Want::FwdPkts => FWD_PKTS,
+            Want::BwdPkts => BWD_PKTS,
+            Want::FwdBytes => FWD_BYTES,
+            Want::BwdBytes => BWD_BYTES,
             Want::Answered => &["answered"],
             Want::ConnState => &["conn_state"],
             Want::History => &["history"],
@@ -195,6 +115,99 @@ impl Want {
         }
     }
 }
+
+// The names of each field in latmove's, Zeek's, OCSF's and VPC flow
+// logs' tables (and nfdump's and Argus's, for tables made from them).
+const TIME: &[&str] = &[
+    "ts",
+    "timestamp",
+    "start_time",
+    "start",
+    "time",
+    "firstseen",
+    "stime",
+    "starttime",
+    "flow_start",
+];
+const SRC_IP: &[&str] = &[
+    "src_ip",
+    "id.orig_h",
+    "id_orig_h",
+    "src_endpoint.ip",
+    "srcaddr",
+    "saddr",
+    "source_ip",
+    "sa",
+];
+const SRC_PORT: &[&str] = &[
+    "src_port",
+    "id.orig_p",
+    "id_orig_p",
+    "src_endpoint.port",
+    "srcport",
+    "sport",
+    "source_port",
+    "sp",
+];
+const DST_IP: &[&str] = &[
+    "dst_ip",
+    "id.resp_h",
+    "id_resp_h",
+    "dst_endpoint.ip",
+    "dstaddr",
+    "daddr",
+    "dest_ip",
+    "destination_ip",
+    "da",
+];
+const DST_PORT: &[&str] = &[
+    "dst_port",
+    "id.resp_p",
+    "id_resp_p",
+    "dst_endpoint.port",
+    "dstport",
+    "dport",
+    "dest_port",
+    "destination_port",
+    "dp",
+];
+const PROTO: &[&str] = &[
+    "proto",
+    "protocol",
+    "connection_info.protocol_num",
+    "ip_proto",
+    "pr",
+];
+const FWD_PKTS: &[&str] = &[
+    "src_pkts",
+    "orig_pkts",
+    "traffic.packets_out",
+    "spkts",
+    "fwd_packets",
+    "packets",
+];
+const BWD_PKTS: &[&str] = &[
+    "dst_pkts",
+    "resp_pkts",
+    "traffic.packets_in",
+    "dpkts",
+    "bwd_packets",
+];
+const FWD_BYTES: &[&str] = &[
+    "src_bytes",
+    "orig_bytes",
+    "traffic.bytes_out",
+    "sbytes",
+    "fwd_bytes",
+    "bytes",
+];
+const BWD_BYTES: &[&str] = &[
+    "dst_bytes",
+    "resp_bytes",
+    "traffic.bytes_in",
+    "dbytes",
+    "bwd_bytes",
+];
 
 /// Every leaf column's dotted path (lower case) and its route: the index
 /// at each nesting level.
@@ -365,6 +378,19 @@ impl Batch {
         }
     }
 
+    /// A port: `Ok(None)` when absent, an error unless 0 to 65535.
+    fn port(&self, w: Want, i: usize) -> Result<Option<u16>, (SkipReason, Want)> {
+        if self.col(w).is_none_or(|a| a.is_null(i)) {
+            return Ok(None);
+        }
+        let n = self.num(w, i).ok_or((SkipReason::BadPort, w))?;
+        if (0.0..=65535.0).contains(&n) && n.fract() == 0.0 {
+            Ok(Some(n as u16))
+        } else {
+            Err((SkipReason::BadPort, w))
+        }
+    }
+
     /// An address: text, 4 or 16 bytes, or an IPv4 number.
     fn ip(&self, w: Want, i: usize) -> Option<IpAddr> {
         let a = self.col(w)?;
@@ -447,6 +473,26 @@ pub fn read_file<F: FnMut(&Flow<'_>)>(
     Ok(())
 }
 
+/// Whether a two-way row's responder answered: by Zeek's state, an
+/// `answered` column, or the counts.
+fn reply(b: &Batch, i: usize, layout: Layout, proto: Option<u8>, bwd_p: Option<f64>) -> Reply {
+    if layout == Layout::Zeek {
+        let state = b.text(Want::ConnState, i);
+        let history = b.text(Want::History, i);
+        return super::zeek::reply(
+            proto,
+            state.as_deref().map(str::as_bytes),
+            history.as_deref().map(str::as_bytes),
+            bwd_p,
+        );
+    }
+    match b.text(Want::Answered, i).as_deref() {
+        Some("T" | "true" | "1") => Reply::Answered,
+        Some("F" | "false" | "0") => Reply::Unanswered,
+        _ => Reply::FromCounts,
+    }
+}
+
 /// One row to `out` (or to `pairing`), or why not and which field.
 fn row<F: FnMut(&Flow<'_>)>(
     b: &Batch,
@@ -455,7 +501,9 @@ fn row<F: FnMut(&Flow<'_>)>(
     out: &mut Emit<'_, F>,
     pairing: &mut Pairing,
 ) -> Result<(), (SkipReason, Want)> {
-    let src = b.ip(Want::SrcIp, i).ok_or((SkipReason::BadSourceIp, Want::SrcIp))?;
+    let src = b
+        .ip(Want::SrcIp, i)
+        .ok_or((SkipReason::BadSourceIp, Want::SrcIp))?;
     let dst = b
         .ip(Want::DstIp, i)
         .ok_or((SkipReason::BadDestinationIp, Want::DstIp))?;
@@ -463,18 +511,7 @@ fn row<F: FnMut(&Flow<'_>)>(
         Some(n) => u8::try_from(n as i64).ok(),
         None => b.text(Want::Proto, i).and_then(|t| protocol(t.as_bytes())),
     };
-    let port = |w: Want| -> Result<Option<u16>, (SkipReason, Want)> {
-        if b.col(w).is_none_or(|a| a.is_null(i)) {
-            return Ok(None);
-        }
-        let n = b.num(w, i).ok_or((SkipReason::BadPort, w))?;
-        if (0.0..=65535.0).contains(&n) && n.fract() == 0.0 {
-            Ok(Some(n as u16))
-        } else {
-            Err((SkipReason::BadPort, w))
-        }
-    };
-    let (sport, dport) = (port(Want::SrcPort)?, port(Want::DstPort)?);
+    let (sport, dport) = (b.port(Want::SrcPort, i)?, b.port(Want::DstPort, i)?);
     let (sport, dport) = if is_icmp(proto) {
         (None, 0)
     } else {
@@ -497,7 +534,14 @@ fn row<F: FnMut(&Flow<'_>)>(
             .text(Want::Action, i)
             .is_some_and(|a| a.eq_ignore_ascii_case("REJECT"));
         let flags = b.num(Want::TcpFlags, i).map(|f| f as u8);
-        let h = Half::new((src, sport), (dst, dport), proto, (start, end), (fwd_p, fwd_b), flags);
+        let h = Half::new(
+            (src, sport),
+            (dst, dport),
+            proto,
+            (start, end),
+            (fwd_p, fwd_b),
+            flags,
+        );
         if rejected {
             h.emit_rejected(out);
         } else {
@@ -505,23 +549,7 @@ fn row<F: FnMut(&Flow<'_>)>(
         }
         return Ok(());
     }
-    let reply = match plan.layout {
-        Layout::Zeek => {
-            let state = b.text(Want::ConnState, i);
-            let history = b.text(Want::History, i);
-            super::zeek::reply(
-                proto,
-                state.as_deref().map(str::as_bytes),
-                history.as_deref().map(str::as_bytes),
-                bwd_p,
-            )
-        }
-        _ => match b.text(Want::Answered, i).as_deref() {
-            Some("T" | "true" | "1") => Reply::Answered,
-            Some("F" | "false" | "0") => Reply::Unanswered,
-            _ => Reply::FromCounts,
-        },
-    };
+    let reply = reply(b, i, plan.layout, proto, bwd_p);
     let id = b.text(Want::Id, i);
     let label = b.text(Want::Label, i);
     let mut f = bare_flow(
@@ -544,7 +572,10 @@ fn row<F: FnMut(&Flow<'_>)>(
     f.fwd_bytes = fwd_b;
     f.bwd_bytes = bwd_b;
     f.flow_id = id.as_deref().map(str::as_bytes);
-    f.label = label.as_deref().map(str::as_bytes).filter(|l| !l.is_empty());
+    f.label = label
+        .as_deref()
+        .map(str::as_bytes)
+        .filter(|l| !l.is_empty());
     out.flow(&f);
     Ok(())
 }

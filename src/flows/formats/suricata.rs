@@ -134,8 +134,13 @@ fn flow_event<F: FnMut(&Flow<'_>)>(
                 Reply::Answered
             }
         }
-        (Some(back), _) if back == 0.0 => Reply::Unanswered,
-        (Some(_), _) => Reply::Answered,
+        (Some(back), _) => {
+            if back == 0.0 {
+                Reply::Unanswered
+            } else {
+                Reply::Answered
+            }
+        }
         (None, _) => Reply::Unknown,
     };
     let flow_id = lookup(o, "flow_id").map(text);

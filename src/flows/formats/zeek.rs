@@ -275,8 +275,7 @@ impl Fields for TsvRow<'_> {
     fn get(&self, c: Col) -> Option<Cow<'_, [u8]>> {
         let (a, b) = *self.spans.get(self.header.cols[c as usize]?)?;
         let v = &self.line[a..b];
-        if v.is_empty() || v == self.header.unset.as_slice() || v == self.header.empty.as_slice()
-        {
+        if v.is_empty() || v == self.header.unset.as_slice() || v == self.header.empty.as_slice() {
             None
         } else {
             Some(Cow::Borrowed(v))
@@ -316,7 +315,12 @@ pub(crate) fn read_tsv<R: Read, F: FnMut(&Flow<'_>)>(
         }));
         if spans.len() < header.width {
             let value = format!("{} fields, #fields names {}", spans.len(), header.width);
-            out.skip(SkipReason::ShortRow, line_no, "(whole line)", value.as_bytes());
+            out.skip(
+                SkipReason::ShortRow,
+                line_no,
+                "(whole line)",
+                value.as_bytes(),
+            );
             return Ok(true);
         }
         let row = TsvRow {
@@ -369,9 +373,15 @@ pub(crate) fn json_looks_like_conn(o: &Map<String, Value>) -> bool {
     let row = JsonRow(o);
     row.0.contains_key("ts")
         && row.get(Col::OrigH).is_some()
-        && ["conn_state", "history", "orig_pkts", "orig_bytes", "duration"]
-            .iter()
-            .any(|k| o.contains_key(*k))
+        && [
+            "conn_state",
+            "history",
+            "orig_pkts",
+            "orig_bytes",
+            "duration",
+        ]
+        .iter()
+        .any(|k| o.contains_key(*k))
 }
 
 /// Reads conn.log JSON lines.
