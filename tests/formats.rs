@@ -423,7 +423,10 @@ fn nfdump_layouts_summary_pairing_and_unpaired_syns() {
         2026-12-04 10:00:00,2026-12-04 10:00:00,0.000,10.0.0.4,10.0.0.1,445,50003,TCP,...A.R..,0,0,1,40,0,0\n\
         2026-12-04 10:00:01,2026-12-04 10:00:01,0.000,10.0.0.1,10.0.0.5,50004,445,TCP,......S.,0,0,1,44,0,0\n\
         2026-12-04 10:00:02,2026-12-04 10:00:02,0.000,10.0.0.6,10.0.0.7,443,50005,TCP,...AP...,0,0,3,900,0,0\n\
-        Summary\nflows,bytes,packets,avg_bps,avg_pps,avg_bpp\n5,1072,7,0,0,0\n";
+        Summary\nflows,bytes,packets,avg_bps,avg_pps,avg_bpp\n5,1072,7,0,0,0\n\
+        Time window: 2026-12-04 10:00:00 - 2026-12-04 10:00:02\n\
+        Total flows processed: 4, Blocks skipped: 0, Bytes read: 1000\n\
+        Sys: 0.001s flows/second: 4000.0 Wall: 0.001s flows/second: 4000.0\n";
     let tmp = tempdir();
     let (p, s) = read(&write(tmp.path(), "new.csv", new.as_bytes()));
     let h = host(&p, "10.0.0.1");
@@ -437,6 +440,11 @@ fn nfdump_layouts_summary_pairing_and_unpaired_syns() {
     assert_eq!(s.problems[0].column, "srcport");
     let (p, s) = read(&write(tmp.path(), "old.csv", old.as_bytes()));
     assert_eq!(s.rows, 4, "the Summary block is not rows");
+    assert_eq!(s.skipped_total(), 0);
+    // Two runs in one stream (nfdump -r in a loop, piped): both read.
+    let twice = [old, old].concat();
+    let (_, s2) = read(&write(tmp.path(), "twice.csv", twice.as_bytes()));
+    assert_eq!((s2.rows, s2.flows, s2.skipped_total()), (8, 6, 0));
     let h = host(&p, "10.0.0.1");
     // A SYN answered by a lone reset, and one not answered at all.
     assert_eq!((h.flows, h.unanswered, h.reply_known), (2, 2, 2));
@@ -667,4 +675,25 @@ fn watch_scores_zeek_logs_and_nfdump_csv_from_stdin() {
                 .all(|a| score(a) < score(&alerts[0]) - 0.1)
         );
     }
+}
+
+#[test]
+fn a_contamination_under_one_host_says_so_and_what_flags_the_top_one() {
+    let tmp = tempdir();
+    let out = tmp.path().join("o");
+    let o = latmove(&[
+        "detect",
+        capture("capture.argus.csv.gz").to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("contamination 0.01 of 41 training hosts is under one host")
+            && stdout.contains("--contamination 0.025 then flags the top one")
+            && stdout.contains("flagged hosts             0"),
+        "{stdout}"
+    );
 }

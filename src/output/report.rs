@@ -239,6 +239,19 @@ fn model_section(s: &mut String, d: &Detection) {
         "  trained on {} {}; threshold score {:.4}",
         d.training_hosts, d.training_set, d.threshold
     );
+    if let crate::model::forest::Contamination::Fraction(c) = d.params.contamination
+        && !d.rules()
+        && (c * d.training_hosts as f64 + 1e-9) < 1.0
+    {
+        let _ = writeln!(
+            s,
+            "  note: contamination {c} of {n} training hosts is under one host: the threshold is the \
+             highest training score, so only a host scoring above every training host is flagged (when \
+             every host trains, none is; --contamination {top:.3} then flags the top one)",
+            n = d.training_hosts,
+            top = (1.0 / d.training_hosts.max(1) as f64 * 1000.0).ceil() / 1000.0,
+        );
+    }
     match d.window_secs {
         Some(w) => {
             let _ = writeln!(

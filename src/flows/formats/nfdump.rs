@@ -388,10 +388,20 @@ pub(crate) fn read<R: Read, F: FnMut(&Flow<'_>)>(
     let layout = Layout::new(path, first)?;
     let mut spans = Vec::new();
     let mut pairing = Pairing::default();
+    // After a `Summary` line come nfdump's totals (and, from 1.6, lines
+    // on the time window and the files read): not flows. A stream may hold
+    // several runs (`nfdump -r` in a loop piped to `watch`): the next run's
+    // header ends the trailer.
+    let mut trailer = false;
     super::each_line(path, lines, first_line, out, |bytes, line_no, out| {
         if bytes.trim_ascii() == b"Summary" {
-            // nfdump's totals follow: not flows.
-            return Ok(false);
+            trailer = true;
+            pairing.flush_all(out);
+            return Ok(true);
+        }
+        if trailer {
+            trailer = bytes.trim_ascii_end() != first.trim_ascii_end();
+            return Ok(true);
         }
         out.stats.rows += 1;
         layout.cols.split(bytes, &mut spans);
