@@ -10,8 +10,9 @@ use super::{ReadError, ReadStats, read_flows};
 /// Writes `data` to a temporary file (after the CIC-IDS2017 header, unless
 /// `data` starts with a NUL byte, which is dropped and the rest written as
 /// it is), reads it with one thread and in byte ranges of `chunk` bytes on
-/// three threads, and panics unless both give the same flows, labels,
-/// counts, problem rows and errors.
+/// three threads, and gzipped in blocks of `chunk` bytes on three threads,
+/// and panics unless all give the same flows, labels, counts, problem rows
+/// and errors.
 pub fn one_thread_equals_ranges(data: &[u8], chunk: u64) {
     let bytes = match data.split_first() {
         Some((0, rest)) => rest.to_vec(),
@@ -20,9 +21,11 @@ pub fn one_thread_equals_ranges(data: &[u8], chunk: u64) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path: PathBuf = dir.path().join("fuzz.csv");
     std::fs::write(&path, &bytes).expect("writing the input");
-    if super::formats::sniff_file(&path).is_ok_and(|f| f != super::formats::Format::Cic) {
-        // Another format's reader: it must not panic, and gives the same
-        // twice.
+    if !super::formats::sniff_file(&path).is_ok_and(|f| f == super::formats::Format::Cic) {
+        // Another format's reader, or no format at all (which only the
+        // one-thread path is ever given, as `read_profiles_threads` takes
+        // byte ranges for CICFlowMeter files alone): no panic, and the
+        // same twice.
         let twice: Vec<String> = (0..2)
             .map(|_| {
                 let mut flows = Vec::new();
@@ -53,14 +56,39 @@ pub fn one_thread_equals_ranges(data: &[u8], chunk: u64) {
         &mut range_labels,
         |r| ranges.push(*r),
     );
-    match (one_stats, range_stats) {
-        (Ok(a), Ok(b)) => {
-            assert_eq!(format!("{one:?}"), format!("{ranges:?}"), "flows differ");
-            assert_eq!(one_labels.texts(), range_labels.texts(), "labels differ");
-            assert_eq!(counts(&a), counts(&b), "counts differ");
+    // The same bytes gzipped (the same name, in another directory): inflated
+    // in blocks of `chunk` bytes cut at line ends and parsed on threads.
+    let gz_dir = tempfile::tempdir().expect("a temporary directory");
+    let gz_path = gz_dir.path().join("fuzz.csv");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &bytes).expect("gzip in memory");
+    std::fs::write(&gz_path, gz.finish().expect("gzip in memory")).expect("writing the input");
+    let mut gz_labels = LabelTable::default();
+    let mut gz_flows = Vec::new();
+    let gz_stats = read_plain_files_in(
+        std::slice::from_ref(&gz_path),
+        3,
+        chunk,
+        &mut gz_labels,
+        |r| gz_flows.push(*r),
+    );
+    for (what, flows, labels, stats) in [
+        ("byte ranges", &ranges, &range_labels, range_stats),
+        ("gzip blocks", &gz_flows, &gz_labels, gz_stats),
+    ] {
+        match (&one_stats, stats) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(
+                    format!("{one:?}"),
+                    format!("{flows:?}"),
+                    "{what}: flows differ"
+                );
+                assert_eq!(one_labels.texts(), labels.texts(), "{what}: labels differ");
+                assert_eq!(counts(a), counts(&b), "{what}: counts differ");
+            }
+            (Err(a), Err(b)) => assert_eq!(kind(a), kind(&b), "{what}: {a} / {b}"),
+            (a, b) => panic!("{what}: one path failed, the other not: {a:?} / {b:?}"),
         }
-        (Err(a), Err(b)) => assert_eq!(kind(&a), kind(&b), "{a} / {b}"),
-        (a, b) => panic!("one path failed, the other not: {a:?} / {b:?}"),
     }
 }
 
@@ -71,7 +99,11 @@ fn counts(s: &ReadStats) -> String {
         s.rows,
         s.flows,
         s.skipped,
-        s.problems,
+        // The places, not the file's name (the gzip copy has another).
+        s.problems
+            .iter()
+            .map(|p| (p.line, &p.column, &p.value, &p.reason))
+            .collect::<Vec<_>>(),
         s.non_finite_values,
         s.negative_durations,
         s.implausible_values,

@@ -73,7 +73,12 @@ pub fn read_plain_files_in<F: FnMut(&FlowRecord)>(
     let mut stats = ReadStats::default();
     let bar = progress::Bar::for_files(paths);
     for path in paths {
-        read_plain_file(
+        let read = if is_gzip(path) {
+            read_gzip_file
+        } else {
+            read_plain_file
+        };
+        read(
             path,
             threads.max(1),
             chunk_bytes.max(1),
@@ -97,23 +102,74 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> ReadError + '_ {
     }
 }
 
+/// Where a file's bytes come from: the file itself, or a block of its
+/// content in memory (a gzip file's, inflated).
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    path: &'a Path,
+    data: Option<&'a [u8]>,
+}
+
+impl<'a> Source<'a> {
+    fn len(&self) -> Result<u64, ReadError> {
+        match self.data {
+            Some(d) => Ok(d.len() as u64),
+            None => Ok(std::fs::metadata(self.path)
+                .map_err(io_error(self.path))?
+                .len()),
+        }
+    }
+
+    /// A reader from byte `from` on.
+    fn reader_at(&self, from: u64) -> Result<Box<dyn Read + 'a>, ReadError> {
+        match self.data {
+            Some(d) => Ok(Box::new(&d[(from as usize).min(d.len())..])),
+            None => {
+                let mut f = File::open(self.path).map_err(io_error(self.path))?;
+                f.seek(SeekFrom::Start(from)).map_err(io_error(self.path))?;
+                Ok(Box::new(f))
+            }
+        }
+    }
+}
+
 /// Range starts: the first line after the header, then the line start at
 /// or after every `CHUNK_BYTES` (a line ends at a line feed, a carriage
 /// return and line feed, or a lone carriage return); the last entry is the
 /// file's length. A line start not found within [`MAX_LINE`] bytes is an
 /// error, as the line reader's.
-fn boundaries(path: &Path, data_start: u64, len: u64, chunk: u64) -> Result<Vec<u64>, ReadError> {
+fn boundaries(
+    source: Source<'_>,
+    data_start: u64,
+    len: u64,
+    chunk: u64,
+) -> Result<Vec<u64>, ReadError> {
+    let path = source.path;
     let mut out = vec![data_start];
-    let mut f = File::open(path).map_err(io_error(path))?;
+    let mut f = match source.data {
+        Some(_) => None,
+        None => Some(File::open(path).map_err(io_error(path))?),
+    };
     let mut nominal = data_start + chunk;
     let mut window = vec![0u8; 1 << 12];
     while nominal < len {
         // Look for the next line end in small reads, up to MAX_LINE bytes.
         let mut scanned = 0usize;
         let found = loop {
-            f.seek(SeekFrom::Start(nominal + scanned as u64))
-                .map_err(io_error(path))?;
-            let n = read_full(&mut f, &mut window).map_err(io_error(path))?;
+            let at = nominal + scanned as u64;
+            let n = match (&mut f, source.data) {
+                (Some(f), _) => {
+                    f.seek(SeekFrom::Start(at)).map_err(io_error(path))?;
+                    read_full(f, &mut window).map_err(io_error(path))?
+                }
+                (None, Some(d)) => {
+                    let rest = &d[(at as usize).min(d.len())..];
+                    let n = rest.len().min(window.len());
+                    window[..n].copy_from_slice(&rest[..n]);
+                    n
+                }
+                (None, None) => unreachable!("a file or its bytes"),
+            };
             // Short of the file's end, the last byte waits for the next
             // read, so a CR and its LF are always seen together.
             let piece = if n == window.len() {
@@ -167,7 +223,7 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// Parses the range `[from, to)` of `path`, read into `buf` (one buffer a
 /// parsing thread, reused).
 fn parse_range(
-    path: &Path,
+    source: Source<'_>,
     layout: &FileLayout,
     from: u64,
     to: u64,
@@ -175,11 +231,19 @@ fn parse_range(
     work: &mut Work,
     mut records: Vec<FlowRecord>,
 ) -> Result<Chunk, ReadError> {
-    let mut f = File::open(path).map_err(io_error(path))?;
-    f.seek(SeekFrom::Start(from)).map_err(io_error(path))?;
-    buf.clear();
-    f.take(to - from).read_to_end(buf).map_err(io_error(path))?;
-    let buf = &buf[..];
+    let path = source.path;
+    let buf: &[u8] = match source.data {
+        Some(d) => &d[from as usize..to as usize],
+        None => {
+            buf.clear();
+            source
+                .reader_at(from)?
+                .take(to - from)
+                .read_to_end(buf)
+                .map_err(io_error(path))?;
+            &buf[..]
+        }
+    };
     let mut chunk = Chunk {
         records: {
             records.clear();
@@ -404,8 +468,9 @@ impl Shared {
 
 /// The file's header line, the layout it gives and the header's length in
 /// bytes, line end included.
-fn read_layout(path: &Path) -> Result<(FileLayout, u64), ReadError> {
-    let mut lines = LineReader::new(File::open(path).map_err(io_error(path))?);
+fn read_layout(source: Source<'_>) -> Result<(FileLayout, u64), ReadError> {
+    let path = source.path;
+    let mut lines = LineReader::new(source.reader_at(0)?);
     let header = read_header(path, &mut lines)?;
     Ok((FileLayout::new(path, header)?, lines.consumed()))
 }
@@ -419,10 +484,11 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
     bar: Option<&progress::Bar>,
     sink: &mut F,
 ) -> Result<(), ReadError> {
-    let len = std::fs::metadata(path).map_err(io_error(path))?.len();
-    let (layout, header_len) = read_layout(path)?;
+    let source = Source { path, data: None };
+    let len = source.len()?;
+    let (layout, header_len) = read_layout(source)?;
     stats.has_labels |= layout.map.get(super::Field::Label).is_some();
-    let bounds = boundaries(path, header_len, len, chunk)?;
+    let bounds = boundaries(source, header_len, len, chunk)?;
     let shared = Shared {
         claims: Mutex::new(Claims {
             next: 0,
@@ -446,8 +512,15 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
                 let mut work = Work::default();
                 while let Some(k) = shared.claim() {
                     let (from, to) = (bounds[k], bounds[k + 1]);
-                    let result =
-                        parse_range(path, layout, from, to, &mut buf, &mut work, shared.spare());
+                    let result = parse_range(
+                        source,
+                        layout,
+                        from,
+                        to,
+                        &mut buf,
+                        &mut work,
+                        shared.spare(),
+                    );
                     if tx.send((k, result)).is_err() {
                         return;
                     }
@@ -494,6 +567,250 @@ fn read_plain_file<F: FnMut(&FlowRecord)>(
         }
         Ok(())
     })
+}
+
+/// The index just past the last line end of `block` (a line feed, or a
+/// carriage return not at the very end, where its line feed may follow),
+/// if any.
+fn last_line_end(block: &[u8]) -> Option<usize> {
+    let mut upto = block.len();
+    while let Some(i) = memchr::memrchr2(b'\n', b'\r', &block[..upto]) {
+        if block[i] == b'\n' || i + 1 < block.len() {
+            return Some(i + 1);
+        }
+        upto = i;
+    }
+    None
+}
+
+/// One inflated block: its number and bytes (whole lines, but the last
+/// block's last).
+type Block = (usize, Vec<u8>);
+
+/// Inflates `path` and sends its content in blocks of about `chunk` bytes
+/// cut after a line end; an error (a corrupt or cut file, a line longer
+/// than [`MAX_LINE`]) is sent after the blocks before it.
+fn inflate_blocks(
+    path: &Path,
+    chunk: usize,
+    bar: Option<&progress::Bar>,
+    tx: &mpsc::SyncSender<Result<Block, ReadError>>,
+) {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = tx.send(Err(io_error(path)(e)));
+            return;
+        }
+    };
+    let raw: Box<dyn Read + Send> = match bar {
+        Some(b) => Box::new(progress::Counting::new(file, b.clone())),
+        None => Box::new(file),
+    };
+    let mut gz =
+        flate2::bufread::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, raw));
+    let mut carry: Vec<u8> = Vec::new();
+    let mut k = 0;
+    loop {
+        let mut block = std::mem::take(&mut carry);
+        let target = block.len() + chunk;
+        block.resize(target, 0);
+        let mut filled = target - chunk;
+        let mut end = false;
+        while filled < target {
+            match gz.read(&mut block[filled..]) {
+                Ok(0) => {
+                    end = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    block.truncate(filled);
+                    if let Some(cut) = last_line_end(&block) {
+                        block.truncate(cut);
+                        if tx.send(Ok((k, block))).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = tx.send(Err(io_error(path)(e)));
+                    return;
+                }
+            }
+        }
+        block.truncate(filled);
+        if end {
+            if !block.is_empty() {
+                let _ = tx.send(Ok((k, block)));
+            }
+            return;
+        }
+        match last_line_end(&block) {
+            Some(cut) => {
+                carry = block[cut..].to_vec();
+                block.truncate(cut);
+                if tx.send(Ok((k, block))).is_err() {
+                    return;
+                }
+                k += 1;
+            }
+            None if block.len() > MAX_LINE + 1 => {
+                let _ = tx.send(Err(ReadError::LineTooLong {
+                    path: path.to_path_buf(),
+                    at: format!("line {}", k + 1),
+                }));
+                return;
+            }
+            // A line longer than a block: read on.
+            None => carry = block,
+        }
+    }
+}
+
+/// A gzip file: inflated on one thread into blocks of about `chunk` bytes
+/// cut at line ends, which `threads` threads parse as a plain file's
+/// ranges; their flows go to `sink` in file order.
+fn read_gzip_file<F: FnMut(&FlowRecord)>(
+    path: &Path,
+    threads: usize,
+    chunk: u64,
+    labels: &mut LabelTable,
+    stats: &mut ReadStats,
+    bar: Option<&progress::Bar>,
+    sink: &mut F,
+) -> Result<(), ReadError> {
+    let (btx, brx) = mpsc::sync_channel::<Result<Block, ReadError>>(2 * threads);
+    let owned = (path.to_path_buf(), bar.cloned());
+    std::thread::Builder::new()
+        .spawn(move || inflate_blocks(&owned.0, chunk as usize, owned.1.as_ref(), &btx))
+        .map_err(|e| ReadError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!("starting the gzip thread: {e}")),
+        })?;
+    // The header is in the first block.
+    let first = match brx.recv() {
+        Ok(b) => b?,
+        Err(_) => (0, Vec::new()),
+    };
+    let (layout, header_len) = read_layout(Source {
+        path,
+        data: Some(&first.1),
+    })?;
+    stats.has_labels |= layout.map.get(super::Field::Label).is_some();
+    let blocks = Mutex::new(brx);
+    let spares: Mutex<Vec<Vec<FlowRecord>>> = Mutex::new(Vec::new());
+    let parse = |k: usize, data: &[u8], from: u64, work: &mut Work| {
+        let spare = spares
+            .lock()
+            .expect("spares lock")
+            .pop()
+            .unwrap_or_default();
+        let source = Source {
+            path,
+            data: Some(data),
+        };
+        parse_range(
+            source,
+            &layout,
+            from,
+            data.len() as u64,
+            &mut Vec::new(),
+            work,
+            spare,
+        )
+        .map(|c| (k, c))
+    };
+    std::thread::scope(|s| {
+        let (rtx, rrx) = mpsc::channel::<(usize, Result<Chunk, ReadError>)>();
+        let mut started = 0;
+        for _ in 0..threads {
+            let (rtx, blocks, parse) = (rtx.clone(), &blocks, &parse);
+            let spawned = std::thread::Builder::new().spawn_scoped(s, move || {
+                let mut work = Work::default();
+                loop {
+                    let next = blocks.lock().expect("blocks lock").recv();
+                    let sent = match next {
+                        Err(_) => return,
+                        Ok(Err(e)) => rtx.send((usize::MAX, Err(e))),
+                        Ok(Ok((k, data))) => match parse(k, &data, 0, &mut work) {
+                            Ok((k, c)) => rtx.send((k, Ok(c))),
+                            Err(e) => rtx.send((k, Err(e))),
+                        },
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            });
+            started += usize::from(spawned.is_ok());
+        }
+        // The first block's rows, after its header, here.
+        let mut work = Work::default();
+        let head = parse(0, &first.1, header_len, &mut work).map(|(_, c)| c);
+        let _ = rtx.send((0, head));
+        drop(rtx);
+        if started == 0 {
+            return Err(ReadError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other("no parsing thread could be started"),
+            });
+        }
+        in_order(path, &rrx, stats, (labels, sink), bar, &spares)
+    })
+}
+
+/// The gzip blocks' parsed chunks, received in any order, handed over in
+/// block order: counts merged, records to `sink`. An error of the
+/// inflater (sent after its last block) is reported once the blocks before
+/// it are handed over.
+fn in_order<F: FnMut(&FlowRecord)>(
+    path: &Path,
+    rrx: &mpsc::Receiver<(usize, Result<Chunk, ReadError>)>,
+    stats: &mut ReadStats,
+    (labels, sink): (&mut LabelTable, &mut F),
+    bar: Option<&progress::Bar>,
+    spares: &Mutex<Vec<Vec<FlowRecord>>>,
+) -> Result<(), ReadError> {
+    let mut pending: BTreeMap<usize, Result<Chunk, ReadError>> = BTreeMap::new();
+    let mut failure: Option<ReadError> = None;
+    let mut line_offset = 1u64;
+    let mut next = 0usize;
+    let mut flows_seen = stats.flows;
+    loop {
+        let chunk = match pending.remove(&next) {
+            Some(c) => c,
+            None => match rrx.recv() {
+                Ok((usize::MAX, Err(e))) => {
+                    failure.get_or_insert(e);
+                    continue;
+                }
+                Ok((j, c)) => {
+                    pending.insert(j, c);
+                    continue;
+                }
+                Err(_) => break,
+            },
+        };
+        let chunk = chunk?;
+        next += 1;
+        let rows = chunk.stats.rows;
+        merge_stats(stats, chunk.stats, line_offset);
+        line_offset += rows;
+        let records = hand_over(chunk.records, &chunk.labels, labels, sink);
+        flows_seen += records.len() as u64;
+        spares.lock().expect("spares lock").push(records);
+        if let Some(b) = bar {
+            b.rows(flows_seen);
+        }
+    }
+    match (failure, pending.pop_first()) {
+        (Some(e), _) | (None, Some((_, Err(e)))) => Err(e),
+        (None, Some(_)) => Err(ReadError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("a parsing thread stopped"),
+        }),
+        (None, None) => Ok(()),
+    }
 }
 
 /// Gives a range's records to `sink` in order, their labels moved from the

@@ -19,15 +19,16 @@ pub fn read_profiles(inputs: &[PathBuf]) -> Result<(Profiles, ReadStats)> {
 /// Flows per batch handed from the parsing thread to the profiling thread.
 const BATCH: usize = 4096;
 
-/// Reads the inputs and builds host profiles. With `threads` >= 2, plain
-/// files are parsed on `threads` threads in byte ranges and profiled on
-/// this one in file order (`flows::parallel`); when any input is gzip,
-/// parsing and profiling run as a two-stage pipeline: this thread parses rows into
-/// owned [`FlowRecord`]s (resolving labels in file order) and hands them in
-/// batches, through a bounded channel, to a thread that owns the profiles.
-/// That thread sees every flow in the order one thread would, so the
-/// profiles (float sums included) are bit-identical to the one-thread run
-/// (tested). A `.gz` input is also inflated on its own thread.
+/// Reads the inputs and builds host profiles. With `threads` >= 2,
+/// CICFlowMeter CSVs are parsed on `threads` threads (a plain file in byte
+/// ranges, a gzip file in blocks inflated on a thread of its own) and
+/// profiled on `threads` more, by initiator (`flows::parallel`); any other
+/// format runs as a two-stage pipeline: this thread parses rows into owned
+/// [`FlowRecord`]s (resolving labels in file order) and hands them in
+/// batches, through a bounded channel, to a thread that owns the profiles
+/// (a `.gz` input inflated on a third). Either way every host's flows are
+/// profiled in the order one thread sees them, so the profiles (float sums
+/// included) are bit-identical to the one-thread run (tested).
 pub fn read_profiles_threads(
     inputs: &[PathBuf],
     options: &ProfileOptions,
