@@ -697,3 +697,16 @@ fn a_contamination_under_one_host_says_so_and_what_flags_the_top_one() {
         "{stdout}"
     );
 }
+
+#[test]
+fn fuzz_findings_of_the_formats_target_stay_fixed() {
+    // A lone byte as the first line: no format; only one thread reads it.
+    latmove::flows::check::one_thread_equals_ranges(&[0, 0xff, b'\n', b'x'], 64);
+    // Blank lines, then a header beyond the first inflated block.
+    let mut data = vec![0u8];
+    data.extend_from_slice(b"\r\r\r\r\r\r\"\"");
+    data.extend(std::iter::repeat_n(0xff, 50));
+    data.extend_from_slice(b",\xf8\xf8  \xf8\n");
+    latmove::flows::check::one_thread_equals_ranges(&data, 8);
+    latmove::flows::check::one_thread_equals_ranges(&data, 64);
+}

@@ -907,7 +907,9 @@ fn read_lines<R: Read, F: FnMut(&Flow<'_>)>(
     })?;
     let layout = FileLayout::new(path, header)?;
     stats.has_labels |= layout.map.get(Field::Label).is_some();
-    read_records(path, &mut lines, &layout, first_line, stats, sink)
+    // Rows are numbered from the header as line 1, blank lines not
+    // counted, as the byte-range path numbers them.
+    read_records(path, &mut lines, &layout, 1, stats, sink)
 }
 
 /// The record loop: reads every line of `lines` (positioned after the

@@ -687,15 +687,33 @@ fn read_gzip_file<F: FnMut(&FlowRecord)>(
             path: path.to_path_buf(),
             source: std::io::Error::other(format!("starting the gzip thread: {e}")),
         })?;
-    // The header is in the first block.
-    let first = match brx.recv() {
+    // The header: the first non-empty line, in the first block or, after
+    // blank lines, a later one (those before it are joined to it).
+    let mut first = match brx.recv() {
         Ok(b) => b?,
         Err(_) => (0, Vec::new()),
     };
-    let (layout, header_len) = read_layout(Source {
-        path,
-        data: Some(&first.1),
-    })?;
+    let (layout, header_len) = loop {
+        let source = Source {
+            path,
+            data: Some(&first.1),
+        };
+        match read_layout(source) {
+            Err(ReadError::Empty { .. }) => match brx.recv() {
+                Ok(next) => {
+                    let (k, more) = next?;
+                    first.0 = k;
+                    first.1.extend_from_slice(&more);
+                }
+                Err(_) => {
+                    return Err(ReadError::Empty {
+                        path: path.to_path_buf(),
+                    });
+                }
+            },
+            other => break other?,
+        }
+    };
     stats.has_labels |= layout.map.get(super::Field::Label).is_some();
     let blocks = Mutex::new(brx);
     let spares: Mutex<Vec<Vec<FlowRecord>>> = Mutex::new(Vec::new());
@@ -746,8 +764,8 @@ fn read_gzip_file<F: FnMut(&FlowRecord)>(
         }
         // The first block's rows, after its header, here.
         let mut work = Work::default();
-        let head = parse(0, &first.1, header_len, &mut work).map(|(_, c)| c);
-        let _ = rtx.send((0, head));
+        let head = parse(first.0, &first.1, header_len, &mut work).map(|(_, c)| c);
+        let _ = rtx.send((first.0, head));
         drop(rtx);
         if started == 0 {
             return Err(ReadError::Io {
@@ -755,17 +773,18 @@ fn read_gzip_file<F: FnMut(&FlowRecord)>(
                 source: std::io::Error::other("no parsing thread could be started"),
             });
         }
-        in_order(path, &rrx, stats, (labels, sink), bar, &spares)
+        in_order(path, (&rrx, first.0), stats, (labels, sink), bar, &spares)
     })
 }
 
 /// The gzip blocks' parsed chunks, received in any order, handed over in
-/// block order: counts merged, records to `sink`. An error of the
+/// block order from block `next` (the header's): counts merged, records
+/// to `sink`. An error of the
 /// inflater (sent after its last block) is reported once the blocks before
 /// it are handed over.
 fn in_order<F: FnMut(&FlowRecord)>(
     path: &Path,
-    rrx: &mpsc::Receiver<(usize, Result<Chunk, ReadError>)>,
+    (rrx, mut next): (&mpsc::Receiver<(usize, Result<Chunk, ReadError>)>, usize),
     stats: &mut ReadStats,
     (labels, sink): (&mut LabelTable, &mut F),
     bar: Option<&progress::Bar>,
@@ -774,7 +793,6 @@ fn in_order<F: FnMut(&FlowRecord)>(
     let mut pending: BTreeMap<usize, Result<Chunk, ReadError>> = BTreeMap::new();
     let mut failure: Option<ReadError> = None;
     let mut line_offset = 1u64;
-    let mut next = 0usize;
     let mut flows_seen = stats.flows;
     loop {
         let chunk = match pending.remove(&next) {
