@@ -739,7 +739,7 @@ fn read_gzip_file<F: FnMut(&FlowRecord)>(
         .map(|c| (k, c))
     };
     std::thread::scope(|s| {
-        let (rtx, rrx) = mpsc::channel::<(usize, Result<Chunk, ReadError>)>();
+        let (rtx, rrx) = mpsc::channel::<Parsed>();
         let mut started = 0;
         for _ in 0..threads {
             let (rtx, blocks, parse) = (rtx.clone(), &blocks, &parse);
@@ -777,6 +777,10 @@ fn read_gzip_file<F: FnMut(&FlowRecord)>(
     })
 }
 
+/// A parsed block: its number and chunk (or error; an inflater's error
+/// comes as block `usize::MAX`).
+type Parsed = (usize, Result<Chunk, ReadError>);
+
 /// The gzip blocks' parsed chunks, received in any order, handed over in
 /// block order from block `next` (the header's): counts merged, records
 /// to `sink`. An error of the
@@ -784,7 +788,7 @@ fn read_gzip_file<F: FnMut(&FlowRecord)>(
 /// it are handed over.
 fn in_order<F: FnMut(&FlowRecord)>(
     path: &Path,
-    (rrx, mut next): (&mpsc::Receiver<(usize, Result<Chunk, ReadError>)>, usize),
+    (rrx, mut next): (&mpsc::Receiver<Parsed>, usize),
     stats: &mut ReadStats,
     (labels, sink): (&mut LabelTable, &mut F),
     bar: Option<&progress::Bar>,
