@@ -24,7 +24,7 @@ use std::path::Path;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::{Columns, Emit, bare_flow, cell, is_icmp, number, parse_time, protocol};
+use super::{Columns, Emit, cell, is_icmp, number, parse_time, protocol, timed_flow};
 use crate::flows::lines::LineReader;
 use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason, parse_ip};
 
@@ -58,18 +58,11 @@ impl Layout {
     fn new(path: &Path, header: &[u8]) -> Result<Layout, ReadError> {
         let cols = Columns::of(header);
         let f = |a: &[&str]| cols.find(a);
-        let (src, dst) = (f(&["srcaddr", "saddr"]), f(&["dstaddr", "daddr"]));
-        let (Some(src), Some(dst)) = (src, dst) else {
-            return Err(ReadError::MissingColumns {
-                file: path.to_path_buf(),
-                missing: [("SrcAddr", src), ("DstAddr", dst)]
-                    .iter()
-                    .filter(|(_, i)| i.is_none())
-                    .map(|(n, _)| *n)
-                    .collect(),
-                machine_learning_cve: false,
-            });
-        };
+        let (src, dst) = cols.ends(
+            path,
+            (&["srcaddr", "saddr"], &["dstaddr", "daddr"]),
+            ["SrcAddr", "DstAddr"],
+        )?;
         Ok(Layout {
             start: f(&["starttime", "stime"]),
             end: f(&["lasttime", "ltime"]),
@@ -162,21 +155,17 @@ impl Rec {
     }
 
     fn emit<F: FnMut(&Flow<'_>)>(&self, out: &mut Emit<'_, F>) {
-        let mut f = bare_flow(
+        let mut f = timed_flow(
             (self.src, self.sport),
             (self.dst, self.dport),
+            self.proto,
+            (self.start, self.end),
             FlowMeta {
                 initiator_known: self.initiator_known,
                 reply: self.reply(),
                 ..FlowMeta::default()
             },
         );
-        f.protocol = self.proto;
-        f.timestamp = self.start;
-        f.duration_us = match (self.start, self.end) {
-            (Some(s), Some(e)) => Some((e - s).max(0.0) * 1e6),
-            _ => None,
-        };
         f.fwd_packets = self.spkts;
         f.bwd_packets = self.dpkts;
         f.fwd_bytes = self.sbytes;

@@ -525,6 +525,28 @@ impl Columns {
             .find_map(|a| self.names.iter().position(|n| n == a))
     }
 
+    /// The source and destination address columns (the first of each
+    /// alias list), or an error naming what is missing by `names`.
+    pub(crate) fn ends(
+        &self,
+        path: &Path,
+        (src, dst): (&[&str], &[&str]),
+        names: [&'static str; 2],
+    ) -> Result<(usize, usize), ReadError> {
+        match (self.find(src), self.find(dst)) {
+            (Some(s), Some(d)) => Ok((s, d)),
+            (s, d) => Err(ReadError::MissingColumns {
+                file: path.to_path_buf(),
+                missing: [(names[0], s), (names[1], d)]
+                    .iter()
+                    .filter(|(_, i)| i.is_none())
+                    .map(|(n, _)| *n)
+                    .collect(),
+                machine_learning_cve: false,
+            }),
+        }
+    }
+
     /// The column's name as the header wrote it (lower-cased).
     pub(crate) fn name(&self, i: usize) -> &str {
         self.names.get(i).map_or("?", String::as_str)
@@ -550,6 +572,25 @@ pub(crate) fn cell<'a>(
 ) -> Option<&'a [u8]> {
     let (a, b) = *spans.get(i?)?;
     Some(line[a..b].trim_ascii()).filter(|v| !v.is_empty())
+}
+
+/// A flow of `proto` from `start` to `end` (seconds; the duration never
+/// negative) between its ends, its counts still unknown.
+pub(crate) fn timed_flow<'a>(
+    src: (IpAddr, Option<u16>),
+    dst: (IpAddr, u16),
+    proto: Option<u8>,
+    (start, end): (Option<f64>, Option<f64>),
+    meta: FlowMeta,
+) -> Flow<'a> {
+    let mut f = bare_flow(src, dst, meta);
+    f.protocol = proto;
+    f.timestamp = start;
+    f.duration_us = match (start, end) {
+        (Some(s), Some(e)) => Some((e - s).max(0.0) * 1e6),
+        _ => None,
+    };
+    f
 }
 
 /// A placeholder [`Flow`] for readers: the record's ends, everything else

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::{Columns, Emit, bare_flow, cell, is_icmp, number, parse_time, protocol};
+use super::{Columns, Emit, cell, is_icmp, number, parse_time, protocol, timed_flow};
 use crate::flows::lines::LineReader;
 use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason, parse_ip, parse_port};
 
@@ -60,18 +60,11 @@ impl Layout {
     fn new(path: &Path, header: &[u8]) -> Result<Layout, ReadError> {
         let cols = Columns::of(header);
         let f = |a: &[&str]| cols.find(a);
-        let (src, dst) = (f(&["sa", "srcaddr"]), f(&["da", "dstaddr"]));
-        let (Some(src), Some(dst)) = (src, dst) else {
-            return Err(ReadError::MissingColumns {
-                file: path.to_path_buf(),
-                missing: [("sa / srcAddr", src), ("da / dstAddr", dst)]
-                    .iter()
-                    .filter(|(_, i)| i.is_none())
-                    .map(|(n, _)| *n)
-                    .collect(),
-                machine_learning_cve: false,
-            });
-        };
+        let (src, dst) = cols.ends(
+            path,
+            (&["sa", "srcaddr"], &["da", "dstaddr"]),
+            ["sa / srcAddr", "da / dstAddr"],
+        )?;
         Ok(Layout {
             start: f(&["ts", "firstseen"]),
             end: f(&["te", "lastseen"]),
@@ -167,6 +160,17 @@ impl Half {
             flags: flags.filter(|_| proto == Some(6)).map(Flags),
             seq: 0,
         }
+    }
+
+    /// This record as a flow of its own, its counts still unknown.
+    fn flow<'a>(&self, meta: FlowMeta) -> Flow<'a> {
+        timed_flow(
+            (self.src, self.sport),
+            (self.dst, self.dport),
+            self.proto,
+            (self.start, self.end),
+            meta,
+        )
     }
 
     fn key(&self) -> Key {
@@ -308,10 +312,6 @@ impl Pairing {
     }
 }
 
-fn duration_us(start: Option<f64>, end: Option<f64>) -> Option<f64> {
-    Some((end? - start?).max(0.0) * 1e6)
-}
-
 fn emit_pair<F: FnMut(&Flow<'_>)>(req: &Half, rep: &Half, out: &mut Emit<'_, F>) {
     let reply = match (req.proto, rep.flags) {
         (Some(6), Some(f)) if f.has(Flags::SYN) || f.has(Flags::PSH) => Reply::Answered,
@@ -322,15 +322,6 @@ fn emit_pair<F: FnMut(&Flow<'_>)>(req: &Half, rep: &Half, out: &mut Emit<'_, F>)
         (Some(6), None) => Reply::FromCounts,
         _ => Reply::Answered,
     };
-    let mut f = bare_flow(
-        (req.src, req.sport),
-        (req.dst, req.dport),
-        FlowMeta {
-            initiator_known: true,
-            reply,
-            ..FlowMeta::default()
-        },
-    );
     let start = match (req.start, rep.start) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -339,9 +330,17 @@ fn emit_pair<F: FnMut(&Flow<'_>)>(req: &Half, rep: &Half, out: &mut Emit<'_, F>)
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    f.protocol = req.proto;
-    f.timestamp = start;
-    f.duration_us = duration_us(start, end);
+    let mut f = timed_flow(
+        (req.src, req.sport),
+        (req.dst, req.dport),
+        req.proto,
+        (start, end),
+        FlowMeta {
+            initiator_known: true,
+            reply,
+            ..FlowMeta::default()
+        },
+    );
     f.fwd_packets = req.pkts;
     f.bwd_packets = rep.pkts;
     f.fwd_bytes = req.bytes;
@@ -369,10 +368,7 @@ fn emit_one<F: FnMut(&Flow<'_>)>(h: &Half, rejected: bool, out: &mut Emit<'_, F>
             ..FlowMeta::default()
         }
     };
-    let mut f = bare_flow((h.src, h.sport), (h.dst, h.dport), meta);
-    f.protocol = h.proto;
-    f.timestamp = h.start;
-    f.duration_us = duration_us(h.start, h.end);
+    let mut f = h.flow(meta);
     f.fwd_packets = h.pkts;
     f.fwd_bytes = h.bytes;
     out.flow(&f);
@@ -421,10 +417,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Flow<'_>)>(
         match record(&layout, bytes, &spans, out) {
             Ok((h, both)) if both.is_some() => {
                 let (opkts, obytes) = both.unwrap_or_default();
-                let mut f = bare_flow((h.src, h.sport), (h.dst, h.dport), FlowMeta::default());
-                f.protocol = h.proto;
-                f.timestamp = h.start;
-                f.duration_us = duration_us(h.start, h.end);
+                let mut f = h.flow(FlowMeta::default());
                 f.fwd_packets = h.pkts;
                 f.bwd_packets = Some(opkts);
                 f.fwd_bytes = h.bytes;
@@ -510,22 +503,16 @@ fn record<F: FnMut(&Flow<'_>)>(
         (Some(p), Some(b)) if p > 0.0 => Some((p, b)),
         _ => None,
     };
-    Ok((
-        Half {
-            src,
-            dst,
-            sport,
-            dport,
-            proto,
-            start,
-            end,
-            pkts: out.count(pkts),
-            bytes: out.count(bytes),
-            flags: if proto == Some(6) { flags } else { None },
-            seq: 0,
-        },
-        both,
-    ))
+    let mut h = Half::new(
+        (src, sport),
+        (dst, dport),
+        proto,
+        (start, end),
+        (out.count(pkts), out.count(bytes)),
+        None,
+    );
+    h.flags = flags.filter(|_| proto == Some(6));
+    Ok((h, both))
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use arrow_schema::{DataType, Fields, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::nfdump::{Half, Pairing};
-use super::{Emit, bare_flow, is_icmp, protocol};
+use super::{Emit, is_icmp, protocol, timed_flow};
 use crate::flows::{Flow, FlowMeta, ReadError, ReadStats, Reply, SkipReason, parse_ip};
 
 /// Rows per record batch.
@@ -552,21 +552,17 @@ fn row<F: FnMut(&Flow<'_>)>(
     let reply = reply(b, i, plan.layout, proto, bwd_p);
     let id = b.text(Want::Id, i);
     let label = b.text(Want::Label, i);
-    let mut f = bare_flow(
+    let mut f = timed_flow(
         (src, sport),
         (dst, dport),
+        proto,
+        (start, end),
         FlowMeta {
             initiator_known: true,
             reply,
             ..FlowMeta::default()
         },
     );
-    f.protocol = proto;
-    f.timestamp = start;
-    f.duration_us = match (start, end) {
-        (Some(s), Some(e)) => out.count(Some((e - s) * 1e6)),
-        _ => None,
-    };
     f.fwd_packets = fwd_p;
     f.bwd_packets = bwd_p;
     f.fwd_bytes = fwd_b;

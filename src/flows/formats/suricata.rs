@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::{Emit, bare_flow, is_icmp, parse_time, protocol};
+use super::{Emit, is_icmp, parse_time, protocol, timed_flow};
 use crate::flows::lines::LineReader;
 use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason, parse_ip};
 
@@ -144,21 +144,17 @@ fn flow_event<F: FnMut(&Flow<'_>)>(
         (None, _) => Reply::Unknown,
     };
     let flow_id = lookup(o, "flow_id").map(text);
-    let mut f = bare_flow(
+    let mut f = timed_flow(
         (src, sport),
         (dst, dport),
+        proto,
+        (start, end),
         FlowMeta {
             initiator_known: true,
             reply,
             ..FlowMeta::default()
         },
     );
-    f.protocol = proto;
-    f.timestamp = start;
-    f.duration_us = match (start, end) {
-        (Some(s), Some(e)) => Some((e - s).max(0.0) * 1e6),
-        _ => None,
-    };
     f.fwd_packets = to_server;
     f.bwd_packets = to_client;
     f.fwd_bytes = bytes_server;
