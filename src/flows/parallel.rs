@@ -680,13 +680,30 @@ fn read_gzip_file<F: FnMut(&FlowRecord)>(
     sink: &mut F,
 ) -> Result<(), ReadError> {
     let (btx, brx) = mpsc::sync_channel::<Result<Block, ReadError>>(2 * threads);
-    let owned = (path.to_path_buf(), bar.cloned());
-    std::thread::Builder::new()
-        .spawn(move || inflate_blocks(&owned.0, chunk as usize, owned.1.as_ref(), &btx))
-        .map_err(|e| ReadError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(format!("starting the gzip thread: {e}")),
-        })?;
+    // Scoped, so the inflating thread is gone when this returns: the
+    // receiver is dropped first, and a thread still sending stops.
+    std::thread::scope(|outer| {
+        std::thread::Builder::new()
+            .spawn_scoped(outer, move || {
+                inflate_blocks(path, chunk as usize, bar, &btx)
+            })
+            .map_err(|e| ReadError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(format!("starting the gzip thread: {e}")),
+            })?;
+        parse_blocks(path, threads, brx, (labels, sink), stats, bar)
+    })
+}
+
+/// [`read_gzip_file`]'s parsing: the blocks of `brx` on `threads` threads.
+fn parse_blocks<F: FnMut(&FlowRecord)>(
+    path: &Path,
+    threads: usize,
+    brx: mpsc::Receiver<Result<Block, ReadError>>,
+    (labels, sink): (&mut LabelTable, &mut F),
+    stats: &mut ReadStats,
+    bar: Option<&progress::Bar>,
+) -> Result<(), ReadError> {
     // The header: the first non-empty line, in the first block or, after
     // blank lines, a later one (those before it are joined to it).
     let mut first = match brx.recv() {
