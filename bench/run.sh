@@ -4,7 +4,8 @@
 # 10x day, alternating, each run's wall time and peak RSS measured by a few
 # lines of Python around it (spawn, wait4).
 # Then the ingest benchmark (latmove's reader vs a bare csv ByteRecord loop on
-# the same file, benches/ingest.rs), the forest benchmark (benches/forest.rs)
+# the same file, benches/ingest.rs), the reader on every format
+# (benches/formats.rs), the forest benchmark (benches/forest.rs)
 # and what a million hosts cost (benches/hosts.rs).
 # Usage: bench/run.sh [work-dir] [repeats at 1x] [repeats at 10x]
 #        (defaults: target/bench, 9, 3)
@@ -87,6 +88,8 @@ for label, r in runs.items():
 PY
 echo
 cargo bench --quiet --bench ingest -- "$work/day1x.csv" 2>/dev/null
+# Every format latmove reads, the same flows in each (benches/formats.rs).
+cargo bench --quiet --bench formats 2>/dev/null
 echo
 cargo bench --quiet --bench forest 2>/dev/null
 echo

@@ -22,7 +22,8 @@ use crate::synth::{self, SynthConfig};
 use crate::util::threads::spawn_or_run;
 
 /// Finds hosts that move laterally (scanners, service sweeps, sudden
-/// fan-out) in CIC-IDS2017 / CICFlowMeter flow records.
+/// fan-out) in network flows: Zeek, NetFlow (nfdump), Argus, Suricata,
+/// Parquet and CICFlowMeter records.
 #[derive(Debug, Parser)]
 #[command(name = "latmove", version, about, long_about = None)]
 pub struct Cli {
