@@ -574,6 +574,24 @@ pub(crate) fn cell<'a>(
     Some(line[a..b].trim_ascii()).filter(|v| !v.is_empty())
 }
 
+/// A JSON value's text as the readers take it: a string's content
+/// (unescaped when it holds escapes), a number's digits, `T`/`F` for a
+/// boolean; `None` for null and for an empty string.
+pub(crate) fn json_text(v: &serde_json::value::RawValue) -> Option<std::borrow::Cow<'_, [u8]>> {
+    use std::borrow::Cow;
+    let raw = v.get().as_bytes();
+    match raw {
+        b"null" | b"\"\"" => None,
+        b"true" => Some(Cow::Borrowed(b"T")),
+        b"false" => Some(Cow::Borrowed(b"F")),
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => Some(Cow::Borrowed(inner)),
+        [b'"', ..] => serde_json::from_str::<String>(v.get())
+            .ok()
+            .map(|s| Cow::Owned(s.into_bytes())),
+        _ => Some(Cow::Borrowed(raw)),
+    }
+}
+
 /// A flow of `proto` from `start` to `end` (seconds; the duration never
 /// negative) between its ends, its counts still unknown.
 pub(crate) fn timed_flow<'a>(

@@ -13,11 +13,11 @@
 use std::io::Read;
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
-use super::{Emit, is_icmp, parse_time, protocol, timed_flow};
+use super::{Emit, is_icmp, json_text, parse_time, protocol, timed_flow};
 use crate::flows::lines::LineReader;
-use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason, parse_ip};
+use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason, parse_ip, parse_port};
 
 /// Reads eve.json lines, the first being `first`.
 pub(crate) fn read<R: Read, F: FnMut(&Flow<'_>)>(
@@ -35,63 +35,117 @@ pub(crate) fn read<R: Read, F: FnMut(&Flow<'_>)>(
 
 fn event<F: FnMut(&Flow<'_>)>(bytes: &[u8], line: u64, out: &mut Emit<'_, F>) {
     out.stats.rows += 1;
-    let o = match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(o)) => o,
-        _ => {
-            out.skip(SkipReason::BadRecord, line, "(whole line)", bytes);
-            return;
-        }
+    let Ok(e) = serde_json::from_slice::<Eve<'_>>(bytes) else {
+        out.skip(SkipReason::BadRecord, line, "(whole line)", bytes);
+        return;
     };
-    if o.get("event_type").and_then(Value::as_str) != Some("flow") {
+    if e.event_type.and_then(json_text).as_deref() != Some(b"flow") {
         out.skip_quietly(SkipReason::OtherEvent);
         return;
     }
-    match flow_event(&o, out) {
+    match flow_event(&e, out) {
         Ok(()) => {}
         Err((reason, field)) => {
-            let v = lookup(&o, field).map(text).unwrap_or_default();
-            out.skip(reason, line, field, v.as_bytes());
+            let v = e.raw(field).and_then(json_text).unwrap_or_default();
+            out.skip(reason, line, field, &v);
         }
     }
 }
 
-/// A dotted path into nested objects (`flow.pkts_toserver`).
-fn lookup<'a>(o: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    let mut parts = path.split('.');
-    let mut v = o.get(parts.next()?)?;
-    for p in parts {
-        v = v.as_object()?.get(p)?;
-    }
-    (!v.is_null()).then_some(v)
+/// One eve.json event, the fields latmove reads borrowed from the line as
+/// raw JSON (every other field, and every other event's body, passed
+/// over without building a value tree).
+#[derive(serde::Deserialize)]
+struct Eve<'a> {
+    #[serde(borrow, default)]
+    event_type: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    flow_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    src_ip: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    src_port: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    dest_ip: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    dest_port: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    proto: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    flow: Option<EveFlow<'a>>,
+    #[serde(borrow, default)]
+    tcp: Option<EveTcp<'a>>,
 }
 
-/// A value's text (strings without their quotes).
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+#[derive(serde::Deserialize)]
+struct EveFlow<'a> {
+    #[serde(borrow, default)]
+    pkts_toserver: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pkts_toclient: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    bytes_toserver: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    bytes_toclient: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    start: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    end: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct EveTcp<'a> {
+    #[serde(borrow, default)]
+    tcp_flags_tc: Option<&'a RawValue>,
+}
+
+impl<'a> Eve<'a> {
+    /// A field by its dotted path (`flow.pkts_toserver`).
+    fn raw(&self, path: &str) -> Option<&'a RawValue> {
+        let flow = self.flow.as_ref();
+        match path {
+            "event_type" => self.event_type,
+            "timestamp" => self.timestamp,
+            "flow_id" => self.flow_id,
+            "src_ip" => self.src_ip,
+            "src_port" => self.src_port,
+            "dest_ip" => self.dest_ip,
+            "dest_port" => self.dest_port,
+            "proto" => self.proto,
+            "flow.pkts_toserver" => flow?.pkts_toserver,
+            "flow.pkts_toclient" => flow?.pkts_toclient,
+            "flow.bytes_toserver" => flow?.bytes_toserver,
+            "flow.bytes_toclient" => flow?.bytes_toclient,
+            "flow.start" => flow?.start,
+            "flow.end" => flow?.end,
+            "tcp.tcp_flags_tc" => self.tcp.as_ref()?.tcp_flags_tc,
+            _ => None,
+        }
+    }
+
+    /// A field's text (see [`json_text`]).
+    fn text(&self, path: &str) -> Option<std::borrow::Cow<'a, [u8]>> {
+        json_text(self.raw(path)?)
     }
 }
 
 fn flow_event<F: FnMut(&Flow<'_>)>(
-    o: &Map<String, Value>,
+    o: &Eve<'_>,
     out: &mut Emit<'_, F>,
 ) -> Result<(), (SkipReason, &'static str)> {
     let ip = |k: &'static str, reason: SkipReason| {
-        lookup(o, k)
-            .and_then(Value::as_str)
-            .and_then(|s| parse_ip(s.as_bytes()))
-            .ok_or((reason, k))
+        o.text(k).and_then(|s| parse_ip(&s)).ok_or((reason, k))
     };
     let src = ip("src_ip", SkipReason::BadSourceIp)?;
     let dst = ip("dest_ip", SkipReason::BadDestinationIp)?;
-    let proto = lookup(o, "proto").and_then(|p| protocol(text(p).as_bytes()));
+    let proto = o.text("proto").and_then(|p| protocol(&p));
     let port = |k: &'static str| -> Result<Option<u16>, (SkipReason, &'static str)> {
-        match lookup(o, k) {
+        match o.raw(k) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
+            // A number: a string, even of digits, is no port here.
+            Some(v) => parse_port(v.get().as_bytes())
                 .map(Some)
                 .ok_or((SkipReason::BadPort, k)),
         }
@@ -103,9 +157,12 @@ fn flow_event<F: FnMut(&Flow<'_>)>(
         (sport, dport.unwrap_or(0))
     };
     let num = |k: &'static str| -> Result<Option<f64>, (SkipReason, &'static str)> {
-        match lookup(o, k) {
+        match o.raw(k) {
             None => Ok(None),
-            Some(v) => v.as_f64().map(Some).ok_or((SkipReason::BadNumber, k)),
+            Some(v) => match v.get().parse::<f64>() {
+                Ok(x) => Ok(Some(x)),
+                Err(_) => Err((SkipReason::BadNumber, k)),
+            },
         }
     };
     let to_server = out.count(num("flow.pkts_toserver")?);
@@ -113,8 +170,8 @@ fn flow_event<F: FnMut(&Flow<'_>)>(
     let bytes_server = out.count(num("flow.bytes_toserver")?);
     let bytes_client = out.count(num("flow.bytes_toclient")?);
     let mut time = |k: &str| {
-        let v = lookup(o, k)?;
-        let t = parse_time(text(v).as_bytes());
+        let v = o.text(k)?;
+        let t = parse_time(&v);
         if t.is_none() {
             out.bad_time();
         }
@@ -122,9 +179,9 @@ fn flow_event<F: FnMut(&Flow<'_>)>(
     };
     let start = time("flow.start").or_else(|| time("timestamp"));
     let end = time("flow.end");
-    let tc_flags = lookup(o, "tcp.tcp_flags_tc")
-        .and_then(Value::as_str)
-        .and_then(|s| u8::from_str_radix(s, 16).ok());
+    let tc_flags = o
+        .text("tcp.tcp_flags_tc")
+        .and_then(|s| u8::from_str_radix(std::str::from_utf8(&s).ok()?, 16).ok());
     let reply = match (to_client, proto) {
         (Some(back), Some(6)) => {
             let only_reset = tc_flags.is_some_and(|f| f & 0x04 != 0 && f & 0x02 == 0);
@@ -143,7 +200,7 @@ fn flow_event<F: FnMut(&Flow<'_>)>(
         }
         (None, _) => Reply::Unknown,
     };
-    let flow_id = lookup(o, "flow_id").map(text);
+    let flow_id = o.text("flow_id");
     let mut f = timed_flow(
         (src, sport),
         (dst, dport),
@@ -159,7 +216,7 @@ fn flow_event<F: FnMut(&Flow<'_>)>(
     f.bwd_packets = to_client;
     f.fwd_bytes = bytes_server;
     f.bwd_bytes = bytes_client;
-    f.flow_id = flow_id.as_deref().map(str::as_bytes);
+    f.flow_id = flow_id.as_deref();
     out.flow(&f);
     Ok(())
 }
