@@ -710,3 +710,23 @@ fn fuzz_findings_of_the_formats_target_stay_fixed() {
     latmove::flows::check::one_thread_equals_ranges(&data, 8);
     latmove::flows::check::one_thread_equals_ranges(&data, 64);
 }
+
+#[test]
+fn a_followed_zeek_log_that_rotates_reads_on_through_the_new_header() {
+    // What `tail -n +1 -F conn.log` (or `watch --follow`) gives when Zeek
+    // rotates: the old log's end, then the new log from its header, whose
+    // columns may be in another order.
+    let row = zeek_row("10.0.0.1", "10.0.0.2", "22", "tcp", "S0", "S", "0");
+    let old = zeek_log("\t", ZEEK_FIELDS, &[row.as_slice()], true);
+    let mut fields = ZEEK_FIELDS.to_vec();
+    fields.reverse();
+    let mut reversed = row.clone();
+    reversed.reverse();
+    reversed[fields.iter().position(|f| *f == "id.resp_h").unwrap()] = "10.0.0.3";
+    let new = zeek_log("\t", &fields, &[reversed.as_slice()], false);
+    let tmp = tempdir();
+    let (p, s) = read(&write(tmp.path(), "conn.log", (old + &new).as_bytes()));
+    assert_eq!((s.rows, s.flows, s.skipped_total()), (2, 2, 0));
+    let h = host(&p, "10.0.0.1");
+    assert_eq!((h.flows, h.distinct_dsts(), h.unanswered), (2, 2, 2));
+}
