@@ -730,3 +730,25 @@ fn a_followed_zeek_log_that_rotates_reads_on_through_the_new_header() {
     let h = host(&p, "10.0.0.1");
     assert_eq!((h.flows, h.distinct_dsts(), h.unanswered), (2, 2, 2));
 }
+
+#[test]
+fn parquet_row_groups_decoded_on_threads_give_the_one_thread_bytes() {
+    // capture.parquet holds row groups of 500 rows: several a thread.
+    let tmp = tempdir();
+    let mut scores = Vec::new();
+    for threads in ["1", "3"] {
+        let out = tmp.path().join(threads);
+        let o = latmove(&[
+            "detect",
+            capture("capture.parquet").to_str().unwrap(),
+            "--threads",
+            threads,
+            "--no-charts",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        expect_code(&o, 0);
+        scores.push(std::fs::read(out.join("host_scores.csv")).unwrap());
+    }
+    assert_eq!(scores[0], scores[1]);
+}

@@ -613,8 +613,15 @@ impl Read for Inflating {
 
 /// Reads every file in `paths` (already expanded), calling `sink` for each
 /// flow. Stops only on I/O errors and files without the required columns.
-pub fn read_flows<F: FnMut(&Flow<'_>)>(
+pub fn read_flows<F: FnMut(&Flow<'_>)>(paths: &[PathBuf], sink: F) -> Result<ReadStats, ReadError> {
+    read_flows_threads(paths, 1, sink)
+}
+
+/// [`read_flows`], a Parquet file's row groups decoded on up to `threads`
+/// threads (the flows still come in file order).
+pub fn read_flows_threads<F: FnMut(&Flow<'_>)>(
     paths: &[PathBuf],
+    threads: usize,
     mut sink: F,
 ) -> Result<ReadStats, ReadError> {
     let mut stats = ReadStats::default();
@@ -632,7 +639,7 @@ pub fn read_flows<F: FnMut(&Flow<'_>)>(
         };
         if formats::is_parquet(path) {
             stats.note("files read as Parquet flow table", 1);
-            formats::parquet::read_file(path, &mut stats, &mut counted)?;
+            formats::parquet::read_file(path, threads, &mut stats, &mut counted)?;
             if let Some(b) = &bar {
                 b.bytes(std::fs::metadata(path).map_or(0, |m| m.len()));
             }

@@ -66,7 +66,7 @@ pub fn read_profiles_threads(
     let mut labels = LabelTable::default();
     let mut batch: Vec<FlowRecord> = Vec::with_capacity(BATCH);
     let mut send_failed = false;
-    let read = flows::read_flows(&files, |f| {
+    let read = flows::read_flows_threads(&files, threads, |f| {
         batch.push(FlowRecord::new(f, &mut labels));
         if batch.len() == BATCH {
             let next = back_rx

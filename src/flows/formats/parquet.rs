@@ -431,9 +431,12 @@ fn seconds(t: f64) -> f64 {
     }
 }
 
-/// Reads one Parquet file into flows for `sink`.
+/// Reads one Parquet file into flows for `sink`, its row groups decoded
+/// on up to `threads` threads at a time (so at most that many row groups
+/// are held decoded) and their rows taken in file order here.
 pub fn read_file<F: FnMut(&Flow<'_>)>(
     path: &Path,
+    threads: usize,
     stats: &mut ReadStats,
     sink: &mut F,
 ) -> Result<(), ReadError> {
@@ -441,29 +444,50 @@ pub fn read_file<F: FnMut(&Flow<'_>)>(
         path: path.to_path_buf(),
         seen: format!("a Parquet file latmove cannot read: {e}"),
     };
-    let file = File::open(path).map_err(|source| ReadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
+    let open = || {
+        let file = File::open(path).map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)
+    };
+    let builder = open()?;
     let schema: Arc<arrow_schema::Schema> = builder.schema().clone();
     let plan = Plan::new(path, schema.fields())?;
-    let reader = builder.with_batch_size(BATCH_ROWS).build().map_err(bad)?;
+    let groups = builder.metadata().num_row_groups();
+    drop(builder);
+    // One row group's batches, decoded.
+    let decode = |g: usize| -> Result<Vec<RecordBatch>, ReadError> {
+        let reader = open()?
+            .with_row_groups(vec![g])
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(bad)?;
+        reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ReadError::UnknownFormat {
+                path: path.to_path_buf(),
+                seen: format!("row group {g} cannot be read: {e}"),
+            })
+    };
     let mut out = Emit::new(path, stats, sink);
     let mut pairing = Pairing::default();
     let mut row_no = 0u64;
-    for batch in reader {
-        let batch = batch.map_err(|e| ReadError::UnknownFormat {
-            path: path.to_path_buf(),
-            seen: format!("a Parquet batch after row {row_no} cannot be read: {e}"),
-        })?;
-        let b = Batch::of(&batch, &plan);
-        for i in 0..batch.num_rows() {
-            row_no += 1;
-            out.stats.rows += 1;
-            if let Err((reason, w)) = row(&b, i, &plan, &mut out, &mut pairing) {
-                let v = b.text(w, i).map(Cow::into_owned).unwrap_or_default();
-                out.skip(reason, row_no, &plan.names[w as usize], v.as_bytes());
+    let wave = threads.max(1);
+    for start in (0..groups).step_by(wave) {
+        let n = wave.min(groups - start);
+        let decoded = crate::util::threads::in_tasks(n, wave, |i| decode(start + i));
+        for batches in decoded {
+            for batch in batches? {
+                let b = Batch::of(&batch, &plan);
+                for i in 0..batch.num_rows() {
+                    row_no += 1;
+                    out.stats.rows += 1;
+                    if let Err((reason, w)) = row(&b, i, &plan, &mut out, &mut pairing) {
+                        let v = b.text(w, i).map(Cow::into_owned).unwrap_or_default();
+                        out.skip(reason, row_no, &plan.names[w as usize], v.as_bytes());
+                    }
+                }
             }
         }
     }
