@@ -34,6 +34,10 @@ const MERGE_GAP_SECS: f64 = 120.0;
 /// Held flows are looked over for ended ones every this many records.
 const SWEEP_EVERY: u64 = 1 << 16;
 
+/// At most this many flows wait for more status records; past it (records
+/// whose times do not move on) all are sent on.
+const MAX_OPEN: usize = 1 << 20;
+
 struct Layout {
     cols: Columns,
     start: Option<usize>,
@@ -214,7 +218,9 @@ impl Open {
         } else {
             self.held.insert(key, r);
         }
-        if self.seen.is_multiple_of(SWEEP_EVERY) {
+        if self.held.len() > MAX_OPEN {
+            self.sweep(true, out);
+        } else if self.seen.is_multiple_of(SWEEP_EVERY) {
             self.sweep(false, out);
         }
     }
