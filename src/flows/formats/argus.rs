@@ -24,9 +24,9 @@ use std::path::Path;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::{Columns, Emit, cell, is_icmp, number, parse_time, protocol, timed_flow};
+use super::{Columns, Emit, cell, is_icmp, parse_time, protocol, timed_flow};
 use crate::flows::lines::LineReader;
-use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason, parse_ip};
+use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason};
 
 /// Records of one five-tuple this close (seconds) are one flow's.
 const MERGE_GAP_SECS: f64 = 120.0;
@@ -170,10 +170,7 @@ impl Rec {
                 ..FlowMeta::default()
             },
         );
-        f.fwd_packets = self.spkts;
-        f.bwd_packets = self.dpkts;
-        f.fwd_bytes = self.sbytes;
-        f.bwd_bytes = self.dbytes;
+        super::set_counts(&mut f, (self.spkts, self.dpkts), (self.sbytes, self.dbytes));
         f.label = self.label.as_deref();
         out.flow(&f);
     }
@@ -317,32 +314,11 @@ fn record<F: FnMut(&Flow<'_>)>(
         return Ok(None);
     }
     let proto = protocol(proto_text);
-    let src = c(Some(l.src))
-        .and_then(parse_ip)
-        .ok_or((SkipReason::BadSourceIp, l.src))?;
-    let dst = c(Some(l.dst))
-        .and_then(parse_ip)
-        .ok_or((SkipReason::BadDestinationIp, l.dst))?;
-    let p = |i: Option<usize>| -> Result<Option<u16>, (SkipReason, usize)> {
-        match c(i) {
-            None => Ok(None),
-            Some(v) => port(v)
-                .map(Some)
-                .ok_or((SkipReason::BadPort, i.unwrap_or(0))),
-        }
-    };
-    let (sport, dport) = (p(l.sport)?, p(l.dport)?);
-    let (sport, dport) = if is_icmp(proto) {
-        (None, 0)
-    } else {
-        (sport, dport.unwrap_or(0))
-    };
-    let num = |i: Option<usize>| -> Result<Option<f64>, (SkipReason, usize)> {
-        match c(i) {
-            None => Ok(None),
-            Some(v) => number(v).map_err(|()| (SkipReason::BadNumber, i.unwrap_or(0))),
-        }
-    };
+    let cells = super::RowCells { line, spans };
+    let (src, dst) = cells.ips(l.src, l.dst)?;
+    let (sport, dport) = (cells.port(l.sport, port)?, cells.port(l.dport, port)?);
+    let (sport, dport) = super::flow_ports(proto, sport, dport);
+    let num = |i: Option<usize>| cells.num(i);
     let mut time = |i: Option<usize>| {
         let v = c(i)?;
         let t = parse_time(v).or_else(|| {

@@ -592,6 +592,86 @@ pub(crate) fn json_text(v: &serde_json::value::RawValue) -> Option<std::borrow::
     }
 }
 
+/// A record's ports as a flow's: ICMP's type and code (in the port
+/// fields of most formats) are no ports, so an ICMP flow has port 0; any
+/// other flow without a destination port has 0 too.
+pub(crate) fn flow_ports(
+    proto: Option<u8>,
+    sport: Option<u16>,
+    dport: Option<u16>,
+) -> (Option<u16>, u16) {
+    if is_icmp(proto) {
+        (None, 0)
+    } else {
+        (sport, dport.unwrap_or(0))
+    }
+}
+
+/// Sets a flow's packets (out, back) and bytes (out, back).
+pub(crate) fn set_counts(
+    f: &mut Flow<'_>,
+    (out_pkts, back_pkts): (Option<f64>, Option<f64>),
+    (out_bytes, back_bytes): (Option<f64>, Option<f64>),
+) {
+    f.fwd_packets = out_pkts;
+    f.bwd_packets = back_pkts;
+    f.fwd_bytes = out_bytes;
+    f.bwd_bytes = back_bytes;
+}
+
+/// The cells of one delimited row (nfdump's and Argus's CSVs), read with
+/// the error each kind of cell gives: (reason, column).
+pub(crate) struct RowCells<'a> {
+    pub(crate) line: &'a [u8],
+    pub(crate) spans: &'a [(usize, usize)],
+}
+
+/// Why a delimited row was skipped, and in which column.
+pub(crate) type CellError = (SkipReason, usize);
+
+impl<'a> RowCells<'a> {
+    /// Cell `i`, trimmed (`None` when there is no such column or it is
+    /// empty).
+    pub(crate) fn get(&self, i: Option<usize>) -> Option<&'a [u8]> {
+        cell(self.line, self.spans, i)
+    }
+
+    /// The source and destination addresses in columns `src` and `dst`.
+    pub(crate) fn ips(&self, src: usize, dst: usize) -> Result<(IpAddr, IpAddr), CellError> {
+        let ip = |i: usize, reason| {
+            self.get(Some(i))
+                .and_then(super::parse_ip)
+                .ok_or((reason, i))
+        };
+        Ok((
+            ip(src, SkipReason::BadSourceIp)?,
+            ip(dst, SkipReason::BadDestinationIp)?,
+        ))
+    }
+
+    /// A port read by `parse`; `Ok(None)` for no cell.
+    pub(crate) fn port(
+        &self,
+        i: Option<usize>,
+        parse: fn(&[u8]) -> Option<u16>,
+    ) -> Result<Option<u16>, CellError> {
+        match self.get(i) {
+            None => Ok(None),
+            Some(v) => parse(v)
+                .map(Some)
+                .ok_or((SkipReason::BadPort, i.unwrap_or(0))),
+        }
+    }
+
+    /// A number; `Ok(None)` for no cell.
+    pub(crate) fn num(&self, i: Option<usize>) -> Result<Option<f64>, CellError> {
+        match self.get(i) {
+            None => Ok(None),
+            Some(v) => number(v).map_err(|()| (SkipReason::BadNumber, i.unwrap_or(0))),
+        }
+    }
+}
+
 /// A flow of `proto` from `start` to `end` (seconds; the duration never
 /// negative) between its ends, its counts still unknown.
 pub(crate) fn timed_flow<'a>(

@@ -27,9 +27,9 @@ use std::path::Path;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::{Columns, Emit, cell, is_icmp, number, parse_time, protocol, timed_flow};
+use super::{Columns, Emit, cell, parse_time, protocol, timed_flow};
 use crate::flows::lines::LineReader;
-use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason, parse_ip, parse_port};
+use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason, parse_port};
 
 /// How long (seconds past a record's end, on the records' own clock) a
 /// record waits for its other half.
@@ -341,10 +341,7 @@ fn emit_pair<F: FnMut(&Flow<'_>)>(req: &Half, rep: &Half, out: &mut Emit<'_, F>)
             ..FlowMeta::default()
         },
     );
-    f.fwd_packets = req.pkts;
-    f.bwd_packets = rep.pkts;
-    f.fwd_bytes = req.bytes;
-    f.bwd_bytes = rep.bytes;
+    super::set_counts(&mut f, (req.pkts, rep.pkts), (req.bytes, rep.bytes));
     out.flow(&f);
 }
 
@@ -418,10 +415,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Flow<'_>)>(
             Ok((h, both)) if both.is_some() => {
                 let (opkts, obytes) = both.unwrap_or_default();
                 let mut f = h.flow(FlowMeta::default());
-                f.fwd_packets = h.pkts;
-                f.bwd_packets = Some(opkts);
-                f.fwd_bytes = h.bytes;
-                f.bwd_bytes = Some(obytes);
+                super::set_counts(&mut f, (h.pkts, Some(opkts)), (h.bytes, Some(obytes)));
                 out.flow(&f);
             }
             Ok((h, _)) => pairing.add(h, out),
@@ -451,33 +445,15 @@ fn record<F: FnMut(&Flow<'_>)>(
     out: &mut Emit<'_, F>,
 ) -> Result<Parsed, (SkipReason, usize)> {
     let c = |i: Option<usize>| cell(line, spans, i);
-    let src = c(Some(l.src))
-        .and_then(parse_ip)
-        .ok_or((SkipReason::BadSourceIp, l.src))?;
-    let dst = c(Some(l.dst))
-        .and_then(parse_ip)
-        .ok_or((SkipReason::BadDestinationIp, l.dst))?;
+    let cells = super::RowCells { line, spans };
+    let (src, dst) = cells.ips(l.src, l.dst)?;
     let proto = c(l.proto).and_then(protocol);
-    let port = |i: Option<usize>| -> Result<Option<u16>, (SkipReason, usize)> {
-        match c(i) {
-            None => Ok(None),
-            Some(v) => parse_port(v)
-                .map(Some)
-                .ok_or((SkipReason::BadPort, i.unwrap_or(0))),
-        }
-    };
-    let (sport, dport) = (port(l.sport)?, port(l.dport)?);
-    let (sport, dport) = if is_icmp(proto) {
-        (None, 0)
-    } else {
-        (sport, dport.unwrap_or(0))
-    };
-    let num = |i: Option<usize>| -> Result<Option<f64>, (SkipReason, usize)> {
-        match c(i) {
-            None => Ok(None),
-            Some(v) => number(v).map_err(|()| (SkipReason::BadNumber, i.unwrap_or(0))),
-        }
-    };
+    let (sport, dport) = (
+        cells.port(l.sport, parse_port)?,
+        cells.port(l.dport, parse_port)?,
+    );
+    let (sport, dport) = super::flow_ports(proto, sport, dport);
+    let num = |i: Option<usize>| cells.num(i);
     let mut time = |i: Option<usize>| match c(i) {
         // nfdump's "no time".
         None | Some(b"0000-00-00 00:00:00.000" | b"0") => None,

@@ -38,7 +38,7 @@ use arrow_schema::{DataType, Fields, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::nfdump::{Half, Pairing};
-use super::{Emit, is_icmp, protocol, timed_flow};
+use super::{Emit, protocol, timed_flow};
 use crate::flows::{Flow, FlowMeta, ReadError, ReadStats, Reply, SkipReason, parse_ip};
 
 /// Rows per record batch.
@@ -536,11 +536,7 @@ fn row<F: FnMut(&Flow<'_>)>(
         None => b.text(Want::Proto, i).and_then(|t| protocol(t.as_bytes())),
     };
     let (sport, dport) = (b.port(Want::SrcPort, i)?, b.port(Want::DstPort, i)?);
-    let (sport, dport) = if is_icmp(proto) {
-        (None, 0)
-    } else {
-        (sport, dport.unwrap_or(0))
-    };
+    let (sport, dport) = super::flow_ports(proto, sport, dport);
     let time = |w: Want| b.num(w, i).map(seconds);
     let start = time(Want::Time);
     let end = time(Want::End).or_else(|| {
@@ -587,10 +583,7 @@ fn row<F: FnMut(&Flow<'_>)>(
             ..FlowMeta::default()
         },
     );
-    f.fwd_packets = fwd_p;
-    f.bwd_packets = bwd_p;
-    f.fwd_bytes = fwd_b;
-    f.bwd_bytes = bwd_b;
+    super::set_counts(&mut f, (fwd_p, bwd_p), (fwd_b, bwd_b));
     f.flow_id = id.as_deref().map(str::as_bytes);
     f.label = label
         .as_deref()

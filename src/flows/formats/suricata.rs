@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde_json::value::RawValue;
 
-use super::{Emit, is_icmp, json_text, parse_time, protocol, timed_flow};
+use super::{Emit, json_text, parse_time, protocol, timed_flow};
 use crate::flows::lines::LineReader;
 use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason, parse_ip, parse_port};
 
@@ -151,11 +151,7 @@ fn flow_event<F: FnMut(&Flow<'_>)>(
         }
     };
     let (sport, dport) = (port("src_port")?, port("dest_port")?);
-    let (sport, dport) = if is_icmp(proto) {
-        (None, 0)
-    } else {
-        (sport, dport.unwrap_or(0))
-    };
+    let (sport, dport) = super::flow_ports(proto, sport, dport);
     let num = |k: &'static str| -> Result<Option<f64>, (SkipReason, &'static str)> {
         match o.raw(k) {
             None => Ok(None),
@@ -212,10 +208,7 @@ fn flow_event<F: FnMut(&Flow<'_>)>(
             ..FlowMeta::default()
         },
     );
-    f.fwd_packets = to_server;
-    f.bwd_packets = to_client;
-    f.fwd_bytes = bytes_server;
-    f.bwd_bytes = bytes_client;
+    super::set_counts(&mut f, (to_server, to_client), (bytes_server, bytes_client));
     f.flow_id = flow_id.as_deref();
     out.flow(&f);
     Ok(())

@@ -540,11 +540,10 @@ fn conn_flow<'r, R: Fields, F: FnMut(&Flow<'_>)>(
         }
     };
     let (sport, dport) = (port(Col::OrigP)?, port(Col::RespP)?);
-    let (sport, dport) = if is_icmp(proto) {
-        (None, 0)
-    } else {
-        (sport, dport.ok_or((SkipReason::BadPort, Col::RespP))?)
-    };
+    if dport.is_none() && !is_icmp(proto) {
+        return Err((SkipReason::BadPort, Col::RespP));
+    }
+    let (sport, dport) = super::flow_ports(proto, sport, dport);
     let num = |c: Col| -> Result<Option<f64>, (SkipReason, Col)> {
         match row.get(c) {
             None => Ok(None),
@@ -590,10 +589,12 @@ fn conn_flow<'r, R: Fields, F: FnMut(&Flow<'_>)>(
     f.protocol = proto;
     f.timestamp = timestamp;
     f.duration_us = out.count(duration);
-    f.fwd_packets = out.count(orig_pkts);
-    f.bwd_packets = out.count(resp_pkts);
-    f.fwd_bytes = out.count(orig_bytes);
-    f.bwd_bytes = out.count(resp_bytes);
+    let packets = (out.count(orig_pkts), out.count(resp_pkts));
+    super::set_counts(
+        &mut f,
+        packets,
+        (out.count(orig_bytes), out.count(resp_bytes)),
+    );
     f.flow_id = row.text(Col::Uid);
     f.label = row.text(Col::Label);
     Ok(f)
