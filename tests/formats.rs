@@ -752,3 +752,77 @@ fn parquet_row_groups_decoded_on_threads_give_the_one_thread_bytes() {
     }
     assert_eq!(scores[0], scores[1]);
 }
+
+#[test]
+fn broken_parquet_and_zeek_files_stop_with_their_names() {
+    let tmp = tempdir();
+    let out = tmp.path().join("o");
+    // Parquet: the magic, then nothing a reader can use.
+    let cut = std::fs::read(capture("capture.parquet")).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("cut.parquet", cut[..cut.len() / 2].to_vec(), "Parquet"),
+        ("junk.parquet", b"PAR1 not a table".to_vec(), "Parquet"),
+        // A Zeek header without #fields before the rows.
+        (
+            "conn.log",
+            b"#separator \\x09\n#path\tconn\n1.0\tC1\t10.0.0.1\n".to_vec(),
+            "id.orig_h",
+        ),
+    ];
+    for (name, bytes, says) in cases {
+        let path = write(tmp.path(), name, &bytes);
+        let o = latmove(&[
+            "detect",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        expect_code(&o, 2);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(name) && err.contains(says), "{name}: {err}");
+    }
+    // nfdump's reader, forced on a file without the addresses, names them.
+    let path = write(tmp.path(), "nf.csv", b"ts,te,td,sp,dp\n1,2,3,4,5\n");
+    let o = latmove(&[
+        "detect",
+        "--format",
+        "nfdump",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nf.csv") && err.contains("'sa / srcAddr', 'da / dstAddr'"),
+        "{err}"
+    );
+    // A Parquet file without address columns names the ones it lacks.
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+    let batch = RecordBatch::try_from_iter([(
+        "bytes",
+        std::sync::Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+    )])
+    .unwrap();
+    let path = tmp.path().join("noip.parquet");
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let o = latmove(&[
+        "detect",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("noip.parquet") && err.contains("'src_ip'"),
+        "{err}"
+    );
+}
