@@ -890,7 +890,7 @@ fn read_lines<R: Read, F: FnMut(&Flow<'_>)>(
     stats: &mut ReadStats,
     sink: &mut F,
 ) -> Result<(), ReadError> {
-    let (first, first_line) =
+    let (first, first_line, terminated) =
         formats::first_line(path, &mut lines)?.ok_or_else(|| ReadError::Empty {
             path: path.to_path_buf(),
         })?;
@@ -905,7 +905,14 @@ fn read_lines<R: Read, F: FnMut(&Flow<'_>)>(
         }
         other => {
             stats.note(&format!("files read as {}", other.describe()), 1);
-            return formats::read_text(other, path, (&first, first_line), &mut lines, stats, sink);
+            return formats::read_text(
+                other,
+                path,
+                (&first, first_line, terminated),
+                &mut lines,
+                stats,
+                sink,
+            );
         }
     }
     let mut header = csv::ByteRecord::new();

@@ -153,7 +153,7 @@ pub fn sniff_file(path: &Path) -> Result<Format, ReadError> {
     })?;
     let mut lines = LineReader::new(reader);
     match first_line(path, &mut lines)? {
-        Some((first, _)) => detect(path, &first),
+        Some((first, _, _)) => detect(path, &first),
         None => Ok(Format::Cic),
     }
 }
@@ -234,12 +234,12 @@ pub(crate) fn header_names(line: &[u8]) -> Vec<String> {
 }
 
 /// Reads one text input of a format other than [`Format::Cic`] (whose
-/// first non-empty line, on line `first_line`, is `first`) into flows for
-/// `sink`.
+/// first non-empty line, on line `first_line`, is `first`, `terminated`
+/// when a line end followed it) into flows for `sink`.
 pub(crate) fn read_text<R: Read, F: FnMut(&Flow<'_>)>(
     format: Format,
     path: &Path,
-    (first, first_line): (&[u8], u64),
+    (first, first_line, terminated): (&[u8], u64, bool),
     lines: &mut LineReader<R>,
     stats: &mut ReadStats,
     sink: &mut F,
@@ -247,14 +247,12 @@ pub(crate) fn read_text<R: Read, F: FnMut(&Flow<'_>)>(
     let mut out = Emit::new(path, stats, sink);
     match format {
         Format::Zeek => zeek::read_tsv(path, (first, first_line), lines, &mut out),
-        Format::ZeekJson => zeek::read_json(path, (first, first_line), lines, &mut out),
+        Format::ZeekJson => zeek::read_json(path, (first, first_line, terminated), lines, &mut out),
         Format::Nfdump => nfdump::read(path, (first, first_line), lines, &mut out),
         Format::Argus => argus::read(path, (first, first_line), lines, &mut out),
-        Format::Suricata => suricata::read(path, (first, first_line), lines, &mut out),
+        Format::Suricata => suricata::read(path, (first, first_line, terminated), lines, &mut out),
         Format::Cic | Format::Parquet => unreachable!("read elsewhere"),
-    }?;
-    out.finish();
-    Ok(())
+    }
 }
 
 /// Where a reader's records go: counts, problems, the unicast check and
@@ -329,8 +327,6 @@ impl<'a, F: FnMut(&Flow<'_>)> Emit<'a, F> {
     pub(crate) fn note(&mut self, what: &str, n: u64) {
         self.stats.note(what, n);
     }
-
-    fn finish(&mut self) {}
 }
 
 /// Whether `ip` is a multicast or broadcast address (IPv4 224.0.0.0/4 or
@@ -428,11 +424,12 @@ fn split_offset(s: &str) -> (&str, f64) {
 }
 
 /// Reads the first non-empty line of `lines` (a byte order mark dropped):
-/// (its bytes, its line number), or `None` for an input without one.
+/// (its bytes, its line number, whether a line end followed it), or `None`
+/// for an input without one.
 pub(crate) fn first_line<R: Read>(
     path: &Path,
     lines: &mut LineReader<R>,
-) -> Result<Option<(Vec<u8>, u64)>, ReadError> {
+) -> Result<Option<(Vec<u8>, u64, bool)>, ReadError> {
     let mut n = 0;
     loop {
         n += 1;
@@ -449,7 +446,7 @@ pub(crate) fn first_line<R: Read>(
             .bytes
             .strip_prefix(b"\xEF\xBB\xBF")
             .unwrap_or(line.bytes);
-        return Ok(Some((bytes.to_vec(), n)));
+        return Ok(Some((bytes.to_vec(), n, line.terminated)));
     }
 }
 

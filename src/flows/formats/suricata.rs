@@ -22,11 +22,21 @@ use crate::flows::{Flow, FlowMeta, ReadError, Reply, SkipReason, parse_ip, parse
 /// Reads eve.json lines, the first being `first`.
 pub(crate) fn read<R: Read, F: FnMut(&Flow<'_>)>(
     path: &Path,
-    (first, first_line): (&[u8], u64),
+    (first, first_line, terminated): (&[u8], u64, bool),
     lines: &mut LineReader<R>,
     out: &mut Emit<'_, F>,
 ) -> Result<(), ReadError> {
-    event(first, first_line, out);
+    if terminated {
+        event(first, first_line, out);
+    } else {
+        out.stats.rows += 1;
+        out.skip(
+            SkipReason::UnterminatedLine,
+            first_line,
+            "(whole line)",
+            first,
+        );
+    }
     super::each_line(path, lines, first_line, out, |bytes, line_no, out| {
         event(bytes, line_no, out);
         Ok(true)

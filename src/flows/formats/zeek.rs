@@ -477,11 +477,11 @@ pub(crate) fn json_looks_like_conn(o: &Map<String, Value>) -> bool {
 /// Reads conn.log JSON lines.
 pub(crate) fn read_json<R: Read, F: FnMut(&Flow<'_>)>(
     path: &Path,
-    (first, first_line): (&[u8], u64),
+    (first, first_line, terminated): (&[u8], u64, bool),
     lines: &mut LineReader<R>,
     out: &mut Emit<'_, F>,
 ) -> Result<(), ReadError> {
-    json_line(first, first_line, true, out);
+    json_line(first, first_line, terminated, out);
     super::each_line(path, lines, first_line, out, |bytes, line_no, out| {
         json_line(bytes, line_no, true, out);
         Ok(true)
