@@ -319,13 +319,32 @@ fn flows_csv(h: &HostResult, flows: &[Contrib], raw: bool) -> Result<Vec<u8>> {
     Ok(w.into_inner()?)
 }
 
-/// Flows and new destinations per minute over the host's activity.
+/// The timeline's bucket in seconds and its unit: a minute, unless the
+/// host was active for under 20 minutes (10 seconds) or 2 minutes (a
+/// second), so a short burst is not one bar.
+fn timeline_bucket(span_secs: f64) -> (f64, &'static str) {
+    if span_secs < 120.0 {
+        (1.0, "second")
+    } else if span_secs < 1200.0 {
+        (10.0, "10 seconds")
+    } else {
+        (60.0, "minute")
+    }
+}
+
+/// Flows and new destinations per bucket (see [`timeline_bucket`]) over
+/// the host's activity.
 fn timeline(h: &HostResult, flows: &[Contrib], path: &Path) -> Result<()> {
+    let times = flows.iter().filter_map(|f| f.time);
+    let (lo, hi) = times.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+        (a.min(t), b.max(t))
+    });
+    let (bucket, unit) = timeline_bucket(hi - lo);
     let mut per_min: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
     let mut seen: HashSet<(IpAddr, u16)> = HashSet::new();
     for f in flows {
         let Some(t) = f.time else { continue };
-        let m = (t / 60.0).floor() as i64;
+        let m = (t / bucket).floor() as i64;
         let e = per_min.entry(m).or_default();
         e.0 += 1;
         if seen.insert((f.dst, f.dport)) {
@@ -341,12 +360,13 @@ fn timeline(h: &HostResult, flows: &[Contrib], path: &Path) -> Result<()> {
         let mut chart = ChartBuilder::on(root)
             .caption(
                 format!(
-                    "{}: flows and new (host, port) destinations per minute",
+                    "{}: flows and new (host, port) destinations per {unit}",
                     h.ip
                 ),
                 (crate::output::charts::FAMILY, 20),
             )
             .margin(14)
+            .margin_right(40)
             .x_label_area_size(45)
             .y_label_area_size(60)
             .build_cartesian_2d(m0 as f64..(m1 + 1) as f64, 0f64..ymax)
@@ -354,10 +374,14 @@ fn timeline(h: &HostResult, flows: &[Contrib], path: &Path) -> Result<()> {
         chart
             .configure_mesh()
             .x_desc("time (flow files' clock)")
-            .y_desc("per minute")
+            .y_desc(format!("per {unit}"))
             .y_label_formatter(&|v| crate::output::report::fmt_value(v.round()))
             .x_labels(8)
-            .x_label_formatter(&|m| format_timestamp(m * 60.0)[11..16].to_string())
+            .x_label_formatter(&|m| {
+                let t = format_timestamp(m * bucket);
+                // hh:mm, or hh:mm:ss for buckets under a minute.
+                t[11..if bucket < 60.0 { 19 } else { 16 }].to_string()
+            })
             .label_style((crate::output::charts::FAMILY, 13))
             .draw()
             .map_err(crate::output::charts::err)?;
@@ -381,6 +405,16 @@ fn timeline(h: &HostResult, flows: &[Contrib], path: &Path) -> Result<()> {
             .map_err(crate::output::charts::err)?
             .label("new destinations")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], red.stroke_width(2)));
+        if per_min.len() == 1 {
+            // One bucket: a line of one point draws nothing; mark it.
+            chart
+                .draw_series(
+                    per_min
+                        .iter()
+                        .map(|(m, v)| Circle::new((*m as f64 + 0.45, v.1 as f64), 4, red.filled())),
+                )
+                .map_err(crate::output::charts::err)?;
+        }
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -395,6 +429,13 @@ fn timeline(h: &HostResult, flows: &[Contrib], path: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn short_activity_gets_short_timeline_buckets() {
+        assert_eq!(super::timeline_bucket(3.0), (1.0, "second"));
+        assert_eq!(super::timeline_bucket(600.0), (10.0, "10 seconds"));
+        assert_eq!(super::timeline_bucket(8.0 * 3600.0), (60.0, "minute"));
+    }
+
     #[test]
     fn only_the_reports_own_files_are_replaced() {
         for ours in [
