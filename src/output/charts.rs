@@ -434,6 +434,12 @@ pub(crate) fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
     } else {
         "all hosts"
     };
+    // "the benign hosts", but "all hosts".
+    let the_ref = if d.metrics.is_some() {
+        "the benign hosts"
+    } else {
+        "all hosts"
+    };
     let flagged: Vec<&HostResult> = d.flagged().collect();
     let shown = chart_features(d, &flagged, 8);
     let cols = if shown.len() <= 4 { 2 } else { 4 };
@@ -449,12 +455,12 @@ pub(crate) fn flagged_features(d: &Detection, path: &Path) -> Result<()> {
         |root| {
             let (title, body) = root.split_vertically(90);
             let line1 = format!(
-                "Flagged hosts (red, top {} labelled) against the {} (grey): {what}",
+                "Flagged hosts (red, top {} labelled) against {} (grey): {what}",
                 flagged.len().min(5),
-                ref_name
+                the_ref
             );
             let line2 = format!(
-                "line = median, dashed = 99th percentile of the {ref_name}; {} of {} features shown: those that set the flagged hosts apart most",
+                "line = median, dashed = 99th percentile of {the_ref}; {} of {} features shown: those that set the flagged hosts apart most",
                 shown.len(),
                 d.feature_names.len()
             );
