@@ -302,14 +302,7 @@ fn zeek_logs_other_than_conn_are_refused_by_name() {
     let log =
         zeek_log("\t", &["ts", "uid", "query"], &[], true).replace("#path\tconn", "#path\tdns");
     let path = write(tmp.path(), "dns.log", log.as_bytes());
-    let o = latmove(&[
-        "detect",
-        path.to_str().unwrap(),
-        "--out",
-        tmp.path().join("o").to_str().unwrap(),
-    ]);
-    expect_code(&o, 2);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = detect_refused(&path, &tmp.path().join("o"), &[]);
     assert!(
         err.contains("dns.log") && err.contains("a Zeek dns log"),
         "{err}"
@@ -604,27 +597,15 @@ fn unknown_inputs_are_refused_naming_the_file_and_what_was_seen() {
         ("empty.csv", "", "empty"),
     ] {
         let path = write(tmp.path(), name, body.as_bytes());
-        let o = latmove(&[
-            "detect",
-            path.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        expect_code(&o, 2);
-        let err = String::from_utf8_lossy(&o.stderr);
+        let err = detect_refused(&path, &out, &[]);
         assert!(err.contains(name) && err.contains(seen), "{err}");
     }
-    // --format forces a reader: an Argus file read as nfdump says so.
-    let o = latmove(&[
-        "detect",
-        "--format",
-        "zeek",
-        capture("capture.argus.csv.gz").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    expect_code(&o, 2);
-    let err = String::from_utf8_lossy(&o.stderr);
+    // --format forces a reader: an Argus file read as Zeek's says so.
+    let err = detect_refused(
+        &capture("capture.argus.csv.gz"),
+        &out,
+        &["--format", "zeek"],
+    );
     assert!(err.contains("missing column"), "{err}");
 }
 
@@ -771,28 +752,12 @@ fn broken_parquet_and_zeek_files_stop_with_their_names() {
     ];
     for (name, bytes, says) in cases {
         let path = write(tmp.path(), name, &bytes);
-        let o = latmove(&[
-            "detect",
-            path.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        expect_code(&o, 2);
-        let err = String::from_utf8_lossy(&o.stderr);
+        let err = detect_refused(&path, &out, &[]);
         assert!(err.contains(name) && err.contains(says), "{name}: {err}");
     }
     // nfdump's reader, forced on a file without the addresses, names them.
     let path = write(tmp.path(), "nf.csv", b"ts,te,td,sp,dp\n1,2,3,4,5\n");
-    let o = latmove(&[
-        "detect",
-        "--format",
-        "nfdump",
-        path.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    expect_code(&o, 2);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = detect_refused(&path, &out, &["--format", "nfdump"]);
     assert!(
         err.contains("nf.csv") && err.contains("'sa / srcAddr', 'da / dstAddr'"),
         "{err}"
@@ -813,14 +778,7 @@ fn broken_parquet_and_zeek_files_stop_with_their_names() {
     .unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
-    let o = latmove(&[
-        "detect",
-        path.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    expect_code(&o, 2);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = detect_refused(&path, &out, &[]);
     assert!(
         err.contains("noip.parquet") && err.contains("'src_ip'"),
         "{err}"

@@ -71,6 +71,17 @@ pub(crate) fn expect_code(out: &Output, code: i32) {
     );
 }
 
+/// Runs `latmove detect ARGS.. INPUT --out OUT`, expects exit code 2, and
+/// gives its stderr.
+pub(crate) fn detect_refused(input: &Path, out: &Path, args: &[&str]) -> String {
+    let mut all = vec!["detect"];
+    all.extend_from_slice(args);
+    all.extend([input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = latmove(&all);
+    expect_code(&o, 2);
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// The shipped synthetic sample.
 pub(crate) fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/synthetic-tuesday.csv.gz")
