@@ -784,3 +784,29 @@ fn broken_parquet_and_zeek_files_stop_with_their_names() {
         "{err}"
     );
 }
+
+#[test]
+fn a_truth_file_is_the_whole_ground_truth_of_unlabelled_flows() {
+    // The capture has no labels: the truth file names the scanner, and
+    // every host it does not name is benign, so training and metrics work.
+    let tmp = tempdir();
+    let truth = write(tmp.path(), "truth.txt", b"10.77.0.13,PortScan\n");
+    let out = tmp.path().join("o");
+    let o = latmove(&[
+        "detect",
+        capture("capture.eve.json.gz").to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("trained on 40 benign hosts")
+            && stdout.contains("false positives      0 of 40 benign hosts")
+            && stdout.contains("recall               100.0%"),
+        "{stdout}"
+    );
+}

@@ -12,7 +12,9 @@
 //! A listed host takes the line's label (default `attack`) instead of what
 //! its flows' labels say; `BENIGN` makes it benign. With a time range, the
 //! line applies only when the host was seen within it. Hosts not listed
-//! keep the per-flow rule.
+//! keep the per-flow rule; when no flow had a label (Zeek, NetFlow, Argus,
+//! Suricata, Parquet input, mostly), the file is the whole ground truth and
+//! the hosts it does not name are benign.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -99,8 +101,14 @@ impl Truth {
         Ok(Truth { entries })
     }
 
-    /// Overrides the labels of the listed hosts in `p`.
+    /// Overrides the labels of the listed hosts in `p` (and, when no host
+    /// had a label, makes every other host benign).
     pub fn apply(&self, p: &mut Profiles) {
+        if p.hosts.iter().all(|h| h.labelled_flows == 0) {
+            for h in &mut p.hosts {
+                h.labelled_flows = 1;
+            }
+        }
         for e in &self.entries {
             let id = match p.labels.iter().position(|l| *l == e.label) {
                 Some(i) => i as u32,
