@@ -33,6 +33,14 @@ fn host<'a>(p: &'a Profiles, ip: &str) -> &'a HostProfile {
         .unwrap_or_else(|| panic!("{ip} has no profile"))
 }
 
+/// Writes `batch` as the Parquet file `path`.
+fn write_parquet(path: &Path, batch: &arrow_array::RecordBatch) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
 fn skipped(s: &ReadStats, r: SkipReason) -> u64 {
     s.skipped.get(&r).copied().unwrap_or(0)
 }
@@ -573,14 +581,7 @@ fn parquet_vpc_flow_logs_pair_one_way_records_and_rejects_go_unanswered() {
     .unwrap();
     let tmp = tempdir();
     let path = tmp.path().join("vpc.parquet");
-    let mut w = parquet::arrow::ArrowWriter::try_new(
-        std::fs::File::create(&path).unwrap(),
-        batch.schema(),
-        None,
-    )
-    .unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    write_parquet(&path, &batch);
     let (p, s) = read(&path);
     let h = host(&p, "10.0.0.1");
     // The 443 pair one answered flow; the REJECT and the lone SYN not.
@@ -776,14 +777,7 @@ fn broken_parquet_and_zeek_files_stop_with_their_names() {
     )])
     .unwrap();
     let path = tmp.path().join("noip.parquet");
-    let mut w = parquet::arrow::ArrowWriter::try_new(
-        std::fs::File::create(&path).unwrap(),
-        batch.schema(),
-        None,
-    )
-    .unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    write_parquet(&path, &batch);
     let err = detect_refused(&path, &out, &[]);
     assert!(
         err.contains("noip.parquet") && err.contains("'src_ip'"),
@@ -815,4 +809,42 @@ fn a_truth_file_is_the_whole_ground_truth_of_unlabelled_flows() {
             && stdout.contains("recall               100.0%"),
         "{stdout}"
     );
+}
+
+#[test]
+fn parquet_columns_of_other_types_are_missing_values_not_a_crash() {
+    // A date-typed `ts` and a decimal count: types latmove does not read
+    // as numbers or text; the flows are read without them.
+    use arrow_array::{ArrayRef, Date32Array, Decimal128Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let batch = RecordBatch::try_from_iter([
+        (
+            "ts",
+            Arc::new(Date32Array::from(vec![20_000, 20_001])) as ArrayRef,
+        ),
+        (
+            "src_ip",
+            Arc::new(StringArray::from(vec!["10.0.0.1", "10.0.0.1"])) as ArrayRef,
+        ),
+        (
+            "dst_ip",
+            Arc::new(StringArray::from(vec!["10.0.0.2", "10.0.0.3"])) as ArrayRef,
+        ),
+        (
+            "src_pkts",
+            Arc::new(
+                Decimal128Array::from(vec![10, 20])
+                    .with_precision_and_scale(10, 0)
+                    .unwrap(),
+            ) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let tmp = tempdir();
+    let path = tmp.path().join("odd.parquet");
+    write_parquet(&path, &batch);
+    let (p, s) = read(&path);
+    assert_eq!((s.flows, s.skipped_total()), (2, 0));
+    let h = host(&p, "10.0.0.1");
+    assert_eq!((h.flows, h.first_seen, h.volume_known), (2, None, 0));
 }

@@ -312,8 +312,16 @@ impl Batch {
         self.cols[w as usize].as_ref()
     }
 
-    /// A number (a time in seconds, for a timestamp column).
+    /// A number: a numeric column's (a timestamp column's in seconds), or
+    /// a text column's parsed; `None` for other types.
     fn num(&self, w: Want, i: usize) -> Option<f64> {
+        self.stored_num(w, i)
+            .or_else(|| self.string(w, i)?.trim().parse().ok())
+    }
+
+    /// The value of a numeric, boolean or timestamp column (a timestamp in
+    /// seconds); `None` for a null and for any other type.
+    fn stored_num(&self, w: Want, i: usize) -> Option<f64> {
         let a = self.col(w)?;
         if a.is_null(i) {
             return None;
@@ -345,12 +353,13 @@ impl Batch {
                 };
                 v as f64 / scale
             }
-            _ => return self.text(w, i)?.trim().parse().ok(),
+            _ => return None,
         })
     }
 
-    /// A cell as text.
-    fn text(&self, w: Want, i: usize) -> Option<Cow<'_, str>> {
+    /// The text of a string, binary or boolean column (`T`/`F`); `None`
+    /// for a null and for any other type.
+    fn string(&self, w: Want, i: usize) -> Option<Cow<'_, str>> {
         let a = self.col(w)?;
         if a.is_null(i) {
             return None;
@@ -366,16 +375,14 @@ impl Batch {
             } else {
                 "F"
             })),
-            DataType::Dictionary(_, _) => None,
-            _ => self.num_plain(w, i).map(|n| Cow::Owned(n.to_string())),
+            _ => None,
         }
     }
 
-    fn num_plain(&self, w: Want, i: usize) -> Option<f64> {
-        match self.col(w)?.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => None,
-            _ => self.num(w, i),
-        }
+    /// A cell as text: a text column's, or a number's digits.
+    fn text(&self, w: Want, i: usize) -> Option<Cow<'_, str>> {
+        self.string(w, i)
+            .or_else(|| Some(Cow::Owned(self.stored_num(w, i)?.to_string())))
     }
 
     /// A port: `Ok(None)` when absent, an error unless 0 to 65535.
@@ -531,7 +538,7 @@ fn row<F: FnMut(&Flow<'_>)>(
     let dst = b
         .ip(Want::DstIp, i)
         .ok_or((SkipReason::BadDestinationIp, Want::DstIp))?;
-    let proto = match b.num_plain(Want::Proto, i) {
+    let proto = match b.stored_num(Want::Proto, i) {
         Some(n) => u8::try_from(n as i64).ok(),
         None => b.text(Want::Proto, i).and_then(|t| protocol(t.as_bytes())),
     };
