@@ -279,8 +279,7 @@ impl ProfileBuilder {
     /// (not even its destination) and `false` says so.
     pub fn add_bounded(&mut self, flow: &Flow<'_>, max_hosts: usize) -> bool {
         if self.host_index.len() >= max_hosts {
-            let reversed =
-                !flow.meta.initiator_known && self.reversed(flow.src_port, flow.dst_port);
+            let reversed = self.reversed(flow.meta.initiator_known, flow.src_port, flow.dst_port);
             let src = if reversed { flow.dst_ip } else { flow.src_ip };
             if !self.host_index.contains_key(&src) {
                 return false;
@@ -305,7 +304,7 @@ impl ProfileBuilder {
     /// the other half ([`ProfileBuilder::add_routed`]) may run on several
     /// builders, each owning a share of the hosts (see [`Oriented::shard`]).
     pub fn route(&mut self, flow: &FlowRecord) -> Option<Oriented> {
-        let reversed = !flow.initiator_known() && self.reversed(flow.src_port, flow.dst_port);
+        let reversed = self.reversed(flow.initiator_known(), flow.src_port, flow.dst_port);
         // In a reversed flow the recorded destination opened it.
         let o = Oriented {
             dport: if reversed {
@@ -335,10 +334,13 @@ impl ProfileBuilder {
         })
     }
 
-    /// Whether a flow between these ports is turned toward its initiator.
+    /// Whether a flow between these ports is turned toward its initiator
+    /// (never when the reader knows the initiator).
     #[inline]
-    fn reversed(&self, src_port: Option<u16>, dst_port: u16) -> bool {
-        self.options.orient && src_port.is_some_and(|sp| net::is_reply_direction(sp, dst_port))
+    fn reversed(&self, initiator_known: bool, src_port: Option<u16>, dst_port: u16) -> bool {
+        !initiator_known
+            && self.options.orient
+            && src_port.is_some_and(|sp| net::is_reply_direction(sp, dst_port))
     }
 
     /// The destination's id: the next free one the first time it is seen.

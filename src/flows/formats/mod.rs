@@ -147,10 +147,19 @@ pub fn sniff_file(path: &Path) -> Result<Format, ReadError> {
     if is_parquet(path) {
         return Ok(Format::Parquet);
     }
-    let reader = super::open_maybe_gz(path).map_err(|source| ReadError::Io {
+    // The first line only: a gzip file is inflated here, on this thread,
+    // as far as the line reader asks.
+    let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let head = std::io::BufRead::fill_buf(&mut file).map_err(io)?;
+    let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
     let mut lines = LineReader::new(reader);
     match first_line(path, &mut lines)? {
         Some((first, _, _)) => detect(path, &first),
@@ -218,11 +227,7 @@ pub fn detect(path: &Path, first: &[u8]) -> Result<Format, ReadError> {
 /// has any and no comma, else at commas.
 pub(crate) fn header_names(line: &[u8]) -> Vec<String> {
     let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-    let sep = if memchr::memchr(b'\t', line).is_some() && memchr::memchr(b',', line).is_none() {
-        b'\t'
-    } else {
-        b','
-    };
+    let sep = separator(line);
     line.split(|b| *b == sep)
         .map(|c| {
             String::from_utf8_lossy(c)
@@ -231,6 +236,16 @@ pub(crate) fn header_names(line: &[u8]) -> Vec<String> {
                 .to_ascii_lowercase()
         })
         .collect()
+}
+
+/// A delimited line's separator: a tab when it has tabs and no comma, else
+/// a comma.
+fn separator(line: &[u8]) -> u8 {
+    if memchr::memchr(b'\t', line).is_some() && memchr::memchr(b',', line).is_none() {
+        b'\t'
+    } else {
+        b','
+    }
 }
 
 /// Reads one text input of a format other than [`Format::Cic`] (whose
@@ -504,14 +519,9 @@ pub(crate) struct Columns {
 
 impl Columns {
     pub(crate) fn of(line: &[u8]) -> Columns {
-        let sep = if memchr::memchr(b'\t', line).is_some() && memchr::memchr(b',', line).is_none() {
-            b'\t'
-        } else {
-            b','
-        };
         Columns {
             names: header_names(line),
-            sep,
+            sep: separator(line),
         }
     }
 
