@@ -196,7 +196,7 @@ impl Half {
     /// A request a filter rejected (a VPC flow log's `REJECT`): asked, not
     /// answered.
     pub(crate) fn emit_rejected<F: FnMut(&Flow<'_>)>(&self, out: &mut Emit<'_, F>) {
-        emit_one(self, true, out);
+        emit_alone(self, true, out);
     }
 
     /// Whether `other` overlaps this record in time (a second's slack:
@@ -234,7 +234,6 @@ type Key = (Option<u8>, IpAddr, u16, IpAddr, u16);
 pub(crate) struct Pairing {
     held: HashMap<Key, Vec<Half>>,
     order: VecDeque<(f64, u64, Key)>,
-    count: usize,
     /// The latest time seen.
     clock: f64,
     next_seq: u64,
@@ -272,7 +271,6 @@ impl Pairing {
             if waiting.is_empty() {
                 self.held.remove(&reverse);
             }
-            self.count -= 1;
             self.pairs += 1;
             let (req, rep) = if other.opened_before(&h) {
                 (other, h)
@@ -283,7 +281,6 @@ impl Pairing {
         } else {
             self.order.push_back((t, h.seq, h.key()));
             self.held.entry(h.key()).or_default().push(h);
-            self.count += 1;
         }
         self.flush(false, out);
     }
@@ -291,7 +288,9 @@ impl Pairing {
     /// Sends on alone the records whose time is past (all at the end).
     fn flush<F: FnMut(&Flow<'_>)>(&mut self, all: bool, out: &mut Emit<'_, F>) {
         while let Some(&(t, seq, key)) = self.order.front() {
-            if !(all || self.count > MAX_HELD || t < self.clock - HOLD_SECS) {
+            // The queue also holds the entries of records since paired
+            // (passed over here): bounding it bounds both.
+            if !(all || self.order.len() > MAX_HELD || t < self.clock - HOLD_SECS) {
                 break;
             }
             self.order.pop_front();
@@ -305,9 +304,8 @@ impl Pairing {
             if waiting.is_empty() {
                 self.held.remove(&key);
             }
-            self.count -= 1;
             self.alone += 1;
-            emit_alone(&h, out);
+            emit_alone(&h, false, out);
         }
     }
 }
@@ -345,12 +343,8 @@ fn emit_pair<F: FnMut(&Flow<'_>)>(req: &Half, rep: &Half, out: &mut Emit<'_, F>)
     out.flow(&f);
 }
 
-fn emit_alone<F: FnMut(&Flow<'_>)>(h: &Half, out: &mut Emit<'_, F>) {
-    emit_one(h, false, out);
-}
-
 /// A record as a flow of its own; `rejected` when a filter said so.
-fn emit_one<F: FnMut(&Flow<'_>)>(h: &Half, rejected: bool, out: &mut Emit<'_, F>) {
+fn emit_alone<F: FnMut(&Flow<'_>)>(h: &Half, rejected: bool, out: &mut Emit<'_, F>) {
     let asked_unanswered =
         rejected || (h.proto == Some(6) && h.flags.is_some_and(|f| !f.has(Flags::ACK) && f.0 != 0));
     let meta = if asked_unanswered {
