@@ -90,6 +90,21 @@ impl Drop for Registered {
     }
 }
 
+/// Creates a temporary file or directory with `create` and registers it
+/// (at `path_of`) as one step for the signal handler: a signal between the
+/// two would otherwise leave it behind unregistered. A signal meanwhile
+/// exits once it is registered, removing it.
+fn created<T, E>(
+    create: impl FnOnce() -> Result<T, E>,
+    path_of: impl FnOnce(&T) -> &Path,
+) -> Result<(T, Registered), E> {
+    let creating = Committing::start();
+    let made = create()?;
+    let registered = Registered::new(path_of(&made));
+    drop(creating);
+    Ok((made, registered))
+}
+
 /// Renames in progress; a signal that came meanwhile exits when the last
 /// ends.
 struct Committing;
@@ -157,8 +172,7 @@ fn replace_file<T>(
     // Readable as any new file would be (the umask applies), not 0600.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp = builder.tempfile_in(dir)?;
-    let _guard = Registered::new(tmp.path());
+    let (mut tmp, _guard) = created(|| builder.tempfile_in(dir), |t| t.path())?;
     let t = {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         let t = fill(&mut w)?;
@@ -220,11 +234,15 @@ impl Staged {
                 }
             }
         }
-        let staging = tempfile::Builder::new()
-            .prefix(".latmove-staging.")
-            .tempdir_in(dir)
-            .with_context(|| format!("creating a staging directory in {}", dir.display()))?;
-        let registered = Registered::new(staging.path());
+        let (staging, registered) = created(
+            || {
+                tempfile::Builder::new()
+                    .prefix(".latmove-staging.")
+                    .tempdir_in(dir)
+            },
+            |t| t.path(),
+        )
+        .with_context(|| format!("creating a staging directory in {}", dir.display()))?;
         Ok(Staged {
             dir: dir.to_path_buf(),
             staging,
