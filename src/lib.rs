@@ -19,4 +19,5 @@ pub mod net;
 mod output;
 pub mod profile;
 pub mod synth;
+mod table;
 pub mod util;

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+use crate::allow::Allowlist;
 use crate::detect::{self, DetectConfig, Detection};
 use crate::model::detector::DetectorKind;
 use crate::model::file::{InputFile, Model, TrainingInfo, sha256_file};
@@ -58,6 +59,70 @@ pub enum Command {
     /// Write a seeded synthetic day in the exact CIC-IDS2017
     /// TrafficLabelling layout, with planted attackers.
     Synth(SynthArgs),
+    /// Write the flows as profiling counts them (turned toward their
+    /// initiator, inside/outside, answered, window keys) to a Parquet or
+    /// CSV table: the input of sql/features.sql on Spark, DuckDB, Trino or
+    /// ClickHouse.
+    Flows(FlowsArgs),
+    /// Write the feature table (a row per host and window, or per host
+    /// without timestamps) to Parquet or CSV: what `train` and `score` read
+    /// with --features-table.
+    Features(FeaturesArgs),
+    /// Print the SQL that turns the flow table into the feature table, for
+    /// one engine.
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, Args)]
+/// `latmove flows`'s options.
+pub struct FlowsArgs {
+    /// Flow files or directories, in any format `detect` reads.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// The table to write: a name ending in .parquet or .csv.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    /// How flows become profiles.
+    pub profile: ProfileArgs,
+    /// Threads for reading (0 = every core); the table does not depend on
+    /// it.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args)]
+/// `latmove features`'s options.
+// The truth file's syntax `ip[,start,end][,label]` is help text, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
+pub struct FeaturesArgs {
+    /// Flow files or directories, in any format `detect` reads.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// The table to write: a name ending in .parquet or .csv.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    /// How flows become profiles.
+    pub profile: ProfileArgs,
+    /// Feature set: 'full' or 'seed'.
+    #[arg(long, default_value = "full", value_name = "SET")]
+    pub features: String,
+    /// Ground truth per host, overriding the per-flow labels
+    /// (lines: ip[,start,end][,label]).
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+    /// Threads (0 = every core); the table does not depend on it.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args)]
+/// `latmove sql`'s options.
+pub struct SqlArgs {
+    /// The engine: spark, duckdb, trino or clickhouse.
+    #[arg(long, default_value = "duckdb", value_name = "NAME")]
+    pub dialect: String,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +180,35 @@ pub struct DetectArgs {
     /// original recipe).
     #[arg(long, default_value = "full", value_name = "SET")]
     pub features: String,
+    /// Which sources to score (and train on): 'all', or 'internal' for
+    /// sources inside --internal only.
+    #[arg(long, default_value = "all", value_name = "WHICH")]
+    pub sources: String,
+    /// Train on this file or directory (e.g. a benign day) instead of the
+    /// scored files' benign hosts; repeat for more.
+    #[arg(long, value_name = "FILE")]
+    pub train: Vec<PathBuf>,
+    /// Ground truth per host, overriding the per-flow labels
+    /// (lines: ip[,start,end][,label]).
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
+    /// 'forest' (the Isolation Forest) or 'rules': the Zeek-style baseline
+    /// (25 hosts on one port or 15 ports on one host, failed connections,
+    /// within 5 minutes), scored as max(hosts/25, ports/15).
+    #[arg(long, default_value = "forest", value_name = "NAME")]
+    pub detector: String,
+    #[command(flatten)]
+    /// How flows become profiles.
+    pub profile: ProfileArgs,
+    #[command(flatten)]
+    /// Where the results go and the gates.
+    pub output: OutputArgs,
+}
+
+/// How flows become profiles: the options `detect`, `train`, `flows` and
+/// `features` share.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
     /// The inside of the network, as CIDRs separated by commas.
     #[arg(
         long,
@@ -122,10 +216,6 @@ pub struct DetectArgs {
         value_name = "CIDRS"
     )]
     pub internal: String,
-    /// Which sources to score (and train on): 'all', or 'internal' for
-    /// sources inside --internal only.
-    #[arg(long, default_value = "all", value_name = "WHICH")]
-    pub sources: String,
     /// Keep every flow in the direction the file gives, instead of
     /// re-orienting reply-direction flows to their initiator.
     #[arg(long)]
@@ -135,26 +225,10 @@ pub struct DetectArgs {
     /// 'none' scores whole hosts only.
     #[arg(long, default_value = "15m", value_name = "LEN")]
     pub window: String,
-    /// Train on this file or directory (e.g. a benign day) instead of the
-    /// scored files' benign hosts; repeat for more.
-    #[arg(long, value_name = "FILE")]
-    pub train: Vec<PathBuf>,
-    /// Ground truth per host, overriding the per-flow labels
-    /// (lines: ip[,start,end][,label]).
-    #[arg(long, value_name = "FILE")]
-    pub truth: Option<PathBuf>,
     /// Allowlist: IPs or CIDRs, optionally with ports (known scanners,
     /// backup servers, pollers); allowed hosts are reported on their own.
     #[arg(long, value_name = "FILE")]
     pub allow: Option<PathBuf>,
-    /// 'forest' (the Isolation Forest) or 'rules': the Zeek-style baseline
-    /// (25 hosts on one port or 15 ports on one host, failed connections,
-    /// within 5 minutes), scored as max(hosts/25, ports/15).
-    #[arg(long, default_value = "forest", value_name = "NAME")]
-    pub detector: String,
-    #[command(flatten)]
-    /// Where the results go and the gates.
-    pub output: OutputArgs,
 }
 
 /// What `detect` and `score` write besides the outputs directory.
@@ -310,6 +384,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Score(a) => run_score(a),
         Command::Watch(a) => run_watch(a),
         Command::Synth(a) => run_synth(a),
+        Command::Flows(a) => run_flows(a),
+        Command::Features(a) => run_features(a),
+        Command::Sql(a) => run_sql(a),
     }
 }
 
@@ -387,11 +464,6 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
         "--trees must be at most {MAX_TREES}, got {}",
         a.trees
     );
-    anyhow::ensure!(
-        a.internal.split(',').any(|p| !p.trim().is_empty()),
-        "--internal needs at least one CIDR, got '{}'",
-        a.internal
-    );
     let mut cfg = DetectConfig::new(a.inputs.clone());
     // The command exits once the outputs are written.
     cfg.free_profiles = false;
@@ -420,15 +492,12 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
             anyhow::anyhow!("--features must be 'full' or 'seed', got '{}'", a.features)
         })?
         .to_vec();
-    cfg.profile.network.internal =
-        crate::net::parse_cidrs(&a.internal).map_err(|e| anyhow::anyhow!("--internal: {e}"))?;
-    cfg.profile.orient = !a.no_orient;
+    (cfg.profile, cfg.allow) = profile_options(&a.profile)?;
     cfg.score_external = match a.sources.as_str() {
         "all" => true,
         "internal" => false,
         other => bail!("--sources must be 'all' or 'internal', got '{other}'"),
     };
-    cfg.profile.window_secs = parse_period("--window", &a.window)?;
     cfg.train_inputs = a.train.clone();
     cfg.detector.kind = match a.detector.as_str() {
         "forest" => DetectorKind::Forest,
@@ -438,14 +507,30 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
     if let Some(t) = &a.truth {
         cfg.truth = Some(crate::profile::truth::Truth::from_file(t).context("--truth")?);
     }
-    if let Some(f) = &a.allow {
-        cfg.allow = crate::allow::Allowlist::from_file(f).context("--allow")?;
-    }
     if a.threads > 0 {
         cfg.threads = a.threads;
     }
     cfg.detector.forest.validate()?;
     Ok(cfg)
+}
+
+/// The profiling options and the allowlist the options describe.
+fn profile_options(a: &ProfileArgs) -> Result<(crate::profile::ProfileOptions, Allowlist)> {
+    anyhow::ensure!(
+        a.internal.split(',').any(|p| !p.trim().is_empty()),
+        "--internal needs at least one CIDR, got '{}'",
+        a.internal
+    );
+    let mut o = crate::profile::ProfileOptions::default();
+    o.network.internal =
+        crate::net::parse_cidrs(&a.internal).map_err(|e| anyhow::anyhow!("--internal: {e}"))?;
+    o.orient = !a.no_orient;
+    o.window_secs = parse_period("--window", &a.window)?;
+    let allow = match &a.allow {
+        Some(f) => Allowlist::from_file(f).context("--allow")?,
+        None => Allowlist::default(),
+    };
+    Ok((o, allow))
 }
 
 /// Refuses, before any work, outputs that would replace an input: the
@@ -802,6 +887,79 @@ fn gate(d: &Detection, min_recall: Option<f64>, max_fpr: Option<f64>) -> Result<
     } else {
         eprintln!("latmove: gate failed: {}", failures.join("; "));
         Ok(ExitCode::from(3))
+    }
+}
+
+fn run_flows(a: FlowsArgs) -> Result<ExitCode> {
+    check_threads(a.threads)?;
+    let (mut options, allow) = profile_options(&a.profile)?;
+    options.allow = allow;
+    let inputs = crate::flows::expand_inputs(&a.inputs)?;
+    crate::output::write::refuse_outputs_over_inputs(&[("-o", a.output.clone())], &inputs)?;
+    let threads = threads_or_all(a.threads);
+    let s = crate::table::write_flow_table(&a.inputs, &options, threads, &a.output)?;
+    println!(
+        "wrote {} ({} flows from {} rows; {} skipped; {} dropped by --allow)",
+        a.output.display(),
+        s.rows,
+        s.stats.rows,
+        s.stats.skipped_total(),
+        s.allowed
+    );
+    for p in s.stats.problems.iter().take(10) {
+        println!("  e.g. {p}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_features(a: FeaturesArgs) -> Result<ExitCode> {
+    check_threads(a.threads)?;
+    let (mut options, allow) = profile_options(&a.profile)?;
+    options.allow = allow;
+    let defs = crate::profile::features::feature_set(&a.features).ok_or_else(|| {
+        anyhow::anyhow!("--features must be 'full' or 'seed', got '{}'", a.features)
+    })?;
+    let truth = match &a.truth {
+        Some(t) => Some(crate::profile::truth::Truth::from_file(t).context("--truth")?),
+        None => None,
+    };
+    let inputs = crate::flows::expand_inputs(&a.inputs)?;
+    crate::output::write::refuse_outputs_over_inputs(&[("-o", a.output.clone())], &inputs)?;
+    let threads = threads_or_all(a.threads);
+    let (mut profiles, stats) =
+        crate::profile::read::read_profiles_threads(&a.inputs, &options, threads)?;
+    if let Some(t) = &truth {
+        t.apply(&mut profiles);
+    }
+    let rows = crate::table::write_feature_table(&profiles, defs, threads, &a.output)?;
+    println!(
+        "wrote {} ({} rows: {} hosts; {} flows from {} rows, {} skipped)",
+        a.output.display(),
+        rows,
+        profiles.hosts.len(),
+        stats.flows,
+        stats.rows,
+        stats.skipped_total()
+    );
+    for p in stats.problems.iter().take(10) {
+        println!("  e.g. {p}");
+    }
+    std::mem::forget(profiles);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_sql(a: SqlArgs) -> Result<ExitCode> {
+    let text = crate::table::features_sql(&a.dialect)?;
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--threads`' value: 0 is every core.
+fn threads_or_all(n: usize) -> usize {
+    if n == 0 {
+        crate::util::threads::default_threads()
+    } else {
+        n
     }
 }
 

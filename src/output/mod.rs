@@ -6,4 +6,5 @@ pub(crate) mod alerts;
 pub(crate) mod charts;
 pub(crate) mod forensics;
 pub(crate) mod report;
+pub(crate) mod tables;
 pub(crate) mod write;

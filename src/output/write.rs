@@ -136,7 +136,7 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 /// given (see the module's rules).
 pub(crate) fn write_with<T>(
     path: &Path,
-    fill: impl FnOnce(&mut dyn std::io::Write) -> Result<T>,
+    fill: impl FnOnce(&mut (dyn std::io::Write + Send)) -> Result<T>,
 ) -> Result<T> {
     let written = match fs::metadata(path) {
         // A device, FIFO or terminal: written as it is, never replaced.
@@ -156,7 +156,7 @@ pub(crate) fn write_with<T>(
 /// filled, synced and renamed over `path`.
 fn replace_file<T>(
     path: &Path,
-    fill: impl FnOnce(&mut dyn std::io::Write) -> Result<T>,
+    fill: impl FnOnce(&mut (dyn std::io::Write + Send)) -> Result<T>,
 ) -> Result<T> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,

@@ -334,6 +334,49 @@ impl ProfileBuilder {
         })
     }
 
+    /// One flow as profiling counts it: turned toward its initiator, its
+    /// ends placed inside or outside, its answer and volume judged by the
+    /// rules the profiles use (what `latmove flows` writes). `None` when
+    /// the allowlist drops it.
+    pub fn facts(&mut self, flow: &FlowRecord) -> Option<FlowFacts> {
+        let o = self.route(flow)?;
+        let meta = flow.meta();
+        let src_local = if o.reversed {
+            meta.dst_local
+        } else {
+            meta.src_local
+        };
+        let src = o.src(flow);
+        let (out_packets, back_packets) = o.packets(flow);
+        let (out_bytes, back_bytes) = if o.reversed {
+            (flow.bwd_bytes(), flow.fwd_bytes())
+        } else {
+            (flow.fwd_bytes(), flow.bwd_bytes())
+        };
+        Some(FlowFacts {
+            ts: flow.timestamp(),
+            src,
+            dst: o.dst(flow),
+            dport: o.dport,
+            reoriented: o.reversed,
+            answered: answered(flow, back_packets),
+            out_packets,
+            back_packets,
+            out_bytes,
+            back_bytes,
+            tiny: volume(flow, out_packets, back_packets).map(|v| v.tiny),
+            duration_us: flow.duration_us(),
+            src_internal: src_local.unwrap_or_else(|| self.options.network.is_internal(src)),
+            dst_internal: o.dst_internal,
+            label: flow.label,
+        })
+    }
+
+    /// Flows the allowlist has dropped so far.
+    pub fn allowed_flows(&self) -> u64 {
+        self.allowed_flows
+    }
+
     /// Whether a flow between these ports is turned toward its initiator
     /// (never when the reader knows the initiator).
     #[inline]
@@ -697,16 +740,7 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
         }
     }
     let (out_pkts, back_pkts) = o.packets(flow);
-    let answered = match flow.meta().reply {
-        Reply::FromCounts => back_pkts.map(|back| {
-            let reset = flow.rst_flags().is_some_and(|r| r > 0.0);
-            back != 0.0 && !reset
-        }),
-        Reply::Answered => Some(true),
-        Reply::Unanswered => Some(false),
-        Reply::Unknown => None,
-    };
-    if let Some(answered) = answered {
+    if let Some(answered) = answered(flow, back_pkts) {
         host.reply_known += 1;
         if !answered {
             host.unanswered += 1;
@@ -716,13 +750,10 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
             }
         }
     }
-    let payload = flow.fwd_bytes().unwrap_or(0.0) + flow.bwd_bytes().unwrap_or(0.0);
-    if let (Some(out), Some(back)) = (out_pkts, back_pkts) {
-        if out + back <= 1.0 || (payload == 0.0 && flow.fwd_bytes().is_some()) {
-            host.tiny_flows += 1;
-        }
-        host.packets_sum += out + back;
-        host.bytes_sum += payload;
+    if let Some(v) = volume(flow, out_pkts, back_pkts) {
+        host.tiny_flows += u64::from(v.tiny);
+        host.packets_sum += v.packets;
+        host.bytes_sum += v.bytes;
         host.volume_known += 1;
     }
     if let Some(d) = flow.duration_us() {
@@ -738,6 +769,43 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
         let w = floor_i32(t / PEAK_WINDOW_SECS);
         host.window_service_flows.add((w, o.dst_id, o.dport));
     }
+}
+
+/// Whether the responder answered, as the reader stated it or, for a
+/// CICFlowMeter row, from the packets back and the resets; `None` when it
+/// cannot be told.
+#[inline(always)]
+fn answered(flow: &FlowRecord, back_pkts: Option<f64>) -> Option<bool> {
+    match flow.meta().reply {
+        Reply::FromCounts => back_pkts.map(|back| {
+            let reset = flow.rst_flags().is_some_and(|r| r > 0.0);
+            back != 0.0 && !reset
+        }),
+        Reply::Answered => Some(true),
+        Reply::Unanswered => Some(false),
+        Reply::Unknown => None,
+    }
+}
+
+/// A flow's volume, when its packets both ways are known.
+struct Volume {
+    /// Packets both ways.
+    packets: f64,
+    /// Bytes both ways (a missing direction counts 0).
+    bytes: f64,
+    /// At most one packet, or no payload although the bytes were given.
+    tiny: bool,
+}
+
+#[inline(always)]
+fn volume(flow: &FlowRecord, out_pkts: Option<f64>, back_pkts: Option<f64>) -> Option<Volume> {
+    let (out, back) = (out_pkts?, back_pkts?);
+    let bytes = flow.fwd_bytes().unwrap_or(0.0) + flow.bwd_bytes().unwrap_or(0.0);
+    Some(Volume {
+        packets: out + back,
+        bytes,
+        tiny: out + back <= 1.0 || (bytes == 0.0 && flow.fwd_bytes().is_some()),
+    })
 }
 
 /// `x.floor() as i32`, saturating alike, without a call to the C
@@ -761,6 +829,59 @@ fn floor_i64(x: f64) -> i64 {
         i.saturating_sub(1)
     } else {
         i
+    }
+}
+
+/// One flow as profiling counts it ([`ProfileBuilder::facts`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FlowFacts {
+    /// Flow start (seconds, file time).
+    pub ts: Option<f64>,
+    /// The initiator.
+    pub src: IpAddr,
+    /// The responder.
+    pub dst: IpAddr,
+    /// The responder's port.
+    pub dport: u16,
+    /// Whether the record was turned around (it was the reply direction).
+    pub reoriented: bool,
+    /// Whether the responder answered (`None`: cannot be told).
+    pub answered: Option<bool>,
+    /// Packets the initiator sent, and those it got back.
+    pub out_packets: Option<f64>,
+    /// Packets back.
+    pub back_packets: Option<f64>,
+    /// Bytes the initiator sent.
+    pub out_bytes: Option<f64>,
+    /// Bytes back.
+    pub back_bytes: Option<f64>,
+    /// At most one packet, or no payload (`None` when the packets are not
+    /// known both ways).
+    pub tiny: Option<bool>,
+    /// Microseconds.
+    pub duration_us: Option<f64>,
+    /// Whether the initiator is inside the network.
+    pub src_internal: bool,
+    /// Whether the responder is.
+    pub dst_internal: bool,
+    /// See [`crate::flows::record::LabelTable::classify`].
+    pub label: Option<Option<u32>>,
+}
+
+impl FlowFacts {
+    /// The number of its `secs`-second window (start = number x `secs`).
+    pub fn window(&self, secs: u32) -> Option<i64> {
+        self.ts.map(|t| floor_i64(t / f64::from(secs)))
+    }
+
+    /// Its minute since the epoch (the `active_minutes` key).
+    pub fn minute(&self) -> Option<i64> {
+        self.ts.map(|t| i64::from(floor_i32(t / 60.0)))
+    }
+
+    /// Its 5-minute slot (the `peak_5min_*` key).
+    pub fn peak_slot(&self) -> Option<i64> {
+        self.ts.map(|t| i64::from(floor_i32(t / PEAK_WINDOW_SECS)))
     }
 }
 
