@@ -1,8 +1,9 @@
-"""Compare two feature tables (Parquet or CSV): the same (ip, window_start)
+"""Compare two feature tables (Parquet, a directory of Parquet parts, or CSV): the same (ip, window_start)
 keys, integer and text columns equal, floats within a relative 1e-9.
 
 usage: compare.py EXPECTED GOT   (exit 0 equal, 1 different)
 """
+import os
 import sys
 
 import duckdb
@@ -11,6 +12,8 @@ REL = 1e-9
 
 
 def load(con, name, path):
+    if os.path.isdir(path):
+        path = os.path.join(path, "**", "*.parquet")
     reader = "read_csv" if path.endswith(".csv") else "read_parquet"
     extra = ", header = true" if reader == "read_csv" else ""
     con.execute(f"CREATE VIEW {name} AS SELECT * FROM {reader}('{path}'{extra})")

@@ -26,3 +26,6 @@ mod real;
 // Zeek, nfdump, Argus, Suricata and Parquet: each format's rules, and one
 // capture read in every format.
 mod formats;
+// The flow and feature tables, the feature SQL on DuckDB and Spark, and
+// scoring a feature table.
+mod sql;

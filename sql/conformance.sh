@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The SQL conformance check: sql/features.sql, run on DuckDB and on Spark in
+# local mode over the flow tables of the shipped sample, the synthetic full
+# day, the hard day and the real CIC-IDS2017 rows in ../shared, must give
+# latmove's native feature table (counts exactly, floats within 1e-9
+# relative; sql/compare.py).
+#
+# usage: sql/conformance.sh [LATMOVE] [WORK_DIR]
+#   LATMOVE defaults to target/release/latmove; WORK_DIR to a temporary one.
+# DuckDB and PySpark install into sql/.venv on first use (sql/requirements.txt);
+# Spark needs a Java 17+ runtime (Debian: openjdk-17-jre-headless).
+# Exit: 0 equal, 1 a difference or a failure, 77 skipped (no Python packages
+# could be installed, or no JVM for Spark; the reason is printed).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+lm=${1:-$root/target/release/latmove}
+work=${2:-}
+if [ -z "$work" ]; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
+mkdir -p "$work"
+skip() { echo "SKIPPED: $*"; exit 77; }
+
+venv=$here/.venv
+py=$venv/bin/python
+if ! "$py" -c 'import duckdb, pyspark' 2>/dev/null; then
+  command -v python3 >/dev/null || skip "no python3 to install DuckDB and PySpark into sql/.venv"
+  python3 -m venv "$venv" >/dev/null 2>&1 || skip "python3 cannot make a virtual environment (sql/.venv)"
+  "$py" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt" \
+    || skip "could not install sql/requirements.txt into sql/.venv (no package index?)"
+fi
+java -version >/dev/null 2>&1 || skip "no Java runtime for Spark (install openjdk-17-jre-headless)"
+
+# The fixtures: name, then latmove's input and options.
+real=$root/../shared/data/cic-ids2017-improved-samples
+"$lm" synth --rows 445909 --seed 42 -o "$work/day.csv.gz" >/dev/null
+"$lm" synth --scenario hard --rows 200000 --seed 7 -o "$work/hard.csv.gz" >/dev/null
+printf '192.168.10.80\n' > "$work/allow.txt"
+cases=(
+  "sample|$root/data/synthetic-tuesday.csv.gz"
+  "sample-none|$root/data/synthetic-tuesday.csv.gz --window none"
+  "day|$work/day.csv.gz"
+  "hard|$work/hard.csv.gz --allow $work/allow.txt"
+)
+if [ -d "$real" ]; then
+  cases+=("real|$real")
+else
+  echo "note: $real is absent; the real rows are left out"
+fi
+
+duck=() spark=()
+for c in "${cases[@]}"; do
+  name=${c%%|*}
+  read -r -a args <<< "${c#*|}"
+  "$lm" flows "${args[@]}" -o "$work/$name.flows.parquet" >/dev/null
+  "$lm" features "${args[@]}" -o "$work/$name.native.parquet" >/dev/null
+  duck+=("$work/$name.flows.parquet:$work/$name.duckdb.parquet")
+  spark+=("$work/$name.flows.parquet:$work/$name.spark")
+done
+
+"$lm" sql --dialect duckdb > "$work/duckdb.sql"
+"$lm" sql --dialect spark > "$work/spark.sql"
+start=$(date +%s)
+"$py" "$here/engines.py" duckdb "$work/duckdb.sql" "${duck[@]}"
+echo "duckdb: $(( $(date +%s) - start )) s"
+start=$(date +%s)
+"$py" "$here/engines.py" spark "$work/spark.sql" "${spark[@]}" 2> "$work/spark.log" \
+  || { tail -20 "$work/spark.log"; exit 1; }
+echo "spark (local[2]): $(( $(date +%s) - start )) s"
+
+status=0
+for c in "${cases[@]}"; do
+  name=${c%%|*}
+  for engine in duckdb spark; do
+    got=$work/$name.$engine
+    [ $engine = duckdb ] && got=$got.parquet
+    printf '%-12s %-7s ' "$name" "$engine"
+    "$py" "$here/compare.py" "$work/$name.native.parquet" "$got" || status=1
+  done
+done
+exit $status
