@@ -30,6 +30,8 @@ pub(crate) struct DetectConfig {
     pub inputs: Vec<PathBuf>,
     /// Files to train on instead of the scored files' benign hosts.
     pub train_inputs: Vec<PathBuf>,
+    /// Feature tables read instead of flows (`--features-table`).
+    pub tables: Vec<PathBuf>,
     /// The features, in the table's order.
     pub features: Vec<FeatureDef>,
     /// Flow orientation, the network's inside and the windows.
@@ -79,6 +81,7 @@ impl DetectConfig {
         DetectConfig {
             inputs,
             train_inputs: Vec::new(),
+            tables: Vec::new(),
             features: FULL_FEATURES.to_vec(),
             profile: ProfileOptions::default(),
             score_external: true,
@@ -265,8 +268,37 @@ fn score_profiles(
     }
     let entities = Entities::of(profiles, train);
     let table = FeatureTable::build_threads(&entities.profiles, &cfg.features, cfg.threads);
+    let scope = RunScope {
+        stats,
+        window_secs: profiles.window_secs,
+        allowed_flows: profiles.allowed_flows,
+        from_train_files: train.is_some(),
+    };
+    score_entities(cfg, &entities, &table, scope)
+}
+
+/// What a run's entities came from, for its report.
+pub(crate) struct RunScope {
+    /// What the reader read and skipped.
+    pub stats: ReadStats,
+    /// The window length, when entities are windows.
+    pub window_secs: Option<u32>,
+    /// Flows the allowlist dropped.
+    pub allowed_flows: u64,
+    /// Whether the training hosts came from `--train` files.
+    pub from_train_files: bool,
+}
+
+/// The stages from the feature table on: training set, folds,
+/// preprocessing, detector, threshold, host results and metrics.
+pub(crate) fn score_entities(
+    cfg: &DetectConfig,
+    entities: &Entities<'_>,
+    table: &FeatureTable,
+    scope: RunScope,
+) -> Result<Detection> {
     let hosts = HostFacts::of(&entities.hosts, entities.scored, &cfg.allow);
-    let training = TrainingSet::choose(cfg, &hosts, entities.scored, train.is_some());
+    let training = TrainingSet::choose(cfg, &hosts, entities.scored, scope.from_train_files);
     anyhow::ensure!(
         cfg.fitted.is_some() || training.hosts.len() >= 2,
         "{} host(s) to train on: every other host is allowlisted (--allow) or labelled as \
@@ -274,8 +306,8 @@ fn score_profiles(
         training.hosts.len()
     );
     let folds = cfg.cross_fit.assign(&training.hosts, entities.hosts.len());
-    let mut fit = fit_and_score(cfg, &table, &entities, &folds, training.hosts.len())?;
-    let peaks = Peaks::of(&entities, &fit.scores);
+    let mut fit = fit_and_score(cfg, table, entities, &folds, training.hosts.len())?;
+    let peaks = Peaks::of(entities, &fit.scores);
     let threshold = match &cfg.fitted {
         Some(f) if cfg.detector.kind == DetectorKind::Forest => f.threshold,
         _ => cfg.detector.threshold(|| {
@@ -288,17 +320,10 @@ fn score_profiles(
     };
     // The forest carries the run's threshold (a saved model shows it).
     fit.forest.threshold = threshold;
-    let results = host_results(
-        profiles,
-        (&entities, &peaks),
-        &table,
-        (&hosts, &folds),
-        &fit,
-        threshold,
-    );
+    let results = host_results((entities, &peaks), table, (&hosts, &folds), &fit, threshold);
     let metrics = hosts.labelled.then(|| evaluate(&results));
     Ok(Detection {
-        stats,
+        stats: scope.stats,
         feature_names: table.names(),
         threshold,
         training_hosts: cfg
@@ -306,8 +331,8 @@ fn score_profiles(
             .as_ref()
             .map_or(training.hosts.len(), |f| f.training_hosts),
         folds: folds.used(),
-        window_secs: profiles.window_secs,
-        allowed_flows: profiles.allowed_flows,
+        window_secs: scope.window_secs,
+        allowed_flows: scope.allowed_flows,
         training_set: training.describe(cfg, hosts.labelled),
         hosts: results,
         metrics,
@@ -318,28 +343,61 @@ fn score_profiles(
     })
 }
 
+/// A host as the outputs describe it.
+#[derive(Debug, Clone)]
+pub(crate) struct HostInfo {
+    pub ip: IpAddr,
+    pub flows: u64,
+    pub first_seen: Option<f64>,
+    pub last_seen: Option<f64>,
+    pub internal: bool,
+    /// `Some(true)` attack, `Some(false)` benign, `None` unlabelled.
+    pub truth: Option<bool>,
+    /// Its attack labels, most frequent first.
+    pub attack_labels: Vec<String>,
+}
+
+impl HostInfo {
+    fn of(profiles: &Profiles, h: &HostProfile) -> HostInfo {
+        HostInfo {
+            ip: h.ip,
+            flows: h.flows,
+            first_seen: h.first_seen,
+            last_seen: h.last_seen,
+            internal: h.internal,
+            truth: h.is_attack(),
+            attack_labels: profiles.attack_labels_of(h),
+        }
+    }
+}
+
 /// The scored entities: one per host and window, or the whole host when it
 /// has no timestamped flow. Host indices count the scored hosts
 /// (`0..scored`), then the training file's.
-struct Entities<'a> {
+pub(crate) struct Entities<'a> {
     /// Every host: the scored ones, then the training file's.
-    hosts: Vec<&'a HostProfile>,
+    pub hosts: Vec<HostInfo>,
     /// How many of `hosts` are scored.
-    scored: usize,
-    /// Per entity: its host, its window's start, its profile.
-    host_of: Vec<usize>,
-    window_start: Vec<Option<f64>>,
-    profiles: Vec<&'a HostProfile>,
+    pub scored: usize,
+    /// Per entity: its host, its window's start, its profile (no profiles
+    /// for entities read from a feature table).
+    pub host_of: Vec<usize>,
+    pub window_start: Vec<Option<f64>>,
+    pub profiles: Vec<&'a HostProfile>,
 }
 
 impl<'a> Entities<'a> {
     fn of(profiles: &'a Profiles, train: Option<&'a Profiles>) -> Entities<'a> {
         let mut list: Vec<(usize, Option<f64>, &HostProfile)> = Vec::new();
         add_entities(profiles, 0, &mut list);
-        let mut hosts: Vec<&HostProfile> = profiles.hosts.iter().collect();
+        let mut hosts: Vec<HostInfo> = profiles
+            .hosts
+            .iter()
+            .map(|h| HostInfo::of(profiles, h))
+            .collect();
         if let Some(t) = train {
             add_entities(t, hosts.len(), &mut list);
-            hosts.extend(t.hosts.iter());
+            hosts.extend(t.hosts.iter().map(|h| HostInfo::of(t, h)));
         }
         Entities {
             scored: profiles.hosts.len(),
@@ -362,8 +420,8 @@ struct HostFacts {
 
 impl HostFacts {
     /// The facts of `hosts`, of which the first `scored` are scored.
-    fn of(hosts: &[&HostProfile], scored: usize, allow: &Allowlist) -> HostFacts {
-        let truth: Vec<Option<bool>> = hosts.iter().map(|h| h.is_attack()).collect();
+    fn of(hosts: &[HostInfo], scored: usize, allow: &Allowlist) -> HostFacts {
+        let truth: Vec<Option<bool>> = hosts.iter().map(|h| h.truth).collect();
         HostFacts {
             labelled: truth[..scored].iter().any(Option::is_some),
             allowed: hosts.iter().map(|h| allow.host_allowed(h.ip)).collect(),
@@ -505,7 +563,6 @@ impl Peaks {
 
 /// Each scored host's result, ranked: score descending, ties by IP.
 fn host_results(
-    profiles: &Profiles,
     (entities, peaks): (&Entities<'_>, &Peaks),
     table: &FeatureTable,
     (facts, folds): (&HostFacts, &Folds),
@@ -529,8 +586,7 @@ fn host_results(
             }
         }
     }
-    let mut hosts: Vec<HostResult> = profiles
-        .hosts
+    let mut hosts: Vec<HostResult> = entities.hosts[..entities.scored]
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -544,7 +600,7 @@ fn host_results(
                 allowed: facts.allowed[i],
                 rank: 0,
                 is_attack: facts.truth[i],
-                attack_labels: profiles.attack_labels_of(p),
+                attack_labels: p.attack_labels.clone(),
                 flows: p.flows,
                 first_seen: p.first_seen,
                 last_seen: p.last_seen,
@@ -564,17 +620,22 @@ fn host_results(
             }
         })
         .collect();
+    rank(&mut hosts);
+    hosts
+}
+
+/// Ranks hosts: score descending, ties by IP; 1 the most anomalous.
+pub(crate) fn rank(hosts: &mut [HostResult]) {
     hosts.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.ip.cmp(&b.ip)));
     hosts
         .iter_mut()
         .enumerate()
         .for_each(|(i, h)| h.rank = i + 1);
-    hosts
 }
 
 /// The metrics over the hosts not allowlisted (those are reported on
 /// their own, not evaluated).
-fn evaluate(hosts: &[HostResult]) -> Metrics {
+pub(crate) fn evaluate(hosts: &[HostResult]) -> Metrics {
     let judged: Vec<&HostResult> = hosts.iter().filter(|h| !h.allowed).collect();
     let t: Vec<bool> = judged.iter().map(|h| h.is_attack == Some(true)).collect();
     let f: Vec<bool> = judged.iter().map(|h| h.flagged).collect();

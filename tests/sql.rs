@@ -1,6 +1,7 @@
 //! The feature SQL against the native feature table, on DuckDB and Spark
 //! (sql/conformance.sh), and the SQL text's portability rules.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::util;
@@ -65,4 +66,246 @@ fn feature_sql_is_portable() {
     let bad = util::latmove(&["sql", "--dialect", "oracle"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--dialect must be one of"));
+}
+
+/// Runs latmove, expecting success; gives stdout.
+fn ok(args: &[&str]) -> String {
+    let out = util::latmove(args);
+    util::expect_code(&out, 0);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// host_scores.csv of an output directory without its attack_labels
+/// column (a feature table carries a host's most frequent label only).
+fn scores_without_labels(dir: &Path) -> Vec<Vec<String>> {
+    let (header, rows) = util::read_csv(&dir.join("host_scores.csv"));
+    let skip = header.iter().position(|h| h == "attack_labels").unwrap();
+    rows.into_iter()
+        .map(|mut r| {
+            r.remove(skip);
+            r
+        })
+        .collect()
+}
+
+/// The flow table has the documented columns, one row per flow used.
+#[test]
+fn flow_table_has_a_row_per_flow_and_the_documented_columns() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = util::tempdir();
+    let t = dir.path().join("flows.parquet");
+    let s = util::sample();
+    let said = ok(&["flows", s.to_str().unwrap(), "-o", t.to_str().unwrap()]);
+    assert!(
+        said.contains("19987 flows from 20000 rows; 13 skipped"),
+        "{said}"
+    );
+    let r = SerializedFileReader::new(std::fs::File::open(&t).unwrap()).unwrap();
+    assert_eq!(r.metadata().file_metadata().num_rows(), 19987);
+    let names: Vec<String> = r
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/scale-out.md"))
+            .unwrap();
+    for n in &names {
+        assert!(
+            doc.contains(&format!("| `{n}` |")),
+            "docs/scale-out.md lacks {n}"
+        );
+    }
+    assert_eq!(names.len(), 23);
+    // CSV too, with the same rows.
+    let c = dir.path().join("flows.csv");
+    ok(&["flows", s.to_str().unwrap(), "-o", c.to_str().unwrap()]);
+    let (header, rows) = util::read_csv(&c);
+    assert_eq!(header, names);
+    assert_eq!(rows.len(), 19987);
+    // Another extension is refused before any work.
+    let bad = util::latmove(&["flows", s.to_str().unwrap(), "-o", "flows.txt"]);
+    util::expect_code(&bad, 2);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("must end in .parquet or .csv"));
+}
+
+/// detect, train and score on the native feature table give what they
+/// give on the flows (every host_scores column but the labels list, bit
+/// for bit), from Parquet and from CSV.
+#[test]
+fn feature_table_scores_as_the_flows_do() {
+    let dir = util::tempdir();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let s = util::sample();
+    let s = s.to_str().unwrap();
+    ok(&["features", s, "-o", &p("f.parquet")]);
+    ok(&["features", s, "-o", &p("f.csv")]);
+    ok(&["detect", s, "--no-charts", "--out", &p("flows")]);
+    for t in ["f.parquet", "f.csv"] {
+        let out = p(&format!("table-{t}"));
+        let said = ok(&[
+            "detect",
+            "--features-table",
+            &p(t),
+            "--no-charts",
+            "--out",
+            &out,
+        ]);
+        assert!(said.contains("feature rows used"), "{said}");
+        assert_eq!(
+            scores_without_labels(&dir.path().join("flows")),
+            scores_without_labels(Path::new(&out)),
+            "{t}"
+        );
+    }
+    // A model trained on the table scores the flows as one trained on the
+    // flows; scoring the table with it gives the flows' scores.
+    ok(&["train", s, "-o", &p("m1.json"), "--out", &p("t1")]);
+    ok(&[
+        "train",
+        "--features-table",
+        &p("f.parquet"),
+        "-o",
+        &p("m2.json"),
+        "--out",
+        &p("t2"),
+    ]);
+    ok(&[
+        "score",
+        "--model",
+        &p("m1.json"),
+        s,
+        "--no-charts",
+        "--out",
+        &p("s1"),
+    ]);
+    ok(&[
+        "score",
+        "--model",
+        &p("m2.json"),
+        s,
+        "--no-charts",
+        "--out",
+        &p("s2"),
+    ]);
+    ok(&[
+        "score",
+        "--model",
+        &p("m1.json"),
+        "--features-table",
+        &p("f.parquet"),
+        "--no-charts",
+        "--out",
+        &p("s3"),
+    ]);
+    let one = std::fs::read(dir.path().join("s1/host_scores.csv")).unwrap();
+    assert_eq!(
+        one,
+        std::fs::read(dir.path().join("s2/host_scores.csv")).unwrap()
+    );
+    assert_eq!(
+        scores_without_labels(&dir.path().join("s1")),
+        scores_without_labels(&dir.path().join("s3"))
+    );
+}
+
+/// A feature table's bad rows are skipped, counted and shown with file,
+/// line, column and value; a missing column, a table of other windows and
+/// a forensic report are refused with the reason.
+#[test]
+fn feature_table_faults_are_reported() {
+    let dir = util::tempdir();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let s = util::sample();
+    ok(&["features", s.to_str().unwrap(), "-o", &p("f.csv")]);
+    let text = std::fs::read_to_string(p("f.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let header: Vec<String> = lines[0].split(',').map(String::from).collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let set = |line: &mut String, c: usize, v: &str| {
+        let mut cells: Vec<String> = line.split(',').map(String::from).collect();
+        cells[c] = v.to_string();
+        *line = cells.join(",");
+    };
+    set(&mut lines[2], col("ip"), "10.0.0.999");
+    set(&mut lines[3], col("unique_dst_ports"), "many");
+    set(&mut lines[4], col("label"), "maybe");
+    lines[5].push_str(",extra");
+    std::fs::write(p("bad.csv"), lines.join("\n") + "\n").unwrap();
+    let out = ok(&[
+        "detect",
+        "--features-table",
+        &p("bad.csv"),
+        "--no-charts",
+        "--out",
+        &p("o"),
+    ]);
+    assert!(out.contains("feature rows used          2107"), "{out}");
+    assert!(
+        out.contains("skipped: rows with another number of fields than the header      1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("bad.csv:3: column 'ip': unparsable source IP: \"10.0.0.999\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("bad.csv:4: column 'unique_dst_ports': unparsable number: \"many\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("bad.csv:5: column 'label': values of the wrong kind: \"maybe\""),
+        "{out}"
+    );
+    // A column missing.
+    let cut: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut c: Vec<&str> = l.split(',').collect();
+            c.remove(col("tiny_flow_share"));
+            c.join(",")
+        })
+        .collect();
+    std::fs::write(p("cut.csv"), cut.join("\n") + "\n").unwrap();
+    let o = util::latmove(&[
+        "detect",
+        "--features-table",
+        &p("cut.csv"),
+        "--out",
+        &p("o2"),
+    ]);
+    util::expect_code(&o, 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cut.csv: not a feature table: no column 'tiny_flow_share'"),
+        "{err}"
+    );
+    // Windows of another length.
+    let o = util::latmove(&[
+        "detect",
+        "--features-table",
+        &p("f.csv"),
+        "--window",
+        "1h",
+        "--out",
+        &p("o3"),
+    ]);
+    util::expect_code(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a window of 3600 seconds"));
+    // No flows for a forensic report.
+    let o = util::latmove(&[
+        "detect",
+        "--features-table",
+        &p("f.csv"),
+        "--report",
+        &p("r"),
+        "--out",
+        &p("o4"),
+    ]);
+    util::expect_code(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--report needs the flows"));
+    assert!(!dir.path().join("o4").exists() && !dir.path().join("r").exists());
 }

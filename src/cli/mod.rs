@@ -132,8 +132,13 @@ pub struct SqlArgs {
 pub struct DetectArgs {
     /// Flow files (CICFlowMeter CSV, Zeek conn.log, nfdump or Argus CSV,
     /// Suricata eve.json, Parquet; plain or gzip) or directories of them.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "features_table", value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
+    /// Read a feature table instead of flows (Parquet, a directory of
+    /// Parquet parts, or CSV, as `latmove features` or sql/features.sql
+    /// write it); repeat for more.
+    #[arg(long, value_name = "TABLE", conflicts_with = "inputs")]
+    pub features_table: Vec<PathBuf>,
     /// Directory for the CSV, JSON and PNG outputs.
     #[arg(long, default_value = "latmove-out", value_name = "DIR")]
     pub out: PathBuf,
@@ -287,8 +292,12 @@ pub struct ScoreArgs {
     pub model: PathBuf,
     /// Flow files (CICFlowMeter CSV, Zeek conn.log, nfdump or Argus CSV,
     /// Suricata eve.json, Parquet; plain or gzip) or directories of them.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "features_table", value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
+    /// Score a feature table instead of flows (Parquet, a directory of
+    /// Parquet parts, or CSV), streamed in batches; repeat for more.
+    #[arg(long, value_name = "TABLE", conflicts_with = "inputs")]
+    pub features_table: Vec<PathBuf>,
     /// Directory for the CSV, JSON and PNG outputs.
     #[arg(long, default_value = "latmove-out", value_name = "DIR")]
     pub out: PathBuf,
@@ -499,6 +508,7 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
         other => bail!("--sources must be 'all' or 'internal', got '{other}'"),
     };
     cfg.train_inputs = a.train.clone();
+    cfg.tables = a.features_table.clone();
     cfg.detector.kind = match a.detector.as_str() {
         "forest" => DetectorKind::Forest,
         "rules" => DetectorKind::Rules,
@@ -543,6 +553,9 @@ fn check_outputs(
 ) -> Result<()> {
     let mut inputs = crate::flows::expand_inputs(&cfg.inputs)?;
     inputs.extend(crate::flows::expand_inputs(&cfg.train_inputs)?);
+    if !cfg.tables.is_empty() {
+        inputs.extend(crate::table::read::table_files(&cfg.tables)?);
+    }
     let mut outputs: Vec<(&str, PathBuf)> =
         ["host_scores.csv", "flagged_hosts.csv", "metrics.json"]
             .iter()
@@ -561,8 +574,31 @@ fn check_outputs(
 fn run_detect(a: DetectArgs) -> Result<ExitCode> {
     let cfg = detect_config(&a)?;
     check_outputs(&cfg, &a.out, &a.output, &[])?;
-    let d = detect::detect(&cfg)?;
+    let d = detect_any(&cfg, &a)?;
     finish(&cfg, &d, &a.out, &a.output, String::new())
+}
+
+/// A detection on the flows, or on `--features-table`.
+fn detect_any(cfg: &DetectConfig, a: &DetectArgs) -> Result<Detection> {
+    if a.features_table.is_empty() {
+        return detect::detect(cfg);
+    }
+    check_table_options(a.output.report.is_some(), !a.train.is_empty())?;
+    crate::table::score::detect_table(cfg, &cfg.tables)
+}
+
+/// What a feature table cannot do: a forensic report (it needs the
+/// flows) and `--train` flow files.
+fn check_table_options(report: bool, train: bool) -> Result<()> {
+    anyhow::ensure!(
+        !report,
+        "--report needs the flows; a feature table has none (score the flows for a forensic report)"
+    );
+    anyhow::ensure!(
+        !train,
+        "--train takes flow files; with --features-table, train a model on a table with `latmove train --features-table`"
+    );
+    Ok(())
 }
 
 fn run_train(a: TrainArgs) -> Result<ExitCode> {
@@ -579,8 +615,12 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
         &a.detect.output,
         &[("-o", a.model_out.clone())],
     )?;
-    let d = detect::detect(&cfg)?;
-    let files = crate::flows::expand_inputs(&cfg.inputs)?;
+    let d = detect_any(&cfg, &a.detect)?;
+    let files = if a.detect.features_table.is_empty() {
+        crate::flows::expand_inputs(&cfg.inputs)?
+    } else {
+        crate::table::read::table_files(&a.detect.features_table)?
+    };
     let model = Model::new(
         d.fitted(),
         &cfg.profile,
@@ -609,6 +649,7 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     let model = Model::load(&a.model)?;
     let mut cfg = DetectConfig::for_model(a.inputs.clone(), &model)?;
     cfg.free_profiles = false;
+    cfg.tables = a.features_table.clone();
     if let Some(t) = &a.truth {
         cfg.truth = Some(crate::profile::truth::Truth::from_file(t).context("--truth")?);
     }
@@ -619,7 +660,12 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
         cfg.threads = a.threads;
     }
     check_outputs(&cfg, &a.out, &a.output, &[])?;
-    let d = detect::detect(&cfg)?;
+    let d = if a.features_table.is_empty() {
+        detect::detect(&cfg)?
+    } else {
+        check_table_options(a.output.report.is_some(), false)?;
+        crate::table::score::score_table(&cfg, &cfg.tables)?
+    };
     let note = format!("\nScored with model {}.", a.model.display());
     finish(&cfg, &d, &a.out, &a.output, note)
 }

@@ -174,6 +174,11 @@ pub enum SkipReason {
     NotAFlow,
     /// A line that is not a JSON object.
     BadRecord,
+    /// A row of a feature table with more or fewer cells than its header.
+    FieldCount,
+    /// A cell that is none of the words its column takes (a feature
+    /// table's `internal`: true/false; `label`: attack/benign).
+    BadValue,
 }
 
 impl SkipReason {
@@ -209,6 +214,8 @@ impl SkipReason {
             SkipReason::OtherEvent => "events other than flows",
             SkipReason::NotAFlow => "records that are no IP flow",
             SkipReason::BadRecord => "lines that are no JSON object",
+            SkipReason::FieldCount => "rows with another number of fields than the header",
+            SkipReason::BadValue => "values of the wrong kind",
         }
     }
 }
@@ -271,6 +278,9 @@ pub struct ReadStats {
     pub bad_timestamps: u64,
     /// Whether any file had a label column.
     pub has_labels: bool,
+    /// Whether the rows are a feature table's (host-window rows, counted
+    /// in `flows` when used), not flows.
+    pub feature_table: bool,
     /// What else a reader has to say, with a count: files of each format
     /// other than CICFlowMeter's, records paired or merged.
     pub notes: BTreeMap<String, u64>,

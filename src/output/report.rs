@@ -167,7 +167,11 @@ fn input_section(s: &mut String, st: &crate::flows::ReadStats) {
         let _ = writeln!(s, "  {}", f.display());
     }
     let _ = writeln!(s, "  rows read          {:>12}", st.rows);
-    let _ = writeln!(s, "  flows used         {:>12}", st.flows);
+    if st.feature_table {
+        let _ = writeln!(s, "  feature rows used  {:>12}", st.flows);
+    } else {
+        let _ = writeln!(s, "  flows used         {:>12}", st.flows);
+    }
     if st.skipped.is_empty() {
         let _ = writeln!(s, "  rows skipped       {:>12}", 0);
     }

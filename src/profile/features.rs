@@ -366,6 +366,26 @@ impl FeatureTable {
         }
     }
 
+    /// A table from its values and, per row, the flows behind each
+    /// feature with a [`FeatureDef::support`] (in column order): a feature
+    /// table read from a file.
+    pub fn from_parts(
+        defs: &[FeatureDef],
+        values: Array2<f64>,
+        support: Array2<u64>,
+    ) -> FeatureTable {
+        assert_eq!(values.dim(), (support.nrows(), defs.len()));
+        assert_eq!(
+            support.ncols(),
+            defs.iter().filter(|d| d.support.is_some()).count()
+        );
+        FeatureTable {
+            defs: defs.to_vec(),
+            values,
+            support,
+        }
+    }
+
     /// The values the model sees: each mean per flow (a feature with a
     /// [`FeatureDef::support`]) of an entity with `n` flows behind it is
     /// pulled toward the training median by the weight `n / (n + prior)`:

@@ -319,64 +319,15 @@ impl Batch {
             .or_else(|| self.string(w, i)?.trim().parse().ok())
     }
 
-    /// The value of a numeric, boolean or timestamp column (a timestamp in
-    /// seconds); `None` for a null and for any other type.
+    /// The value of a numeric, boolean or timestamp column (see
+    /// [`stored_num`]).
     fn stored_num(&self, w: Want, i: usize) -> Option<f64> {
-        let a = self.col(w)?;
-        if a.is_null(i) {
-            return None;
-        }
-        Some(match a.data_type() {
-            DataType::Int8 => f64::from(a.as_primitive::<Int8Type>().value(i)),
-            DataType::Int16 => f64::from(a.as_primitive::<Int16Type>().value(i)),
-            DataType::Int32 => f64::from(a.as_primitive::<Int32Type>().value(i)),
-            DataType::Int64 => a.as_primitive::<Int64Type>().value(i) as f64,
-            DataType::UInt8 => f64::from(a.as_primitive::<UInt8Type>().value(i)),
-            DataType::UInt16 => f64::from(a.as_primitive::<UInt16Type>().value(i)),
-            DataType::UInt32 => f64::from(a.as_primitive::<UInt32Type>().value(i)),
-            DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i) as f64,
-            DataType::Float32 => f64::from(a.as_primitive::<Float32Type>().value(i)),
-            DataType::Float64 => a.as_primitive::<Float64Type>().value(i),
-            DataType::Boolean => f64::from(u8::from(a.as_boolean().value(i))),
-            DataType::Timestamp(unit, _) => {
-                let (v, scale) = match unit {
-                    TimeUnit::Second => (a.as_primitive::<TimestampSecondType>().value(i), 1.0),
-                    TimeUnit::Millisecond => {
-                        (a.as_primitive::<TimestampMillisecondType>().value(i), 1e3)
-                    }
-                    TimeUnit::Microsecond => {
-                        (a.as_primitive::<TimestampMicrosecondType>().value(i), 1e6)
-                    }
-                    TimeUnit::Nanosecond => {
-                        (a.as_primitive::<TimestampNanosecondType>().value(i), 1e9)
-                    }
-                };
-                v as f64 / scale
-            }
-            _ => return None,
-        })
+        stored_num(self.col(w)?, i)
     }
 
-    /// The text of a string, binary or boolean column (`T`/`F`); `None`
-    /// for a null and for any other type.
+    /// The text of a string, binary or boolean column (see [`string`]).
     fn string(&self, w: Want, i: usize) -> Option<Cow<'_, str>> {
-        let a = self.col(w)?;
-        if a.is_null(i) {
-            return None;
-        }
-        match a.data_type() {
-            DataType::Utf8 => Some(Cow::Borrowed(a.as_string::<i32>().value(i))),
-            DataType::LargeUtf8 => Some(Cow::Borrowed(a.as_string::<i64>().value(i))),
-            DataType::Utf8View => Some(Cow::Borrowed(a.as_string_view().value(i))),
-            DataType::Binary => Some(String::from_utf8_lossy(a.as_binary::<i32>().value(i))),
-            DataType::LargeBinary => Some(String::from_utf8_lossy(a.as_binary::<i64>().value(i))),
-            DataType::Boolean => Some(Cow::Borrowed(if a.as_boolean().value(i) {
-                "T"
-            } else {
-                "F"
-            })),
-            _ => None,
-        }
+        string(self.col(w)?, i)
     }
 
     /// A cell as text: a text column's, or a number's digits.
@@ -421,6 +372,62 @@ impl Batch {
             }
             _ => parse_ip(self.text(w, i)?.trim().as_bytes()),
         }
+    }
+}
+
+/// The value of a numeric, boolean or timestamp column (a timestamp in
+/// seconds); `None` for a null and for any other type.
+pub(crate) fn stored_num(a: &ArrayRef, i: usize) -> Option<f64> {
+    if a.is_null(i) {
+        return None;
+    }
+    Some(match a.data_type() {
+        DataType::Int8 => f64::from(a.as_primitive::<Int8Type>().value(i)),
+        DataType::Int16 => f64::from(a.as_primitive::<Int16Type>().value(i)),
+        DataType::Int32 => f64::from(a.as_primitive::<Int32Type>().value(i)),
+        DataType::Int64 => a.as_primitive::<Int64Type>().value(i) as f64,
+        DataType::UInt8 => f64::from(a.as_primitive::<UInt8Type>().value(i)),
+        DataType::UInt16 => f64::from(a.as_primitive::<UInt16Type>().value(i)),
+        DataType::UInt32 => f64::from(a.as_primitive::<UInt32Type>().value(i)),
+        DataType::UInt64 => a.as_primitive::<UInt64Type>().value(i) as f64,
+        DataType::Float32 => f64::from(a.as_primitive::<Float32Type>().value(i)),
+        DataType::Float64 => a.as_primitive::<Float64Type>().value(i),
+        DataType::Boolean => f64::from(u8::from(a.as_boolean().value(i))),
+        DataType::Timestamp(unit, _) => {
+            let (v, scale) = match unit {
+                TimeUnit::Second => (a.as_primitive::<TimestampSecondType>().value(i), 1.0),
+                TimeUnit::Millisecond => {
+                    (a.as_primitive::<TimestampMillisecondType>().value(i), 1e3)
+                }
+                TimeUnit::Microsecond => {
+                    (a.as_primitive::<TimestampMicrosecondType>().value(i), 1e6)
+                }
+                TimeUnit::Nanosecond => (a.as_primitive::<TimestampNanosecondType>().value(i), 1e9),
+            };
+            v as f64 / scale
+        }
+        _ => return None,
+    })
+}
+
+/// The text of a string, binary or boolean column (`T`/`F`); `None`
+/// for a null and for any other type.
+pub(crate) fn string(a: &ArrayRef, i: usize) -> Option<Cow<'_, str>> {
+    if a.is_null(i) {
+        return None;
+    }
+    match a.data_type() {
+        DataType::Utf8 => Some(Cow::Borrowed(a.as_string::<i32>().value(i))),
+        DataType::LargeUtf8 => Some(Cow::Borrowed(a.as_string::<i64>().value(i))),
+        DataType::Utf8View => Some(Cow::Borrowed(a.as_string_view().value(i))),
+        DataType::Binary => Some(String::from_utf8_lossy(a.as_binary::<i32>().value(i))),
+        DataType::LargeBinary => Some(String::from_utf8_lossy(a.as_binary::<i64>().value(i))),
+        DataType::Boolean => Some(Cow::Borrowed(if a.as_boolean().value(i) {
+            "T"
+        } else {
+            "F"
+        })),
+        _ => None,
     }
 }
 

@@ -9,10 +9,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+pub(crate) mod read;
+pub(crate) mod score;
+
 use crate::flows::record::{FlowRecord, LabelTable};
 use crate::flows::{self, ReadStats};
 use crate::net;
-use crate::output::tables::{Kind, TableFormat, TableWriter};
+pub(crate) use crate::output::tables::TableFormat;
+use crate::output::tables::{Kind, TableWriter};
 use crate::profile::features::{FeatureDef, FeatureTable};
 use crate::profile::{FlowFacts, HostProfile, ProfileBuilder, ProfileOptions, Profiles};
 
@@ -257,7 +261,7 @@ pub(crate) fn write_feature_table(
 }
 
 /// `sql/features.sql`, as shipped.
-const FEATURES_SQL: &str = include_str!("../sql/features.sql");
+const FEATURES_SQL: &str = include_str!("../../sql/features.sql");
 
 /// The engines `latmove sql` prints for.
 pub(crate) const DIALECTS: &[&str] = &["spark", "duckdb", "trino", "clickhouse"];
