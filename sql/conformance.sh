@@ -23,14 +23,8 @@ fi
 mkdir -p "$work"
 skip() { echo "SKIPPED: $*"; exit 77; }
 
-venv=$here/.venv
-py=$venv/bin/python
-if ! "$py" -c 'import duckdb, pyspark' 2>/dev/null; then
-  command -v python3 >/dev/null || skip "no python3 to install DuckDB and PySpark into sql/.venv"
-  python3 -m venv "$venv" >/dev/null 2>&1 || skip "python3 cannot make a virtual environment (sql/.venv)"
-  "$py" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt" \
-    || skip "could not install sql/requirements.txt into sql/.venv (no package index?)"
-fi
+py=$here/.venv/bin/python
+"$here/setup.sh" || exit $?
 java -version >/dev/null 2>&1 || skip "no Java runtime for Spark (install openjdk-17-jre-headless)"
 
 # The fixtures: name, then latmove's input and options.

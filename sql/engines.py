@@ -6,6 +6,7 @@ SQL_FILE is `latmove sql --dialect <engine>`'s output; each OUT is written
 as Parquet (a file for DuckDB, a directory of parts for Spark). Spark runs in
 local mode on 2 cores, one session for every table.
 """
+import os
 import sys
 
 
@@ -34,6 +35,15 @@ def run_spark(sql, pairs):
     for flows, out in pairs:
         spark.read.parquet(flows).createOrReplaceTempView("flows")
         spark.sql(sql).write.mode("overwrite").parquet(out)
+    report = os.environ.get("LATMOVE_JVM_PEAK_FILE")
+    if report:
+        # The JVM's own peak resident set (a benchmark's /usr/bin/time sees
+        # only this Python process).
+        pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            peak = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+        with open(report, "w", encoding="ascii") as f:
+            f.write(peak)
     spark.stop()
 
 
