@@ -64,14 +64,27 @@ start=$(date +%s)
   || { tail -20 "$work/spark.log"; exit 1; }
 echo "spark (local[2]): $(( $(date +%s) - start )) s"
 
+# Equal tables, and equal scores: detect on each engine's table ranks and
+# scores the hosts as detect on the flows (rank, ip, score, flagged).
 status=0
 for c in "${cases[@]}"; do
   name=${c%%|*}
+  read -r -a args <<< "${c#*|}"
+  "$lm" detect "${args[@]}" --no-charts --out "$work/$name.detect" >/dev/null
   for engine in duckdb spark; do
     got=$work/$name.$engine
     [ $engine = duckdb ] && got=$got.parquet
     printf '%-12s %-7s ' "$name" "$engine"
     "$py" "$here/compare.py" "$work/$name.native.parquet" "$got" || status=1
+    opts=("${args[@]:1}")   # the options (window, allowlist), without the input
+    "$lm" detect --features-table "$got" "${opts[@]}" --no-charts --out "$work/$name.$engine.detect" >/dev/null
+    if cmp -s <(cut -d, -f1-4 "$work/$name.detect/host_scores.csv") \
+              <(cut -d, -f1-4 "$work/$name.$engine.detect/host_scores.csv"); then
+      printf '%-12s %-7s scores: detect on the table = detect on the flows\n' "$name" "$engine"
+    else
+      printf '%-12s %-7s scores DIFFER from detect on the flows\n' "$name" "$engine"
+      status=1
+    fi
   done
 done
 exit $status

@@ -8,7 +8,8 @@ use crate::util;
 
 /// sql/features.sql on DuckDB and on Spark in local mode gives latmove's
 /// feature table on the sample, the full and hard synthetic days and the
-/// real rows. The engines install into sql/.venv on first use; without a
+/// real rows, and detect on each engine's table ranks and scores the hosts
+/// as detect on the flows. The engines install into sql/.venv on first use; without a
 /// package index or a JVM the script says why and the test passes as
 /// skipped (exit 77).
 #[test]
@@ -24,6 +25,12 @@ fn feature_sql_matches_native_on_duckdb_and_spark() {
         Some(0) => {
             // Every fixture on both engines.
             assert!(text.matches("equal:").count() >= 8, "{text}");
+            assert!(
+                text.matches("detect on the table = detect on the flows")
+                    .count()
+                    >= 8,
+                "{text}"
+            );
         }
         Some(77) => eprintln!("sql conformance skipped: {text}"),
         _ => panic!(
