@@ -316,3 +316,67 @@ fn feature_table_faults_are_reported() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--report needs the flows"));
     assert!(!dir.path().join("o4").exists() && !dir.path().join("r").exists());
 }
+
+/// Mangled feature tables (bytes flipped, cut, lines dropped; a Parquet
+/// file cut or overwritten) never crash a run: each ends with exit 0 (bad
+/// rows skipped and counted) or 2 (refused with a message), never a panic.
+#[test]
+fn mangled_feature_tables_are_skipped_or_refused() {
+    let dir = util::tempdir();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let s = util::sample();
+    ok(&["features", s.to_str().unwrap(), "-o", &p("f.csv")]);
+    ok(&["features", s.to_str().unwrap(), "-o", &p("f.parquet")]);
+    let mut seed = 7u64;
+    let mut next = |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % n.max(1)
+    };
+    for (name, bytes) in [
+        ("f.csv", std::fs::read(p("f.csv")).unwrap()),
+        ("f.parquet", std::fs::read(p("f.parquet")).unwrap()),
+    ] {
+        for k in 0..24 {
+            let mut m = bytes.clone();
+            match k % 3 {
+                0 => {
+                    for _ in 0..8 {
+                        let i = next(m.len());
+                        m[i] = next(256) as u8;
+                    }
+                }
+                1 => m.truncate(next(m.len())),
+                _ => {
+                    let i = next(m.len());
+                    let j = (i + next(4096)).min(m.len());
+                    m.drain(i..j);
+                }
+            }
+            let t = p(&format!("m{k}-{name}"));
+            std::fs::write(&t, &m).unwrap();
+            let out = util::latmove(&[
+                "detect",
+                "--features-table",
+                &t,
+                "--no-charts",
+                "--out",
+                &p(&format!("o{k}-{name}")),
+            ]);
+            let code = out.status.code();
+            assert!(
+                code == Some(0) || code == Some(2),
+                "{t}: exit {code:?}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if code == Some(2) {
+                assert!(
+                    String::from_utf8_lossy(&out.stderr).starts_with("latmove: error:"),
+                    "{t}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}

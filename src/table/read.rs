@@ -315,24 +315,20 @@ fn read_csv(
         crate::flows::open_maybe_gz(file).with_context(|| format!("opening {}", file.display()))?;
     let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(f);
     let names: Vec<String> = r
-        .headers()
+        .byte_headers()
         .with_context(|| format!("{}: reading the header", file.display()))?
         .iter()
-        .map(str::to_string)
+        .map(|h| String::from_utf8_lossy(h).into_owned())
         .collect();
     let cols = Columns::find(file, &names, defs)?;
     let mut batch = Vec::with_capacity(BATCH_ROWS);
-    let mut record = csv::StringRecord::new();
+    let mut record = csv::ByteRecord::new();
     loop {
         let line = r.position().line();
-        match r.read_record(&mut record) {
+        match r.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => {
-                // Not UTF-8, or an unreadable record: the rest of the file
-                // cannot be trusted to be in step.
-                anyhow::bail!("{}:{line}: {e}", file.display());
-            }
+            Err(e) => anyhow::bail!("{}:{line}: {e}", file.display()),
         }
         stats.rows += 1;
         if record.len() != names.len() {
@@ -348,8 +344,10 @@ fn read_csv(
             );
             continue;
         }
+        // A cell that is not UTF-8 is read lossily: as a number or an
+        // address it is then refused with the row, as a label kept.
         let get = |i: usize| match record.get(i) {
-            Some(t) if !t.is_empty() => Cell::Text(Cow::Borrowed(t)),
+            Some(t) if !t.is_empty() => Cell::Text(String::from_utf8_lossy(t)),
             _ => Cell::Null,
         };
         match parse_row(get, &cols, defs) {
