@@ -201,3 +201,85 @@ fn watch_raises_the_scanners_alert_within_one_window_of_the_scan() {
         "{stderr}"
     );
 }
+
+/// `watch` raises one incident per host: the first window above the
+/// threshold opens it, later ones alert only when it escalates (a new
+/// behaviour family or a score 0.05 higher, named in the record), every
+/// record of it carries its id, and a quiet period closes it.
+#[test]
+fn watch_raises_one_incident_per_host_and_closes_it_when_quiet() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
+    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
+    expect_code(&latmove(&["train", &base, "-o", &d("model.json")]), 0);
+    let run = |suppress: &str| -> Vec<serde_json::Value> {
+        let out = latmove(&[
+            "watch",
+            "--model",
+            &d("model.json"),
+            "--suppress",
+            suppress,
+            &day,
+        ]);
+        expect_code(&out, 0);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let records = run("30m");
+    let mut open: std::collections::HashMap<String, (String, f64, Vec<String>)> =
+        std::collections::HashMap::new();
+    let (mut opened, mut escalated, mut closed) = (0, 0, 0);
+    for r in &records {
+        let ip = r["source"]["ip"].as_str().unwrap().to_string();
+        let inc = &r["latmove"]["incident"];
+        let id = inc["id"].as_str().unwrap().to_string();
+        assert!(id.starts_with("latmove-"), "{r}");
+        let families: Vec<String> = inc["families"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect();
+        match r["event"]["action"].as_str().unwrap() {
+            "incident-opened" => {
+                assert_eq!(r["event"]["kind"], "alert");
+                assert!(!open.contains_key(&ip), "a second open incident for {ip}");
+                assert_eq!(r["latmove"]["first_flagged_window"], r["event"]["start"]);
+                let score = r["latmove"]["score"].as_f64().unwrap();
+                open.insert(ip, (id, score, families));
+                opened += 1;
+            }
+            "incident-escalated" => {
+                assert_eq!(r["event"]["kind"], "alert");
+                let (was_id, best, was_families) =
+                    open.get_mut(&ip).expect("escalated before opened");
+                assert_eq!(*was_id, id);
+                let score = r["latmove"]["score"].as_f64().unwrap();
+                assert!(
+                    score >= *best + 0.05 || families.iter().any(|f| !was_families.contains(f)),
+                    "an escalation without a reason: {r}"
+                );
+                *best = best.max(score);
+                *was_families = families;
+                escalated += 1;
+            }
+            "incident-closed" => {
+                assert_eq!(r["event"]["kind"], "state");
+                let (was_id, _, _) = open.remove(&ip).expect("closed before opened");
+                assert_eq!(was_id, id);
+                closed += 1;
+            }
+            other => panic!("unexpected action {other}: {r}"),
+        }
+    }
+    assert!(
+        opened > 0 && closed > 0,
+        "{opened} opened, {escalated} escalated, {closed} closed"
+    );
+    // The same stream gives the same ids.
+    assert_eq!(run("30m"), records);
+}

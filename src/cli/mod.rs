@@ -4,7 +4,7 @@
 //! parameters; the message names the file, line, column or flag); 3 a CI
 //! gate (`--min-recall`, `--max-fpr`) missed.
 
-mod watch;
+pub(crate) mod watch;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -334,8 +334,9 @@ pub struct WatchArgs {
     /// Alert format: 'ecs' (NDJSON) or 'cef'.
     #[arg(long, default_value = "ecs", value_name = "FORMAT")]
     pub alert_format: String,
-    /// Do not alert again on a host within this period (flow time) unless
-    /// its score worsens, e.g. 1h, 30m.
+    /// Close a host's incident after this long (flow time) without a window
+    /// above the threshold, e.g. 1h, 30m; until then its windows update the
+    /// incident and alert only when it escalates.
     #[arg(long, default_value = "1h", value_name = "LEN")]
     pub suppress: String,
     /// Allowlist: IPs or CIDRs, optionally with ports.
@@ -761,7 +762,7 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
         crate::cli::watch::watch(&cfg, std::io::LineWriter::new(file))?
     };
     eprintln!(
-        "latmove watch: {} flows ({} rows skipped as malformed or empty), {} windows closed, {} alerts, {} suppressed, {} late and {} untimed flows skipped",
+        "latmove watch: {} flows ({} rows skipped as malformed or empty), {} windows closed, {} alerts, {} windows above the threshold in open incidents, {} late and {} untimed flows skipped",
         stats.flows,
         read.skipped_total(),
         stats.windows_closed,
@@ -785,6 +786,15 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
             "hosts' admin-peer history forgotten past --max-hosts",
         ),
         (stats.idle_closes, "windows closed by --idle-close"),
+        (
+            stats.incidents_closed,
+            "incidents closed after a quiet period",
+        ),
+        (stats.summaries, "daily summaries of open incidents"),
+        (
+            stats.incidents_over_cap,
+            "windows above the threshold of hosts past --max-hosts open incidents",
+        ),
     ];
     for (n, what) in extra {
         if n > 0 {

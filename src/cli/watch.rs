@@ -13,7 +13,7 @@
 //! the admin peers each host has reached so far (for
 //! `admin_peers_to_date`; hosts without any keep nothing, and past
 //! `--max-hosts` the least recently active are forgotten, counted), and
-//! the alerts still inside their suppression period.
+//! the open incidents (one small record per host, at most `--max-hosts`).
 //!
 //! One flow cannot move the clock: a flow more than `--max-jump` ahead of
 //! the open window is held back, and only when enough of them agree (a real
@@ -22,9 +22,14 @@
 //! the open window are counted as late. Malformed lines are counted and
 //! skipped.
 //!
-//! Suppression: a host already alerted on is alerted again only when its
-//! score worsens (by more than 0.01) or the suppression period has passed
-//! (flow time).
+//! Incidents, not a stream of windows: a host's first window above the
+//! threshold opens an incident (one alert, with a stable incident id); later
+//! windows above it update the same incident, and raise an alert only when
+//! it escalates: a behaviour family not seen in it before (scanning ports,
+//! reaching hosts, failures, repetition, admin peers ...) or a score 0.05
+//! higher than its highest. After `--suppress` (flow time) without a window
+//! above the threshold the incident closes (a closing record); an incident
+//! still open when a new day starts gets a daily summary record.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -83,6 +88,12 @@ pub(super) struct WatchStats {
     pub idle_closes: u64,
     /// Hosts whose admin peers were forgotten to stay within the bound.
     pub admin_forgotten: u64,
+    /// Incidents closed after a quiet period, and daily summaries written.
+    pub incidents_closed: u64,
+    pub summaries: u64,
+    /// Hosts above the threshold not given an incident: `--max-hosts`
+    /// incidents were open.
+    pub incidents_over_cap: u64,
 }
 
 /// A flow held back: its fields, owned.
@@ -193,7 +204,7 @@ struct State<'a, W: Write> {
     /// Windows up to this one are closed (a later flow of them is late).
     closed_through: Option<i64>,
     builder: ProfileBuilder,
-    last_alert: HashMap<IpAddr, (f64, f64)>,
+    incidents: HashMap<IpAddr, Incident>,
     admin: AdminHistory,
     /// Flows far ahead, waiting for others to confirm the jump.
     held: Vec<HeldFlow>,
@@ -313,11 +324,8 @@ impl<W: Write> State<'_, W> {
         self.stats.windows_closed += 1;
         let start = w as f64 * self.window_secs;
         let end = start + self.window_secs;
-        let suppress = self.cfg.suppress_secs;
-        self.last_alert
-            .retain(|_, (when, _)| end - *when < suppress);
         if profiles.hosts.is_empty() {
-            return Ok(());
+            return self.close_quiet(start, end);
         }
         let mut d = detect_with_training(&self.detect, profiles, None, ReadStats::default())?;
         d.window_secs = Some(self.window_secs as u32);
@@ -325,7 +333,8 @@ impl<W: Write> State<'_, W> {
             h.peak_window_start = Some(start);
             h.first_flagged_window = h.flagged.then_some(start);
         }
-        self.alert(&d, end)?;
+        self.alert(&d, start, end)?;
+        self.close_quiet(start, end)?;
         if self.status {
             let s = &self.stats;
             eprint!(
@@ -336,31 +345,208 @@ impl<W: Write> State<'_, W> {
         Ok(())
     }
 
-    /// Writes the alerts of a scored window ending at `end`.
-    fn alert(&mut self, d: &crate::detect::Detection, end: f64) -> Result<()> {
+    /// Opens, updates or escalates the incidents of a scored window
+    /// (`start` to `end`) and writes the alerts that raises.
+    fn alert(&mut self, d: &crate::detect::Detection, start: f64, end: f64) -> Result<()> {
+        let defs = self.detect.features.clone();
         for h in d.flagged() {
-            if let Some(&(when, score)) = self.last_alert.get(&h.ip)
-                && end - when < self.cfg.suppress_secs
-                && h.score <= score + 0.01
-            {
-                self.stats.suppressed += 1;
-                continue;
-            }
-            self.last_alert.insert(h.ip, (end, h.score));
+            let families: Vec<&'static str> = crate::output::report::top_reasons(h)
+                .into_iter()
+                .take(3)
+                .map(|j| defs.get(j).map_or("", |f| f.family))
+                .collect();
+            let action = match self.incidents.get_mut(&h.ip) {
+                None => {
+                    if self.incidents.len() >= self.cfg.max_hosts {
+                        self.stats.incidents_over_cap += 1;
+                        continue;
+                    }
+                    let mut inc = Incident::open(h.ip, start, end, h.score);
+                    inc.families = families;
+                    inc.families.sort_unstable();
+                    inc.families.dedup();
+                    self.incidents.insert(h.ip, inc);
+                    IncidentAction::Opened
+                }
+                Some(inc) => {
+                    inc.last_above = end;
+                    inc.windows += 1;
+                    let new_family = families.iter().any(|f| !inc.families.contains(f));
+                    let higher = h.score >= inc.score + ESCALATE_BY;
+                    for f in families {
+                        if !inc.families.contains(&f) {
+                            inc.families.push(f);
+                        }
+                    }
+                    if !(new_family || higher) {
+                        inc.score = inc.score.max(h.score);
+                        self.stats.suppressed += 1;
+                        continue;
+                    }
+                    inc.score = inc.score.max(h.score);
+                    IncidentAction::Escalated
+                }
+            };
+            let inc = self.incidents.get_mut(&h.ip).expect("opened above");
+            inc.alerts += 1;
+            let view = inc.view(action);
             let line = match self.cfg.alert_format.as_str() {
-                "cef" => crate::output::alerts::cef_line(d, h),
+                "cef" => crate::output::alerts::cef_incident_line(d, h, &view),
                 _ => {
-                    let mut v = serde_json::to_vec(&crate::output::alerts::ecs_alert(d, h))?;
+                    let mut v =
+                        serde_json::to_vec(&crate::output::alerts::ecs_incident(d, h, &view))?;
                     v.push(b'\n');
                     v
                 }
             };
-            self.out.write_all(&line).context("writing an alert")?;
-            self.out.flush().context("writing an alert")?;
+            self.write(&line)?;
             self.stats.alerts += 1;
         }
         Ok(())
     }
+
+    /// Closes the incidents quiet for `--suppress` by `end`, and writes a
+    /// daily summary of each one still open when a window of a new day
+    /// (starting at `start`) closes.
+    fn close_quiet(&mut self, start: f64, end: f64) -> Result<()> {
+        let quiet = self.cfg.suppress_secs;
+        let mut closed: Vec<IpAddr> = self
+            .incidents
+            .iter()
+            .filter(|(_, inc)| end - inc.last_above >= quiet)
+            .map(|(ip, _)| *ip)
+            .collect();
+        closed.sort_unstable();
+        let day = (start / 86_400.0).floor() as i64;
+        let mut open: Vec<IpAddr> = self
+            .incidents
+            .iter()
+            .filter(|(ip, inc)| !closed.contains(ip) && inc.summary_day < day)
+            .map(|(ip, _)| *ip)
+            .collect();
+        open.sort_unstable();
+        for ip in closed {
+            let inc = self.incidents.remove(&ip).expect("listed above");
+            let line = crate::output::alerts::incident_notice(
+                &inc.view(IncidentAction::Closed),
+                end,
+                &self.cfg.alert_format,
+            );
+            self.write(&line)?;
+            self.stats.incidents_closed += 1;
+        }
+        for ip in open {
+            let inc = self.incidents.get_mut(&ip).expect("listed above");
+            inc.summary_day = day;
+            let line = crate::output::alerts::incident_notice(
+                &inc.view(IncidentAction::Summary),
+                start,
+                &self.cfg.alert_format,
+            );
+            self.write(&line)?;
+            self.stats.summaries += 1;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, line: &[u8]) -> Result<()> {
+        self.out.write_all(line).context("writing an alert")?;
+        self.out.flush().context("writing an alert")
+    }
+}
+
+/// A score this much above an incident's highest escalates it.
+const ESCALATE_BY: f64 = 0.05;
+
+/// What an incident record says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IncidentAction {
+    /// The host's first window above the threshold.
+    Opened,
+    /// A new behaviour family, or a clearly higher score.
+    Escalated,
+    /// Quiet for `--suppress`.
+    Closed,
+    /// Still open when a new day began.
+    Summary,
+}
+
+impl IncidentAction {
+    /// The word in the records.
+    pub(crate) fn word(self) -> &'static str {
+        match self {
+            IncidentAction::Opened => "opened",
+            IncidentAction::Escalated => "escalated",
+            IncidentAction::Closed => "closed",
+            IncidentAction::Summary => "open",
+        }
+    }
+}
+
+/// One host's open incident.
+struct Incident {
+    ip: IpAddr,
+    id: String,
+    /// Start of the first window above the threshold.
+    opened: f64,
+    /// End of the last window above it.
+    last_above: f64,
+    /// The highest score so far.
+    score: f64,
+    /// Behaviour families its windows showed.
+    families: Vec<&'static str>,
+    /// Windows above the threshold, and records raised as alerts.
+    windows: u64,
+    alerts: u64,
+    /// The last day a summary was written for (the opening day at first).
+    summary_day: i64,
+}
+
+impl Incident {
+    fn open(ip: IpAddr, start: f64, end: f64, score: f64) -> Incident {
+        // Stable: the same stream gives the same ids.
+        let mut key = ip.to_string();
+        key.push_str(&format!("@{}", start as i64));
+        let digest = crate::model::file::sha256_hex(key.as_bytes());
+        Incident {
+            ip,
+            id: format!("latmove-{}", &digest[..16]),
+            opened: start,
+            last_above: end,
+            score,
+            families: Vec::new(),
+            windows: 1,
+            alerts: 0,
+            summary_day: (start / 86_400.0).floor() as i64,
+        }
+    }
+
+    fn view(&self, action: IncidentAction) -> IncidentView {
+        IncidentView {
+            ip: self.ip,
+            id: self.id.clone(),
+            action,
+            opened: self.opened,
+            last_above: self.last_above,
+            score: self.score,
+            families: self.families.iter().map(|f| f.to_string()).collect(),
+            windows: self.windows,
+            alerts: self.alerts,
+        }
+    }
+}
+
+/// An incident as its records show it.
+pub(crate) struct IncidentView {
+    pub ip: IpAddr,
+    pub id: String,
+    pub action: IncidentAction,
+    pub opened: f64,
+    pub last_above: f64,
+    pub score: f64,
+    pub families: Vec<String>,
+    pub windows: u64,
+    pub alerts: u64,
 }
 
 /// A file read like `tail -F`: at its end, waits for more; when the file
@@ -564,7 +750,7 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
         current: None,
         closed_through: None,
         builder: ProfileBuilder::with_options(options),
-        last_alert: HashMap::new(),
+        incidents: HashMap::new(),
         admin: AdminHistory {
             hosts: HashMap::new(),
             cap: cfg.max_hosts,

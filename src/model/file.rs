@@ -101,6 +101,14 @@ pub struct Model {
     pub training: TrainingInfo,
 }
 
+/// SHA-256 of bytes, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;

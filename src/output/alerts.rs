@@ -9,6 +9,7 @@
 
 use serde_json::{Value, json};
 
+use crate::cli::watch::{IncidentAction, IncidentView};
 use crate::detect::{Detection, HostResult};
 use crate::flows::timestamp::format_timestamp;
 use crate::output::report::{explain, sentence};
@@ -128,6 +129,79 @@ pub(crate) fn ecs_ndjson(d: &Detection) -> Vec<u8> {
     out
 }
 
+/// The incident part of a record.
+fn incident_json(i: &IncidentView) -> Value {
+    json!({
+        "id": i.id,
+        "status": i.action.word(),
+        "opened": iso(Some(i.opened)),
+        "last_above_threshold": iso(Some(i.last_above)),
+        "highest_score": i.score,
+        "families": i.families,
+        "windows_above_threshold": i.windows,
+        "alerts": i.alerts,
+    })
+}
+
+/// The ECS alert of a host whose window opened or escalated an incident
+/// (`watch`): the host's alert with the incident's id and state.
+pub(crate) fn ecs_incident(d: &Detection, h: &HostResult, i: &IncidentView) -> Value {
+    let mut v = ecs_alert(d, h);
+    v["event"]["action"] = json!(format!("incident-{}", i.action.word()));
+    v["latmove"]["first_flagged_window"] = json!(iso(Some(i.opened)));
+    v["latmove"]["incident"] = incident_json(i);
+    v
+}
+
+/// A record of an incident's state without a new alert (closed, or the
+/// daily summary of an open one) at time `t`: ECS `event.kind: state`, or
+/// a CEF line of severity 1.
+pub(crate) fn incident_notice(i: &IncidentView, t: f64, format: &str) -> Vec<u8> {
+    let what = match i.action {
+        IncidentAction::Closed => "closed after a quiet period",
+        _ => "still open",
+    };
+    let message = format!(
+        "{}: incident {} {what}; opened {}, last above the threshold {}, highest score {:.3}",
+        i.ip,
+        i.id,
+        format_timestamp(i.opened),
+        format_timestamp(i.last_above),
+        i.score
+    );
+    if format == "cef" {
+        let ext = [
+            ("rt", format!("{}", (t * 1000.0).round() as i64)),
+            ("src", i.ip.to_string()),
+            ("act", i.action.word().to_string()),
+            ("cs4Label", "latmoveIncident".to_string()),
+            ("cs4", i.id.clone()),
+            ("cn1Label", "latmoveScore".to_string()),
+            ("cn1", format!("{:.4}", i.score)),
+            ("msg", message),
+        ];
+        return cef_record("latmove-incident-state", "Incident state", 1, &ext);
+    }
+    let mut v = serde_json::to_vec(&json!({
+        "@timestamp": iso(Some(t)),
+        "event": {
+            "kind": "state",
+            "action": format!("incident-{}", i.action.word()),
+            "category": ["network"],
+            "type": ["info"],
+            "module": "latmove",
+            "dataset": "latmove.incident",
+        },
+        "source": {"ip": i.ip.to_string()},
+        "related": {"ip": [i.ip.to_string()]},
+        "message": message,
+        "latmove": {"incident": incident_json(i)},
+    }))
+    .expect("JSON values serialise");
+    v.push(b'\n');
+    v
+}
+
 /// Escapes a CEF header field: backslash and pipe.
 pub(crate) fn cef_escape_header(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -189,6 +263,32 @@ pub(crate) fn cef_line(d: &Detection, h: &HostResult) -> Vec<u8> {
         ("cn2", h.rank.to_string()),
         ("msg", format!("{}. Why: {}", sentence(d, h), explain(d, h))),
     ];
+    cef_record(
+        "latmove-host-anomaly",
+        "Host behaves like a scanner or lateral mover",
+        cef_severity,
+        &ext,
+    )
+}
+
+/// The CEF line of a host's window that opened or escalated an incident:
+/// its alert line with the incident's id and the action.
+pub(crate) fn cef_incident_line(d: &Detection, h: &HostResult, i: &IncidentView) -> Vec<u8> {
+    let mut line = cef_line(d, h);
+    line.pop();
+    line.extend_from_slice(
+        format!(
+            " act={} cs4Label=latmoveIncident cs4={}\n",
+            cef_escape_value(i.action.word()),
+            cef_escape_value(&i.id)
+        )
+        .as_bytes(),
+    );
+    line
+}
+
+/// One CEF line: the header fields escaped, then the extension.
+fn cef_record(id: &str, name: &str, severity: u32, ext: &[(&str, String)]) -> Vec<u8> {
     let ext: Vec<String> = ext
         .iter()
         .map(|(k, v)| format!("{k}={}", cef_escape_value(v)))
@@ -198,9 +298,9 @@ pub(crate) fn cef_line(d: &Detection, h: &HostResult) -> Vec<u8> {
         cef_escape_header("latmove"),
         cef_escape_header("latmove"),
         cef_escape_header(env!("CARGO_PKG_VERSION")),
-        cef_escape_header("latmove-host-anomaly"),
-        cef_escape_header("Host behaves like a scanner or lateral mover"),
-        cef_severity,
+        cef_escape_header(id),
+        cef_escape_header(name),
+        severity,
         ext.join(" ")
     )
     .into_bytes()
