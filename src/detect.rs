@@ -54,6 +54,15 @@ pub(crate) struct DetectConfig {
     pub cross_fit: CrossFit,
     /// A fitted pipeline (a saved model) to score with instead of fitting.
     pub fitted: Option<Fitted>,
+    /// Each host's past (`--history`): a host above the threshold whose
+    /// peak window is within its own past is not flagged.
+    pub history: Option<std::sync::Arc<crate::history::History>>,
+    /// `watch`: the start of the window every entity of the run is (its
+    /// profiles are whole hosts of one window).
+    pub run_window_start: Option<f64>,
+    /// Collect every window to learn into the history: all of them
+    /// (`train`: the baseline), or only those not flagged.
+    pub learn: Learn,
     /// Free the host profiles when scoring is done (the default). A
     /// command that exits right after a detection sets it to false: the
     /// profiles' hundreds of thousands of small sets are then left to the
@@ -92,9 +101,24 @@ impl DetectConfig {
             detector: DetectorParams::default(),
             cross_fit: CrossFit { folds: 5 },
             fitted: None,
+            history: None,
+            run_window_start: None,
+            learn: Learn::Nothing,
             free_profiles: true,
         }
     }
+}
+
+/// Which windows a run hands to the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Learn {
+    /// None (no `--history`).
+    Nothing,
+    /// Every window (a baseline: `train`).
+    All,
+    /// The windows at or below the threshold, and every window of a host
+    /// not flagged.
+    Unflagged,
 }
 
 /// One scored host.
@@ -136,6 +160,9 @@ pub struct HostResult {
     pub internal: bool,
     /// Whether `--allow` lists the host: scored and reported, never flagged.
     pub allowed: bool,
+    /// With `--history`, a host above the threshold compared with its own
+    /// past (`None` otherwise).
+    pub baseline: Option<crate::history::Judgement>,
 }
 
 /// Everything one detection produced.
@@ -171,6 +198,8 @@ pub struct Detection {
     /// The fitted preprocessing (scaling, medians, spreads, mean prior):
     /// with `forest` and `threshold`, everything a saved model needs.
     pub preprocessor: Preprocessor,
+    /// The windows to learn into the history (see [`Learn`]).
+    pub observations: Vec<crate::history::Observation>,
 }
 
 impl Detection {
@@ -320,7 +349,11 @@ pub(crate) fn score_entities(
     };
     // The forest carries the run's threshold (a saved model shows it).
     fit.forest.threshold = threshold;
-    let results = host_results((entities, &peaks), table, (&hosts, &folds), &fit, threshold);
+    let mut results = host_results((entities, &peaks), table, (&hosts, &folds), &fit, threshold);
+    if let Some(past) = &cfg.history {
+        judge_by_history(past, (entities, &peaks), table, &mut results);
+    }
+    let observations = observations(cfg, entities, table, (&fit.scores, threshold), &results);
     let metrics = hosts.labelled.then(|| evaluate(&results));
     Ok(Detection {
         stats: scope.stats,
@@ -340,7 +373,99 @@ pub(crate) fn score_entities(
         forest: fit.forest,
         params: fit.params,
         preprocessor: fit.preprocessor,
+        observations,
     })
+}
+
+/// A tracked feature's column in `table`.
+fn tracked_columns(table: &FeatureTable) -> Vec<Option<usize>> {
+    crate::history::TRACKED
+        .iter()
+        .map(|t| table.defs.iter().position(|d| d.name == *t))
+        .collect()
+}
+
+/// Each host above the threshold compared with its own past (its peak
+/// window's values and admin peers): one within it is not flagged.
+fn judge_by_history(
+    past: &crate::history::History,
+    (entities, peaks): (&Entities<'_>, &Peaks),
+    table: &FeatureTable,
+    results: &mut [HostResult],
+) {
+    let index: std::collections::HashMap<IpAddr, usize> = entities.hosts[..entities.scored]
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.ip, i))
+        .collect();
+    for r in results.iter_mut().filter(|r| !r.contributions.is_empty()) {
+        let Some(e) = index.get(&r.ip).and_then(|&i| peaks.peak[i]) else {
+            continue;
+        };
+        let value = |name: &str| {
+            table
+                .defs
+                .iter()
+                .position(|d| d.name == name)
+                .map(|j| table.values[[e, j]])
+        };
+        let peers: Vec<IpAddr> = entities
+            .profiles
+            .get(e)
+            .map(|p| p.admin_peers.iter().copied().collect())
+            .unwrap_or_default();
+        let j = past.judge(r.ip, value, &peers);
+        if j == crate::history::Judgement::Usual {
+            r.flagged = false;
+        }
+        r.baseline = Some(j);
+    }
+}
+
+/// The windows to learn into the history (see [`Learn`]).
+fn observations(
+    cfg: &DetectConfig,
+    entities: &Entities<'_>,
+    table: &FeatureTable,
+    (scores, threshold): (&[f64], f64),
+    results: &[HostResult],
+) -> Vec<crate::history::Observation> {
+    let learn = cfg.learn;
+    if learn == Learn::Nothing {
+        return Vec::new();
+    }
+    let flagged: std::collections::HashSet<IpAddr> =
+        results.iter().filter(|r| r.flagged).map(|r| r.ip).collect();
+    let columns = tracked_columns(table);
+    let mut out = Vec::new();
+    for (e, (&h, start)) in entities
+        .host_of
+        .iter()
+        .zip(&entities.window_start)
+        .enumerate()
+    {
+        let (Some(start), true) = (start.or(cfg.run_window_start), h < entities.scored) else {
+            continue;
+        };
+        let ip = entities.hosts[h].ip;
+        if learn == Learn::Unflagged && scores[e] > threshold && flagged.contains(&ip) {
+            continue;
+        }
+        out.push(crate::history::Observation {
+            ip,
+            start,
+            values: columns
+                .iter()
+                .map(|c| c.map_or(0.0, |j| table.values[[e, j]]))
+                .collect(),
+            admin_peers: entities
+                .profiles
+                .get(e)
+                .map(|p| p.admin_peers.iter().copied().collect())
+                .unwrap_or_default(),
+        });
+    }
+    out
 }
 
 /// A host as the outputs describe it.
@@ -617,6 +742,7 @@ fn host_results(
                 windows_flagged: windows_over[i],
                 first_flagged_window: first_over[i],
                 internal: p.internal,
+                baseline: None,
             }
         })
         .collect();

@@ -12,6 +12,7 @@ mod allow;
 pub mod cli;
 mod detect;
 pub mod flows;
+pub mod history;
 mod lists;
 mod metrics;
 pub mod model;

@@ -283,3 +283,114 @@ fn watch_raises_one_incident_per_host_and_closes_it_when_quiet() {
     // The same stream gives the same ids.
     assert_eq!(run("30m"), records);
 }
+
+/// `--history`: train learns the baseline day's windows per host; `watch`
+/// then judges each host against its own past as well, so the busy
+/// workstations whose ordinary windows are rare among all hosts stay quiet
+/// while the scanner (new ports, new admin peers) and the brute-forcer are
+/// alerted, with the reason. The state survives a restart (a flagged
+/// attack is not learnt, so the scan alerts again), stays within
+/// --history-max-hosts, and a damaged state file is refused.
+#[test]
+fn history_judges_hosts_against_their_own_past_across_restarts() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
+    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
+    let out = latmove(&[
+        "train",
+        &base,
+        "-o",
+        &d("m.json"),
+        "--out",
+        &d("t"),
+        "--history",
+        &d("h"),
+    ]);
+    expect_code(&out, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("windows learnt; 400 hosts"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = d("m.json");
+    let watch = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["watch", "--model", model.as_str()];
+        args.extend_from_slice(extra);
+        args.push(&day);
+        let out = latmove(&args);
+        expect_code(&out, 0);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["event"]["kind"] == "alert")
+            .collect()
+    };
+    let hosts = |alerts: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        alerts
+            .iter()
+            .map(|a| a["source"]["ip"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let attackers: std::collections::BTreeSet<String> = ["172.16.0.1", "192.168.10.8"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let without = watch(&[]);
+    assert!(
+        hosts(&without).len() > attackers.len(),
+        "{:?}",
+        hosts(&without)
+    );
+    std::fs::copy(d("h/history.json"), d("baseline.json")).unwrap();
+    let with = watch(&["--history", &d("h")]);
+    assert_eq!(hosts(&with), attackers);
+    let scan = with
+        .iter()
+        .find(|a| a["source"]["ip"] == "192.168.10.8")
+        .unwrap();
+    assert_eq!(scan["event"]["start"], "2017-07-04T15:00:00");
+    let why = scan["latmove"]["baseline"].as_str().unwrap();
+    assert!(why.starts_with("beyond its own past: reached"), "{why}");
+    // Restarted on the state it left: the scan was not learnt.
+    let again = watch(&["--history", &d("h")]);
+    assert!(again.iter().any(
+        |a| a["source"]["ip"] == "192.168.10.8" && a["event"]["start"] == "2017-07-04T15:00:00"
+    ));
+    // Bounded.
+    std::fs::create_dir(d("small")).unwrap();
+    std::fs::copy(d("baseline.json"), d("small/history.json")).unwrap();
+    watch(&["--history", &d("small"), "--history-max-hosts", "50"]);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d("small/history.json")).unwrap()).unwrap();
+    assert_eq!(state["hosts"].as_object().unwrap().len(), 50);
+    // Damaged.
+    std::fs::write(d("small/history.json"), b"{\"version\": 1, \"hosts\": [").unwrap();
+    let out = latmove(&[
+        "watch",
+        "--model",
+        &d("m.json"),
+        "--history",
+        &d("small"),
+        &day,
+    ]);
+    expect_code(&out, 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a latmove history file"));
+    // detect judges the same way: the two attackers, no benign host.
+    std::fs::create_dir(d("h3")).unwrap();
+    std::fs::copy(d("baseline.json"), d("h3/history.json")).unwrap();
+    let out = latmove(&[
+        "detect",
+        &day,
+        "--history",
+        &d("h3"),
+        "--no-charts",
+        "--out",
+        &d("o"),
+    ]);
+    expect_code(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("TP 2  FP 0  FN 0"), "{text}");
+    assert!(text.contains("beyond their own past (flagged)"), "{text}");
+}

@@ -206,6 +206,9 @@ pub struct DetectArgs {
     /// How flows become profiles.
     pub profile: ProfileArgs,
     #[command(flatten)]
+    /// Each host's own past.
+    pub past: HistoryArgs,
+    #[command(flatten)]
     /// Where the results go and the gates.
     pub output: OutputArgs,
 }
@@ -234,6 +237,84 @@ pub struct ProfileArgs {
     /// backup servers, pollers); allowed hosts are reported on their own.
     #[arg(long, value_name = "FILE")]
     pub allow: Option<PathBuf>,
+}
+
+/// Each host's own past, kept across runs (`--history`).
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Judge each host against its own past as well as against the other
+    /// hosts, and learn this run's windows into it: the state in DIR
+    /// (created on first use). A host above the threshold whose peak window
+    /// is within its own past is not flagged; a host without history is
+    /// judged against the other hosts only.
+    #[arg(long, value_name = "DIR")]
+    pub history: Option<PathBuf>,
+    /// How long the history remembers a host, its usual levels and its
+    /// admin peers (days of flow time).
+    #[arg(long, default_value_t = crate::history::DEFAULT_DAYS, value_name = "DAYS")]
+    pub history_days: f64,
+    /// Hosts the history keeps at most (the least recently seen forgotten
+    /// first).
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    pub history_max_hosts: usize,
+}
+
+impl HistoryArgs {
+    /// The history to judge and learn with, when `--history` is given.
+    fn load(
+        &self,
+        features: &[crate::profile::features::FeatureDef],
+    ) -> Result<Option<crate::history::History>> {
+        let Some(dir) = &self.history else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            self.history_days.is_finite() && (1.0..=3660.0).contains(&self.history_days),
+            "--history-days must be from 1 to 3660, got {}",
+            self.history_days
+        );
+        anyhow::ensure!(
+            (1..=10_000_000).contains(&self.history_max_hosts),
+            "--history-max-hosts must be from 1 to 10000000, got {}",
+            self.history_max_hosts
+        );
+        let missing: Vec<&str> = crate::history::TRACKED
+            .iter()
+            .filter(|t| !features.iter().any(|f| f.name == **t))
+            .copied()
+            .collect();
+        anyhow::ensure!(
+            missing.is_empty(),
+            "--history needs the full feature set (the model lacks {})",
+            missing.join(", ")
+        );
+        Ok(Some(crate::history::History::load(
+            dir,
+            self.history_days * 86_400.0,
+            self.history_max_hosts,
+            4096,
+        )?))
+    }
+}
+
+/// Learns a run's windows into the history and saves it; says so.
+fn learn_and_save(
+    a: &HistoryArgs,
+    past: Option<crate::history::History>,
+    d: &Detection,
+) -> Result<()> {
+    let (Some(dir), Some(mut past)) = (&a.history, past) else {
+        return Ok(());
+    };
+    past.learn(&d.observations);
+    let path = past.save(dir)?;
+    eprintln!(
+        "History: {} windows learnt; {} hosts in {}",
+        d.observations.len(),
+        past.hosts(),
+        path.display()
+    );
+    Ok(())
 }
 
 /// What `detect` and `score` write besides the outputs directory.
@@ -311,6 +392,9 @@ pub struct ScoreArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
     #[command(flatten)]
+    /// Each host's own past.
+    pub past: HistoryArgs,
+    #[command(flatten)]
     /// Where the results go and the gates.
     pub output: OutputArgs,
 }
@@ -356,6 +440,9 @@ pub struct WatchArgs {
     /// back, and dropped and counted if they do not.
     #[arg(long, default_value = "6h", value_name = "LEN")]
     pub max_jump: String,
+    #[command(flatten)]
+    /// Each host's own past.
+    pub past: HistoryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -573,10 +660,17 @@ fn check_outputs(
 }
 
 fn run_detect(a: DetectArgs) -> Result<ExitCode> {
-    let cfg = detect_config(&a)?;
+    let mut cfg = detect_config(&a)?;
     check_outputs(&cfg, &a.out, &a.output, &[])?;
+    let past = a.past.load(&cfg.features)?;
+    if let Some(p) = &past {
+        cfg.history = Some(std::sync::Arc::new(p.clone()));
+        cfg.learn = detect::Learn::Unflagged;
+    }
     let d = detect_any(&cfg, &a)?;
-    finish(&cfg, &d, &a.out, &a.output, String::new())
+    let code = finish(&cfg, &d, &a.out, &a.output, String::new())?;
+    learn_and_save(&a.past, past, &d)?;
+    Ok(code)
 }
 
 /// A detection on the flows, or on `--features-table`.
@@ -606,7 +700,7 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
     if !a.detect.train.is_empty() {
         bail!("train: give the training files as inputs, not with --train");
     }
-    let cfg = detect_config(&a.detect)?;
+    let mut cfg = detect_config(&a.detect)?;
     if cfg.detector.kind == DetectorKind::Rules {
         bail!("train: the rule baseline (--detector rules) has no model to save");
     }
@@ -616,6 +710,11 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
         &a.detect.output,
         &[("-o", a.model_out.clone())],
     )?;
+    let past = a.detect.past.load(&cfg.features)?;
+    if past.is_some() {
+        // A baseline: every window is learnt, none judged.
+        cfg.learn = detect::Learn::All;
+    }
     let d = detect_any(&cfg, &a.detect)?;
     let files = if a.detect.features_table.is_empty() {
         crate::flows::expand_inputs(&cfg.inputs)?
@@ -639,6 +738,7 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
         d.feature_names.len(),
         a.model_out.display()
     );
+    learn_and_save(&a.detect.past, past, &d)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -661,6 +761,15 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
         cfg.threads = a.threads;
     }
     check_outputs(&cfg, &a.out, &a.output, &[])?;
+    let past = a.past.load(&cfg.features)?;
+    if let Some(p) = &past {
+        anyhow::ensure!(
+            a.features_table.is_empty(),
+            "--history learns windows from flows; a feature table is scored without it"
+        );
+        cfg.history = Some(std::sync::Arc::new(p.clone()));
+        cfg.learn = detect::Learn::Unflagged;
+    }
     let d = if a.features_table.is_empty() {
         detect::detect(&cfg)?
     } else {
@@ -668,7 +777,9 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
         crate::table::score::score_table(&cfg, &cfg.tables)?
     };
     let note = format!("\nScored with model {}.", a.model.display());
-    finish(&cfg, &d, &a.out, &a.output, note)
+    let code = finish(&cfg, &d, &a.out, &a.output, note)?;
+    learn_and_save(&a.past, past, &d)?;
+    Ok(code)
 }
 
 /// Where a model's training came from: the files (with SHA-256), rows,
@@ -750,7 +861,13 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
             Some(f) => crate::allow::Allowlist::from_file(f).context("--allow")?,
             None => crate::allow::Allowlist::default(),
         },
+        history: None,
     };
+    let mut cfg = cfg;
+    if let Some(past) = a.past.load(&cfg.model.feature_defs()?)? {
+        let dir = a.past.history.clone().expect("loaded from it");
+        cfg.history = Some((dir, past));
+    }
     let (stats, read) = if a.alerts.as_os_str() == "-" {
         crate::cli::watch::watch(&cfg, std::io::stdout().lock())?
     } else {

@@ -67,7 +67,14 @@ pub(super) struct WatchConfig {
     /// How far ahead of the open window a flow may be without being held
     /// back (seconds).
     pub max_jump_secs: f64,
+    /// Each host's past and where it is kept (`--history`): judged against
+    /// and learnt window by window, saved every `HISTORY_SAVE_EVERY`
+    /// windows and at the end.
+    pub history: Option<(PathBuf, crate::history::History)>,
 }
+
+/// Windows between two saves of the history.
+const HISTORY_SAVE_EVERY: u64 = 96;
 
 /// Counters reported at the end (and on the status line).
 #[derive(Debug, Default, Clone)]
@@ -327,7 +334,14 @@ impl<W: Write> State<'_, W> {
         if profiles.hosts.is_empty() {
             return self.close_quiet(start, end);
         }
+        self.detect.run_window_start = Some(start);
         let mut d = detect_with_training(&self.detect, profiles, None, ReadStats::default())?;
+        if let Some(past) = self.detect.history.as_mut() {
+            std::sync::Arc::make_mut(past).learn(&d.observations);
+            if self.stats.windows_closed.is_multiple_of(HISTORY_SAVE_EVERY) {
+                self.save_history()?;
+            }
+        }
         d.window_secs = Some(self.window_secs as u32);
         for h in &mut d.hosts {
             h.peak_window_start = Some(start);
@@ -445,6 +459,14 @@ impl<W: Write> State<'_, W> {
             );
             self.write(&line)?;
             self.stats.summaries += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes the history as it stands (with `--history`).
+    fn save_history(&self) -> Result<()> {
+        if let (Some((dir, _)), Some(past)) = (&self.cfg.history, &self.detect.history) {
+            past.save(dir)?;
         }
         Ok(())
     }
@@ -737,6 +759,10 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
     };
     // Per-window profiles are the windows themselves.
     detect.profile.window_secs = None;
+    if let Some((_, past)) = &cfg.history {
+        detect.history = Some(std::sync::Arc::new(past.clone()));
+        detect.learn = crate::detect::Learn::Unflagged;
+    }
     let mut options = detect.profile.clone();
     options.allow = cfg.allow.clone();
     if cfg.follow {
@@ -793,6 +819,7 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
     }
     state.drop_held();
     state.close()?;
+    state.save_history()?;
     if state.status {
         eprintln!();
     }

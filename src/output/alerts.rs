@@ -119,11 +119,22 @@ pub(crate) fn ecs_alert(d: &Detection, h: &HostResult) -> Value {
     })
 }
 
+/// [`ecs_alert`] with the host's comparison with its own past, when the
+/// run had a history.
+fn with_baseline(mut v: Value, h: &HostResult) -> Value {
+    if let Some(j) = &h.baseline {
+        v["latmove"]["baseline"] = json!(j.describe(crate::history::DEFAULT_DAYS));
+    }
+    v
+}
+
 /// NDJSON: one ECS alert per flagged host, in rank order.
 pub(crate) fn ecs_ndjson(d: &Detection) -> Vec<u8> {
     let mut out = Vec::new();
     for h in d.flagged() {
-        out.extend(serde_json::to_vec(&ecs_alert(d, h)).expect("JSON values serialise"));
+        out.extend(
+            serde_json::to_vec(&with_baseline(ecs_alert(d, h), h)).expect("JSON values serialise"),
+        );
         out.push(b'\n');
     }
     out
@@ -146,7 +157,7 @@ fn incident_json(i: &IncidentView) -> Value {
 /// The ECS alert of a host whose window opened or escalated an incident
 /// (`watch`): the host's alert with the incident's id and state.
 pub(crate) fn ecs_incident(d: &Detection, h: &HostResult, i: &IncidentView) -> Value {
-    let mut v = ecs_alert(d, h);
+    let mut v = with_baseline(ecs_alert(d, h), h);
     v["event"]["action"] = json!(format!("incident-{}", i.action.word()));
     v["latmove"]["first_flagged_window"] = json!(iso(Some(i.opened)));
     v["latmove"]["incident"] = incident_json(i);

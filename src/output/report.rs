@@ -292,6 +292,19 @@ fn hosts_section(s: &mut String, d: &Detection) {
         let _ = writeln!(s, "  attack hosts       {:>8}", m.attack_hosts);
     }
     let _ = writeln!(s, "  flagged hosts      {:>8}", d.flagged().count());
+    let judged: Vec<&crate::history::Judgement> =
+        d.hosts.iter().filter_map(|h| h.baseline.as_ref()).collect();
+    if !judged.is_empty() {
+        let count =
+            |k: fn(&crate::history::Judgement) -> bool| judged.iter().filter(|j| k(j)).count();
+        let _ = writeln!(
+            s,
+            "  above the threshold: {} beyond their own past (flagged), {} within it (not flagged), {} without history (judged against the other hosts)",
+            count(|j| matches!(j, crate::history::Judgement::Beyond(_))),
+            count(|j| *j == crate::history::Judgement::Usual),
+            count(|j| *j == crate::history::Judgement::NoHistory),
+        );
+    }
     match &d.metrics {
         Some(m) => s.push_str(&metrics_block(m)),
         None => {
@@ -345,6 +358,13 @@ fn flagged_section(s: &mut String, d: &Detection, top: usize) {
                 h.first_flagged_window
                     .map(|t| format!(", the first from {}", time_text(Some(t))))
                     .unwrap_or_default()
+            );
+        }
+        if let Some(j) = &h.baseline {
+            let _ = writeln!(
+                s,
+                "        baseline: {}",
+                j.describe(crate::history::DEFAULT_DAYS)
             );
         }
         if !h.attack_labels.is_empty() {

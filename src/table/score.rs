@@ -244,6 +244,7 @@ fn host_result(cfg: &DetectConfig, s: HostState, info: HostInfo) -> Result<HostR
         windows_flagged: s.windows_over,
         first_flagged_window: s.first_over.map(|w| w as f64),
         internal: info.internal,
+        baseline: None,
     })
 }
 
@@ -350,5 +351,6 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
             )),
         )),
         preprocessor: fitted.preprocessor.clone(),
+        observations: Vec::new(),
     })
 }

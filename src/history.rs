@@ -1,0 +1,371 @@
+//! Each host's own past (`--history DIR`): what its ordinary windows look
+//! like and which internal hosts it has reached on administration ports,
+//! kept across runs and days, so a host is judged against itself as well
+//! as against everyone else.
+//!
+//! Per host: when it was first and last seen, how many windows it has, for
+//! a few reach and fan-out features the largest window values within the
+//! retention period (its usual level is the second largest: one odd
+//! window does not set it), and its admin peers (internal hosts reached on
+//! a sensitive port) with when each was first and last reached. A window
+//! is beyond the host's past when a tracked feature is more than twice its
+//! usual level and `MARGIN` more, or when it reaches `NEW_PEERS` or more
+//! admin peers the host had never reached. Only windows not flagged are
+//! learnt, so an attack does not become the attacker's baseline.
+//!
+//! The state is one JSON file, written whole; it stays within
+//! `max_hosts` hosts (the least recently seen forgotten first), `TOP`
+//! values per feature and `max_peers` admin peers per host, and forgets
+//! what was last seen more than the retention period before the newest
+//! flow time it holds.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// The features whose usual level a host keeps.
+pub const TRACKED: &[&str] = &[
+    "unique_dst_ips",
+    "unique_dst_ports",
+    "internal_dst_ips",
+    "internal_subnets",
+    "max_hosts_one_port",
+    "max_ports_one_host",
+    "sensitive_ports",
+    "peak_5min_dst_pairs",
+    "peak_5min_flows_one_service",
+];
+
+/// The retention period by default (days).
+pub const DEFAULT_DAYS: f64 = 30.0;
+
+/// Largest values kept per feature and host.
+const TOP: usize = 5;
+/// Windows a host needs before its past is used.
+pub const MIN_WINDOWS: u64 = 8;
+/// A value must exceed twice the usual level by this much.
+const MARGIN: f64 = 5.0;
+/// New admin peers in one window that are beyond a host's past.
+const NEW_PEERS: usize = 3;
+/// The state file's version.
+const VERSION: u32 = 1;
+/// The file in the history directory.
+const FILE: &str = "history.json";
+
+/// Every host's past.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct History {
+    version: u32,
+    /// How long a host, a value or a peer is remembered (seconds of flow
+    /// time).
+    pub retention_secs: f64,
+    /// Hosts kept at most.
+    pub max_hosts: usize,
+    /// Admin peers kept per host at most.
+    pub max_peers: usize,
+    /// The newest flow time learnt (`f64::MIN` before any).
+    newest: f64,
+    hosts: BTreeMap<IpAddr, HostPast>,
+}
+
+/// One host's past.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostPast {
+    first_seen: f64,
+    last_seen: f64,
+    windows: u64,
+    /// Per tracked feature: its largest window values, (value, window
+    /// start), largest first.
+    top: Vec<Vec<(f64, f64)>>,
+    /// Admin peers: (peer, first reached, last reached).
+    peers: Vec<(IpAddr, f64, f64)>,
+}
+
+/// One window a run saw, to learn from.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The host.
+    pub ip: IpAddr,
+    /// The window's start (seconds).
+    pub start: f64,
+    /// The tracked features' values, in `TRACKED` order.
+    pub values: Vec<f64>,
+    /// Internal hosts it reached on a sensitive port in the window.
+    pub admin_peers: Vec<IpAddr>,
+}
+
+/// How a window compares with its host's past.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judgement {
+    /// The host has too little past: judged against the population only.
+    NoHistory,
+    /// Like its past.
+    Usual,
+    /// Beyond its past, in words.
+    Beyond(String),
+}
+
+impl Judgement {
+    /// The sentence an analyst reads.
+    pub fn describe(&self, retention_days: f64) -> String {
+        match self {
+            Judgement::NoHistory => {
+                "no history of this host: judged against the other hosts only".to_string()
+            }
+            Judgement::Usual => {
+                format!("within its own past (history kept {retention_days:.0} days): not flagged")
+            }
+            Judgement::Beyond(why) => format!("beyond its own past: {why}"),
+        }
+    }
+}
+
+impl History {
+    /// An empty history.
+    pub fn new(retention_secs: f64, max_hosts: usize, max_peers: usize) -> History {
+        History {
+            version: VERSION,
+            retention_secs,
+            max_hosts,
+            max_peers,
+            newest: f64::MIN,
+            hosts: BTreeMap::new(),
+        }
+    }
+
+    /// The history in `dir`, or an empty one when it has none yet; the
+    /// bounds given replace the saved ones.
+    pub fn load(
+        dir: &Path,
+        retention_secs: f64,
+        max_hosts: usize,
+        max_peers: usize,
+    ) -> Result<History> {
+        let path = dir.join(FILE);
+        if !path.exists() {
+            return Ok(History::new(retention_secs, max_hosts, max_peers));
+        }
+        let bytes = crate::util::read_side_file(&path, "history", 1 << 30)?;
+        let mut h: History = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: not a latmove history file", path.display()))?;
+        anyhow::ensure!(
+            h.version == VERSION,
+            "{}: history version {} (this latmove reads {VERSION})",
+            path.display(),
+            h.version
+        );
+        h.retention_secs = retention_secs;
+        h.max_hosts = max_hosts;
+        h.max_peers = max_peers;
+        h.bound();
+        Ok(h)
+    }
+
+    /// Writes the history into `dir` (created if needed), whole.
+    pub fn save(&self, dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the history directory {}", dir.display()))?;
+        let path = dir.join(FILE);
+        crate::output::write::write_file(&path, &serde_json::to_vec(self)?)?;
+        Ok(path)
+    }
+
+    /// Hosts kept.
+    pub fn hosts(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// How the window `values` (features by name) reaching `admin_peers`
+    /// compares with `ip`'s past.
+    pub fn judge(
+        &self,
+        ip: IpAddr,
+        value: impl Fn(&str) -> Option<f64>,
+        admin_peers: &[IpAddr],
+    ) -> Judgement {
+        let Some(h) = self.hosts.get(&ip).filter(|h| h.windows >= MIN_WINDOWS) else {
+            return Judgement::NoHistory;
+        };
+        let mut why = Vec::new();
+        let new: Vec<&IpAddr> = admin_peers
+            .iter()
+            .filter(|p| !h.peers.iter().any(|(q, _, _)| q == *p))
+            .collect();
+        if new.len() >= NEW_PEERS {
+            why.push(format!(
+                "reached {} internal hosts on administration ports (SMB, RDP, SSH, WinRM...) it had \
+                 never reached in its history since {}",
+                new.len(),
+                crate::flows::timestamp::format_timestamp(h.first_seen)
+            ));
+        }
+        for (k, name) in TRACKED.iter().enumerate() {
+            let Some(v) = value(name) else { continue };
+            let usual = h.usual(k);
+            if v > 2.0 * usual + MARGIN {
+                why.push(format!("{name} {v} where its usual highest is {usual}"));
+            }
+        }
+        if why.is_empty() {
+            Judgement::Usual
+        } else {
+            Judgement::Beyond(why.join("; "))
+        }
+    }
+
+    /// Learns the windows of a run, then keeps within the bounds.
+    pub fn learn(&mut self, seen: &[Observation]) {
+        for o in seen {
+            self.newest = self.newest.max(o.start);
+            let h = self.hosts.entry(o.ip).or_insert_with(|| HostPast {
+                first_seen: o.start,
+                last_seen: o.start,
+                windows: 0,
+                top: vec![Vec::new(); TRACKED.len()],
+                peers: Vec::new(),
+            });
+            h.first_seen = h.first_seen.min(o.start);
+            h.last_seen = h.last_seen.max(o.start);
+            h.windows += 1;
+            for (top, &v) in h.top.iter_mut().zip(&o.values) {
+                top.push((v, o.start));
+                top.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
+                top.truncate(TOP);
+            }
+            for &p in &o.admin_peers {
+                match h.peers.iter_mut().find(|(q, _, _)| *q == p) {
+                    Some(e) => {
+                        e.1 = e.1.min(o.start);
+                        e.2 = e.2.max(o.start);
+                    }
+                    None => h.peers.push((p, o.start, o.start)),
+                }
+            }
+        }
+        self.bound();
+    }
+
+    /// Forgets what is past the retention period and what is past the
+    /// bounds (least recently seen first).
+    pub fn bound(&mut self) {
+        let oldest = self.newest - self.retention_secs;
+        self.hosts.retain(|_, h| h.last_seen >= oldest);
+        for h in self.hosts.values_mut() {
+            for top in &mut h.top {
+                top.retain(|(_, t)| *t >= oldest);
+            }
+            h.peers.retain(|(_, _, last)| *last >= oldest);
+            if h.peers.len() > self.max_peers {
+                h.peers
+                    .sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+                h.peers.truncate(self.max_peers);
+            }
+        }
+        if self.hosts.len() > self.max_hosts {
+            let mut by_age: Vec<(f64, IpAddr)> = self
+                .hosts
+                .iter()
+                .map(|(ip, h)| (h.last_seen, *ip))
+                .collect();
+            by_age.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let excess = self.hosts.len() - self.max_hosts;
+            for (_, ip) in &by_age[..excess] {
+                self.hosts.remove(ip);
+            }
+        }
+    }
+}
+
+impl HostPast {
+    /// The usual level of tracked feature `k`: its second largest window
+    /// value within the retention period (the largest when only one).
+    fn usual(&self, k: usize) -> f64 {
+        let top = &self.top[k];
+        top.get(1).or(top.first()).map_or(0.0, |v| v.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(ip: &str, start: f64, dsts: f64, peers: &[&str]) -> Observation {
+        let mut values = vec![1.0; TRACKED.len()];
+        values[0] = dsts;
+        Observation {
+            ip: ip.parse().unwrap(),
+            start,
+            values,
+            admin_peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
+        }
+    }
+
+    /// A host judged against its own windows: usual, beyond by fan-out,
+    /// beyond by new admin peers; no history below MIN_WINDOWS.
+    #[test]
+    fn judges_a_host_against_its_own_past() {
+        let mut h = History::new(30.0 * 86_400.0, 100, 100);
+        let ip: IpAddr = "10.0.0.5".parse().unwrap();
+        let seen: Vec<Observation> = (0..10)
+            .map(|i| {
+                obs(
+                    "10.0.0.5",
+                    f64::from(i) * 900.0,
+                    10.0 + f64::from(i),
+                    &["10.0.0.9"],
+                )
+            })
+            .collect();
+        h.learn(&seen[..7]);
+        let value = |d: f64| move |n: &str| (n == "unique_dst_ips").then_some(d);
+        assert_eq!(h.judge(ip, value(500.0), &[]), Judgement::NoHistory);
+        h.learn(&seen[7..]);
+        // Usual: 18 (the second largest of 10..19).
+        assert_eq!(h.judge(ip, value(41.0), &[]), Judgement::Usual);
+        assert!(matches!(
+            h.judge(ip, value(42.0), &[]),
+            Judgement::Beyond(_)
+        ));
+        let peers: Vec<IpAddr> = ["10.0.0.9", "10.0.0.10", "10.0.0.11"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(h.judge(ip, value(1.0), &peers), Judgement::Usual);
+        let more: Vec<IpAddr> = ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        match h.judge(ip, value(1.0), &more) {
+            Judgement::Beyond(why) => assert!(why.contains("reached 3 internal hosts"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Bounded: hosts past the cap and past the retention period are
+    /// forgotten (the least recently seen first), peers too.
+    #[test]
+    fn stays_within_its_bounds() {
+        let mut h = History::new(86_400.0, 10, 4);
+        let mut seen = Vec::new();
+        for i in 0..50u32 {
+            let ip = format!("10.0.{}.{}", i / 200, i % 200);
+            let peers: Vec<String> = (0..9).map(|p| format!("10.9.0.{p}")).collect();
+            let peers: Vec<&str> = peers.iter().map(String::as_str).collect();
+            seen.push(obs(&ip, f64::from(i) * 60.0, 3.0, &peers));
+        }
+        h.learn(&seen);
+        assert_eq!(h.hosts(), 10);
+        // The ten seen last: 10.0.0.40 to 10.0.0.49.
+        assert!(h.hosts.keys().all(|ip| match ip {
+            IpAddr::V4(v) => v.octets()[3] >= 40,
+            IpAddr::V6(_) => false,
+        }));
+        assert!(h.hosts.values().all(|p| p.peers.len() <= 4));
+        // A day later, only the new host remains.
+        h.learn(&[obs("10.1.1.1", 49.0 * 60.0 + 86_401.0, 1.0, &[])]);
+        assert_eq!(h.hosts(), 1);
+    }
+}
