@@ -323,6 +323,7 @@ fn main() {
             seed: 42,
             scenario: latmove::synth::Scenario::Standard,
             benign_only: false,
+            run: None,
         };
         let mut w = BufWriter::new(File::create(&csv).unwrap());
         latmove::synth::write_day(&cfg, &mut w).unwrap();

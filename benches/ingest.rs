@@ -80,6 +80,7 @@ fn main() {
             seed: 42,
             scenario: latmove::synth::Scenario::Standard,
             benign_only: false,
+            run: None,
         };
         let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         latmove::synth::write_day(&cfg, &mut w).unwrap();

@@ -116,8 +116,10 @@ pub(crate) enum Learn {
     Nothing,
     /// Every window (a baseline: `train`).
     All,
-    /// The windows at or below the threshold, and every window of a host
-    /// not flagged.
+    /// Every window but those above the threshold of a host beyond its
+    /// own past: a host without history learns what it does (it was
+    /// judged against the other hosts, and alerted if it stood out), an
+    /// attack beyond a host's past never becomes its past.
     Unflagged,
 }
 
@@ -434,8 +436,11 @@ fn observations(
     if learn == Learn::Nothing {
         return Vec::new();
     }
-    let flagged: std::collections::HashSet<IpAddr> =
-        results.iter().filter(|r| r.flagged).map(|r| r.ip).collect();
+    let beyond: std::collections::HashSet<IpAddr> = results
+        .iter()
+        .filter(|r| matches!(r.baseline, Some(crate::history::Judgement::Beyond(_))))
+        .map(|r| r.ip)
+        .collect();
     let columns = tracked_columns(table);
     let mut out = Vec::new();
     for (e, (&h, start)) in entities
@@ -448,7 +453,7 @@ fn observations(
             continue;
         };
         let ip = entities.hosts[h].ip;
-        if learn == Learn::Unflagged && scores[e] > threshold && flagged.contains(&ip) {
+        if learn == Learn::Unflagged && scores[e] > threshold && beyond.contains(&ip) {
             continue;
         }
         out.push(crate::history::Observation {

@@ -10,8 +10,10 @@
 //! a sensitive port) with when each was first and last reached. A window
 //! is beyond the host's past when a tracked feature is more than twice its
 //! usual level and `MARGIN` more, or when it reaches `NEW_PEERS` or more
-//! admin peers the host had never reached. Only windows not flagged are
-//! learnt, so an attack does not become the attacker's baseline.
+//! admin peers the host had never reached. A window above the threshold
+//! that is beyond its host's past is not learnt, so an attack does not
+//! become the attacker's baseline; a host without history learns every
+//! window (judged against the other hosts meanwhile).
 //!
 //! The state is one JSON file, written whole; it stays within
 //! `max_hosts` hosts (the least recently seen forgotten first), `TOP`
@@ -45,7 +47,7 @@ pub const DEFAULT_DAYS: f64 = 30.0;
 /// Largest values kept per feature and host.
 const TOP: usize = 5;
 /// Windows a host needs before its past is used.
-pub const MIN_WINDOWS: u64 = 8;
+pub const MIN_WINDOWS: u64 = 4;
 /// A value must exceed twice the usual level by this much.
 const MARGIN: f64 = 5.0;
 /// New admin peers in one window that are beyond a host's past.
@@ -319,10 +321,10 @@ mod tests {
                 )
             })
             .collect();
-        h.learn(&seen[..7]);
+        h.learn(&seen[..3]);
         let value = |d: f64| move |n: &str| (n == "unique_dst_ips").then_some(d);
         assert_eq!(h.judge(ip, value(500.0), &[]), Judgement::NoHistory);
-        h.learn(&seen[7..]);
+        h.learn(&seen[3..]);
         // Usual: 18 (the second largest of 10..19).
         assert_eq!(h.judge(ip, value(41.0), &[]), Judgement::Usual);
         assert!(matches!(

@@ -394,3 +394,98 @@ fn history_judges_hosts_against_their_own_past_across_restarts() {
     assert!(text.contains("TP 2  FP 0  FN 0"), "{text}");
     assert!(text.contains("beyond their own past (flagged)"), "{text}");
 }
+
+/// Two weeks of one network (`synth --days 14`): a model and a history
+/// from day 1, then `watch --history` day by day. The attacks on day 10
+/// are alerted in the windows they start in; the new employee (day 5) and
+/// the backup server's new address (day 8) open one incident each; patch
+/// Tuesday and the other benign host-days raise nothing.
+#[test]
+fn two_weeks_alert_the_attacks_and_the_new_hosts_once() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let out = latmove(&[
+        "synth",
+        "--days",
+        "14",
+        "--rows",
+        "30000",
+        "--seed",
+        "5",
+        "-o",
+        &d("w"),
+    ]);
+    expect_code(&out, 0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("day-10.csv.gz (30042 rows, 2430 of them attacks)"));
+    let out = latmove(&[
+        "train",
+        &d("w/day-01.csv.gz"),
+        "-o",
+        &d("m.json"),
+        "--out",
+        &d("t"),
+        "--history",
+        &d("h"),
+    ]);
+    expect_code(&out, 0);
+    let mut alerts: Vec<(String, String, String)> = Vec::new();
+    for day in 2..=14 {
+        let input = d(&format!("w/day-{day:02}.csv.gz"));
+        let out = latmove(&[
+            "watch",
+            "--model",
+            &d("m.json"),
+            "--history",
+            &d("h"),
+            &input,
+        ]);
+        expect_code(&out, 0);
+        for l in String::from_utf8(out.stdout).unwrap().lines() {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            if r["event"]["kind"] == "alert" {
+                alerts.push((
+                    r["source"]["ip"].as_str().unwrap().to_string(),
+                    r["event"]["start"].as_str().unwrap().to_string(),
+                    r["event"]["action"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    let opened = |ip: &str| -> Vec<&str> {
+        alerts
+            .iter()
+            .filter(|a| a.0 == ip && a.2 == "incident-opened")
+            .map(|a| a.1.as_str())
+            .collect()
+    };
+    assert_eq!(
+        opened("172.16.0.1"),
+        vec!["2017-07-13T09:15:00", "2017-07-13T14:00:00"],
+        "{alerts:?}"
+    );
+    assert_eq!(
+        opened("192.168.10.8"),
+        vec!["2017-07-13T15:00:00"],
+        "{alerts:?}"
+    );
+    assert_eq!(
+        opened("192.168.10.61"),
+        vec!["2017-07-11T08:30:00"],
+        "{alerts:?}"
+    );
+    assert!(opened("192.168.10.30").len() <= 1, "{alerts:?}");
+    let others: Vec<_> = alerts
+        .iter()
+        .filter(|a| {
+            ![
+                "172.16.0.1",
+                "192.168.10.8",
+                "192.168.10.61",
+                "192.168.10.30",
+            ]
+            .contains(&a.0.as_str())
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    assert!(alerts.len() <= 6, "{alerts:?}");
+}

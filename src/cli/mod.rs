@@ -465,6 +465,15 @@ pub struct SynthArgs {
     /// Leave the attackers out: a benign baseline day for `detect --train`.
     #[arg(long)]
     pub benign_only: bool,
+    /// Write N days (2 to 27) of the same network into the directory -o
+    /// names (day-01.csv.gz ...): stable hosts and roles, a new employee
+    /// from day 5, the backup server moving and a patch Tuesday on day 8,
+    /// and the standard day's attacks on --attack-day alone.
+    #[arg(long, value_name = "N")]
+    pub days: Option<usize>,
+    /// With --days: the day of the attacks (1 = the first).
+    #[arg(long, default_value_t = 10, value_name = "K")]
+    pub attack_day: usize,
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -1136,6 +1145,55 @@ fn threads_or_all(n: usize) -> usize {
     }
 }
 
+/// `synth --days N`: a run of days into the directory `-o` names.
+fn synth_days(a: &SynthArgs, cfg: SynthConfig, days: usize) -> Result<ExitCode> {
+    anyhow::ensure!(
+        (2..=synth::MAX_DAYS).contains(&days),
+        "--days must be from 2 to {}, got {days}",
+        synth::MAX_DAYS
+    );
+    anyhow::ensure!(
+        (1..=days).contains(&a.attack_day),
+        "--attack-day must be from 1 to --days ({days}), got {}",
+        a.attack_day
+    );
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("creating the directory {}", a.output.display()))?;
+    for index in 0..days {
+        let day = SynthConfig {
+            run: Some(synth::RunDay {
+                index,
+                attack: Some(a.attack_day - 1),
+            }),
+            ..cfg.clone()
+        };
+        let path = a.output.join(format!("day-{:02}.csv.gz", index + 1));
+        let summary = crate::output::write::write_with(&path, |w| {
+            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::default());
+            let s = synth::write_day(&day, &mut enc)?;
+            enc.finish()?;
+            Ok(s)
+        })?;
+        let attacks: usize = summary
+            .per_label
+            .iter()
+            .filter(|(l, _)| l != "BENIGN")
+            .map(|(_, n)| n)
+            .sum();
+        println!(
+            "wrote {} ({} rows{})",
+            path.display(),
+            summary.rows,
+            if attacks > 0 {
+                format!(", {attacks} of them attacks")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_synth(a: SynthArgs) -> Result<ExitCode> {
     anyhow::ensure!(
         (200..=MAX_SYNTH_ROWS).contains(&a.rows),
@@ -1151,7 +1209,11 @@ fn run_synth(a: SynthArgs) -> Result<ExitCode> {
             other => bail!("--scenario must be 'standard' or 'hard', got '{other}'"),
         },
         benign_only: a.benign_only,
+        run: None,
     };
+    if let Some(days) = a.days {
+        return synth_days(&a, cfg, days);
+    }
     let gz = a
         .output
         .extension()

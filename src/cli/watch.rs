@@ -26,8 +26,8 @@
 //! threshold opens an incident (one alert, with a stable incident id); later
 //! windows above it update the same incident, and raise an alert only when
 //! it escalates: a behaviour family not seen in it before (scanning ports,
-//! reaching hosts, failures, repetition, admin peers ...) or a score 0.05
-//! higher than its highest. After `--suppress` (flow time) without a window
+//! reaching hosts, failures, repetition, admin peers ...) at a score as
+//! high as its highest, or a score 0.05 higher than its highest. After `--suppress` (flow time) without a window
 //! above the threshold the incident closes (a closing record); an incident
 //! still open when a new day starts gets a daily summary record.
 
@@ -385,7 +385,10 @@ impl<W: Write> State<'_, W> {
                 Some(inc) => {
                     inc.last_above = end;
                     inc.windows += 1;
-                    let new_family = families.iter().any(|f| !inc.families.contains(f));
+                    // A new family at the incident's highest score so far
+                    // or above; or a clearly higher score.
+                    let new_family =
+                        families.iter().any(|f| !inc.families.contains(f)) && h.score >= inc.score;
                     let higher = h.score >= inc.score + ESCALATE_BY;
                     for f in families {
                         if !inc.families.contains(&f) {
@@ -801,9 +804,9 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
             Follow::open(&cfg.input).with_context(|| format!("opening {}", cfg.input.display()))?,
         )
     } else {
-        Box::new(
-            File::open(&cfg.input).with_context(|| format!("opening {}", cfg.input.display()))?,
-        )
+        // A finished file may be gzipped (a rotated log, a daily archive).
+        crate::flows::open_maybe_gz(&cfg.input)
+            .with_context(|| format!("opening {}", cfg.input.display()))?
     };
     let mut sink = |f: &Flow<'_>| state.borrow_mut().add(f);
     match cfg.idle_close {

@@ -71,7 +71,35 @@ pub struct SynthConfig {
     pub scenario: Scenario,
     /// Leave the attackers out (a benign baseline day for `--train`).
     pub benign_only: bool,
+    /// One day of a run of days (`synth --days`), or a single day.
+    pub run: Option<RunDay>,
 }
+
+/// One day of a run of days with the same hosts (`synth --days N`): the
+/// internet hosts and roles are drawn from the seed alone, the day's
+/// traffic from the seed and the day. Day-to-day changes: a new employee's
+/// workstation from day 5, the backup server moving to a new address on
+/// day 8, a patch Tuesday on day 8 (every workstation fetching updates
+/// from servers it never reached), and the attacks of the standard day
+/// (brute force, the internal scan) on the attack day alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunDay {
+    /// 0 for the first day.
+    pub index: usize,
+    /// The attack day (0-based); `None` for a run without attacks.
+    pub attack: Option<usize>,
+}
+
+/// The new employee's workstation (from day 5 of a run).
+pub const NEW_EMPLOYEE: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 30);
+/// Where the backup server moves on day 8 of a run.
+pub const MOVED_BACKUP: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 61);
+/// The first day (0-based) of the new employee.
+pub const NEW_EMPLOYEE_DAY: usize = 4;
+/// The day (0-based) the backup server moves, and patch Tuesday.
+pub const MOVE_DAY: usize = 7;
+/// The longest run of days (they stay in July 2017).
+pub const MAX_DAYS: usize = 27;
 
 /// Which day to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,19 +327,24 @@ fn hard_cases(g: &mut Gen, benign_only: bool, web_sites: &[Ipv4Addr], scale: f64
     }
 }
 
-/// The hard day's benign heavy hitters: a backup server, an SNMP poller,
-/// the allowlisted vulnerability scanner and a NAT gateway.
-fn heavy_hitters(g: &mut Gen, inside: &[Ipv4Addr], web_sites: &[Ipv4Addr], scale: f64) {
-    // Backup server: pulls from every internal host over SMB, 08:40-09:40.
+/// A backup server pulling from every internal host over SMB,
+/// 08:40-09:40.
+fn backup(g: &mut Gen, server: Ipv4Addr, inside: &[Ipv4Addr]) {
     for (i, dst) in inside.iter().enumerate() {
-        if *dst == BACKUP {
+        if *dst == server {
             continue;
         }
         for k in 0..3 {
             let t = DAY_START + (i as u32 * 180) + k * 40;
-            g.tcp_session(BACKUP, *dst, 445, t, 5.0, "BENIGN");
+            g.tcp_session(server, *dst, 445, t, 5.0, "BENIGN");
         }
     }
+}
+
+/// The hard day's benign heavy hitters: a backup server, an SNMP poller,
+/// the allowlisted vulnerability scanner and a NAT gateway.
+fn heavy_hitters(g: &mut Gen, inside: &[Ipv4Addr], web_sites: &[Ipv4Addr], scale: f64) {
+    backup(g, BACKUP, inside);
     // SNMP poller: every 5 minutes, UDP 161 on every internal host.
     let mut t = DAY_START;
     while t < DAY_END {
@@ -427,8 +460,80 @@ fn popular<T: Copy>(rng: &mut ChaCha8Rng, pool: &[T]) -> T {
     pool[i.min(pool.len() - 1)]
 }
 
+/// Generates one day of a run of days, sorted by time.
+fn generate_run_day(cfg: &SynthConfig, day: RunDay) -> (Vec<Spec>, usize) {
+    let mut g = Gen {
+        rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+        out: Vec::with_capacity(cfg.rows),
+    };
+    let n = cfg.rows.max(200);
+    let scale = n as f64 / TUESDAY_ROWS as f64;
+    // The same hosts every day: drawn from the seed alone.
+    let bg = Background::draw(&mut g, scale);
+    let updates: Vec<Ipv4Addr> = (0..30).map(|_| public_ip(&mut g.rng)).collect();
+    g.rng = ChaCha8Rng::seed_from_u64(
+        cfg.seed ^ (day.index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let empty_rows = (n / 1500).max(1);
+    let attack = day.attack == Some(day.index) && !cfg.benign_only;
+    let (ftp, ssh, scan) = if attack {
+        (
+            ((7938.0 * scale) as usize).max(60),
+            ((5897.0 * scale) as usize).max(60),
+            ((11_000.0 * scale) as usize).max(1500),
+        )
+    } else {
+        (0, 0, 0)
+    };
+    let benign = n.saturating_sub(empty_rows + ftp + ssh + scan);
+    for _ in 0..benign {
+        benign_flow(&mut g, &bg);
+    }
+    if day.index >= NEW_EMPLOYEE_DAY {
+        // One workstation's worth of the day's workstation traffic comes
+        // from the new employee.
+        for s in g.out.iter_mut() {
+            if WORKSTATIONS.contains(&s.src) && g.rng.gen_bool(1.0 / 11.0) {
+                s.src = NEW_EMPLOYEE;
+            }
+        }
+    }
+    let mut inside = WORKSTATIONS.to_vec();
+    inside.extend([DC, WEB, UBUNTU]);
+    if day.index >= NEW_EMPLOYEE_DAY {
+        inside.push(NEW_EMPLOYEE);
+    }
+    backup(
+        &mut g,
+        if day.index >= MOVE_DAY {
+            MOVED_BACKUP
+        } else {
+            BACKUP
+        },
+        &inside,
+    );
+    if day.index == MOVE_DAY {
+        // Patch Tuesday: every workstation fetches from the update servers.
+        for ws in WORKSTATIONS.iter().chain(&[NEW_EMPLOYEE]) {
+            for site in &updates {
+                let t = g.time(10 * 3600, 10 * 3600 + 30 * 60);
+                g.tcp_session(*ws, *site, 443, t, 3.0, "BENIGN");
+            }
+        }
+    }
+    if attack {
+        brute_force(&mut g, ftp, ssh);
+        internal_scan(&mut g, scan);
+    }
+    g.out.sort_by_key(|s| s.t);
+    (g.out, empty_rows)
+}
+
 /// Generates the day's flows, sorted by time.
 fn generate(cfg: &SynthConfig) -> (Vec<Spec>, usize) {
+    if let Some(day) = cfg.run {
+        return generate_run_day(cfg, day);
+    }
     let mut g = Gen {
         rng: ChaCha8Rng::seed_from_u64(cfg.seed),
         out: Vec::with_capacity(cfg.rows),
@@ -674,12 +779,13 @@ fn f(v: f64) -> String {
     }
 }
 
-/// `d/m/yyyy h:mm` on the 2017 files' 12-hour clock without AM/PM.
-fn stamp(t: u32) -> String {
+/// `d/m/yyyy h:mm` on the 2017 files' 12-hour clock without AM/PM, on
+/// 4 July 2017 plus `day` days.
+fn stamp(t: u32, day: usize) -> String {
     let h = t / 3600;
     let m = t % 3600 / 60;
     let h12 = if h.is_multiple_of(12) { 12 } else { h % 12 };
-    format!("4/7/2017 {h12}:{m:02}")
+    format!("{}/7/2017 {h12}:{m:02}", 4 + day)
 }
 
 /// What a row's derived columns are computed from.
@@ -751,10 +857,10 @@ impl Derived {
     }
 }
 
-fn render(s: &Spec, line: &mut String) {
+fn render(s: &Spec, day: usize, line: &mut String) {
     line.clear();
     let v = Derived::of(s);
-    let mut cols = flow_columns(s, &v);
+    let mut cols = flow_columns(s, &v, day);
     cols.extend(flag_columns(s, &v));
     debug_assert_eq!(cols.len(), 85);
     // The real rows have no space after the commas; only the header has.
@@ -763,7 +869,7 @@ fn render(s: &Spec, line: &mut String) {
 }
 
 /// The identity, volume, rate and inter-arrival columns (the first 40).
-fn flow_columns(s: &Spec, v: &Derived) -> Vec<String> {
+fn flow_columns(s: &Spec, v: &Derived, day: usize) -> Vec<String> {
     vec![
         format!("{}-{}-{}-{}-{}", s.src, s.dst, s.sport, s.dport, s.proto),
         s.src.to_string(),
@@ -771,7 +877,7 @@ fn flow_columns(s: &Spec, v: &Derived) -> Vec<String> {
         s.dst.to_string(),
         s.dport.to_string(),
         s.proto.to_string(),
-        stamp(s.t),
+        stamp(s.t, day),
         s.duration_us.to_string(),
         s.fwd_pkts.to_string(),
         s.bwd_pkts.to_string(),
@@ -887,7 +993,7 @@ pub fn write_day<W: Write + ?Sized>(cfg: &SynthConfig, w: &mut W) -> std::io::Re
             w.write_all(empty_line.as_bytes())?;
             summary.empty_rows += 1;
         }
-        render(s, &mut line);
+        render(s, cfg.run.map_or(0, |r| r.index), &mut line);
         w.write_all(line.as_bytes())?;
         *counts.entry(s.label).or_default() += 1;
     }
