@@ -353,7 +353,12 @@ pub(crate) fn score_entities(
     fit.forest.threshold = threshold;
     let mut results = host_results((entities, &peaks), table, (&hosts, &folds), &fit, threshold);
     if let Some(past) = &cfg.history {
-        judge_by_history(past, (entities, &peaks), table, &mut results);
+        judge_by_history(
+            (past, cfg.run_window_start),
+            (entities, &peaks),
+            table,
+            &mut results,
+        );
     }
     let observations = observations(cfg, entities, table, (&fit.scores, threshold), &results);
     let metrics = hosts.labelled.then(|| evaluate(&results));
@@ -390,7 +395,7 @@ fn tracked_columns(table: &FeatureTable) -> Vec<Option<usize>> {
 /// Each host above the threshold compared with its own past (its peak
 /// window's values and admin peers): one within it is not flagged.
 fn judge_by_history(
-    past: &crate::history::History,
+    (past, run_start): (&crate::history::History, Option<f64>),
     (entities, peaks): (&Entities<'_>, &Peaks),
     table: &FeatureTable,
     results: &mut [HostResult],
@@ -411,12 +416,20 @@ fn judge_by_history(
                 .position(|d| d.name == name)
                 .map(|j| table.values[[e, j]])
         };
-        let peers: Vec<IpAddr> = entities
-            .profiles
-            .get(e)
-            .map(|p| p.admin_peers.iter().copied().collect())
-            .unwrap_or_default();
-        let j = past.judge(r.ip, value, &peers);
+        // The admin peers the host reached up to its peak window (its
+        // windows are together, in time order).
+        let at = entities.window_start[e].or(run_start).unwrap_or(f64::MAX);
+        let mut peers: Vec<IpAddr> = Vec::new();
+        for (k, p) in entities.profiles.iter().enumerate() {
+            if entities.host_of[k] == entities.host_of[e]
+                && entities.window_start[k].is_none_or(|s| s <= at)
+            {
+                peers.extend(p.admin_peers.iter().copied());
+            }
+        }
+        peers.sort_unstable();
+        peers.dedup();
+        let j = past.judge(r.ip, value, (&peers, at));
         if j == crate::history::Judgement::Usual {
             r.flagged = false;
         }
@@ -463,11 +476,15 @@ fn observations(
                 .iter()
                 .map(|c| c.map_or(0.0, |j| table.values[[e, j]]))
                 .collect(),
-            admin_peers: entities
-                .profiles
-                .get(e)
-                .map(|p| p.admin_peers.iter().copied().collect())
-                .unwrap_or_default(),
+            admin_peers: {
+                let mut peers: Vec<IpAddr> = entities
+                    .profiles
+                    .get(e)
+                    .map(|p| p.admin_peers.iter().copied().collect())
+                    .unwrap_or_default();
+                peers.sort_unstable();
+                peers
+            },
         });
     }
     out

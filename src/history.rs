@@ -50,7 +50,10 @@ const TOP: usize = 5;
 pub const MIN_WINDOWS: u64 = 4;
 /// A value must exceed twice the usual level by this much.
 const MARGIN: f64 = 5.0;
-/// New admin peers in one window that are beyond a host's past.
+/// An admin peer first reached this recently (seconds) still counts as new.
+const RECENT: f64 = 12.0 * 3600.0;
+/// New admin peers (reached so far in the run, up to the window) that are
+/// beyond a host's past.
 const NEW_PEERS: usize = 3;
 /// The state file's version.
 const VERSION: u32 = 1;
@@ -186,15 +189,22 @@ impl History {
         &self,
         ip: IpAddr,
         value: impl Fn(&str) -> Option<f64>,
-        admin_peers: &[IpAddr],
+        (admin_peers, at): (&[IpAddr], f64),
     ) -> Judgement {
         let Some(h) = self.hosts.get(&ip).filter(|h| h.windows >= MIN_WINDOWS) else {
             return Judgement::NoHistory;
         };
         let mut why = Vec::new();
+        // New: never reached, or first reached within `RECENT` of `at` (a
+        // spread of one host a window is learnt window by window).
         let new: Vec<&IpAddr> = admin_peers
             .iter()
-            .filter(|p| !h.peers.iter().any(|(q, _, _)| q == *p))
+            .filter(|p| {
+                h.peers
+                    .iter()
+                    .find(|(q, _, _)| q == *p)
+                    .is_none_or(|(_, first, _)| *first > at - RECENT)
+            })
             .collect();
         if new.len() >= NEW_PEERS {
             why.push(format!(
@@ -323,27 +333,59 @@ mod tests {
             .collect();
         h.learn(&seen[..3]);
         let value = |d: f64| move |n: &str| (n == "unique_dst_ips").then_some(d);
-        assert_eq!(h.judge(ip, value(500.0), &[]), Judgement::NoHistory);
+        assert_eq!(h.judge(ip, value(500.0), (&[], 1e9)), Judgement::NoHistory);
         h.learn(&seen[3..]);
         // Usual: 18 (the second largest of 10..19).
-        assert_eq!(h.judge(ip, value(41.0), &[]), Judgement::Usual);
+        assert_eq!(h.judge(ip, value(41.0), (&[], 1e9)), Judgement::Usual);
         assert!(matches!(
-            h.judge(ip, value(42.0), &[]),
+            h.judge(ip, value(42.0), (&[], 1e9)),
             Judgement::Beyond(_)
         ));
         let peers: Vec<IpAddr> = ["10.0.0.9", "10.0.0.10", "10.0.0.11"]
             .iter()
             .map(|p| p.parse().unwrap())
             .collect();
-        assert_eq!(h.judge(ip, value(1.0), &peers), Judgement::Usual);
+        assert_eq!(h.judge(ip, value(1.0), (&peers, 1e9)), Judgement::Usual);
         let more: Vec<IpAddr> = ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
             .iter()
             .map(|p| p.parse().unwrap())
             .collect();
-        match h.judge(ip, value(1.0), &more) {
+        match h.judge(ip, value(1.0), (&more, 1e9)) {
             Judgement::Beyond(why) => assert!(why.contains("reached 3 internal hosts"), "{why}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A spread of one host a window adds up: peers first reached in the
+    /// last 12 hours count as new, older ones do not.
+    #[test]
+    fn a_slow_spread_adds_up() {
+        let mut h = History::new(30.0 * 86_400.0, 100, 100);
+        let ip: IpAddr = "10.0.0.5".parse().unwrap();
+        let day = 86_400.0;
+        let mut seen: Vec<Observation> = (0..6)
+            .map(|i| obs("10.0.0.5", f64::from(i) * 900.0, 10.0, &["10.0.0.9"]))
+            .collect();
+        // Today, one new peer a window.
+        for (i, p) in ["10.0.0.20", "10.0.0.21"].iter().enumerate() {
+            seen.push(obs("10.0.0.5", day + i as f64 * 900.0, 10.0, &[p]));
+        }
+        h.learn(&seen);
+        let value = |n: &str| Some(if n == "unique_dst_ips" { 10.0 } else { 1.0 });
+        let peers: Vec<IpAddr> = ["10.0.0.9", "10.0.0.20", "10.0.0.21", "10.0.0.22"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        // 10.0.0.20 and .21 (this morning) and .22 (never): three new.
+        assert!(matches!(
+            h.judge(ip, value, (&peers, day + 1800.0)),
+            Judgement::Beyond(_)
+        ));
+        // A day later the morning's peers are known.
+        assert_eq!(
+            h.judge(ip, value, (&peers[..3], 2.0 * day + 1800.0)),
+            Judgement::Usual
+        );
     }
 
     /// Bounded: hosts past the cap and past the retention period are

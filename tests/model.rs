@@ -416,7 +416,10 @@ fn two_weeks_alert_the_attacks_and_the_new_hosts_once() {
         &d("w"),
     ]);
     expect_code(&out, 0);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("day-10.csv.gz (30042 rows, 2430 of them attacks)"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("day-10.csv.gz (30042 rows, 2430 of them attacks)")
+    );
     let out = latmove(&[
         "train",
         &d("w/day-01.csv.gz"),

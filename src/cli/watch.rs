@@ -323,9 +323,18 @@ impl<W: Write> State<'_, W> {
         if !self.detect.score_external {
             profiles.hosts.retain(|h| h.internal);
         }
+        let judged = self.detect.history.is_some();
         for h in &mut profiles.hosts {
             let peers: Vec<IpAddr> = h.admin_peers.iter().copied().collect();
             h.admin_peers_to_date = Some(self.admin.update(h.ip, &peers, w));
+            if judged {
+                // The history judges every admin peer reached so far.
+                if let Some((seen, _)) = self.admin.hosts.get(&h.ip) {
+                    for p in seen {
+                        h.admin_peers.insert(*p);
+                    }
+                }
+            }
         }
         self.stats.admin_forgotten += self.admin.bound();
         self.stats.windows_closed += 1;
