@@ -17,6 +17,11 @@ lm=./target/release/latmove
 [ -f "$work/hard.csv.gz" ] || $lm synth --scenario hard --rows 200000 --seed 7 -o "$work/hard.csv.gz" >/dev/null
 [ -f "$work/hard-baseline.csv.gz" ] || $lm synth --scenario hard --benign-only --rows 200000 --seed 8 -o "$work/hard-baseline.csv.gz" >/dev/null
 printf '# the organisation'"'"'s vulnerability scanner\n192.168.10.80\n' > "$work/allow.txt"
+[ -f "$work/benign-day.csv.gz" ] || $lm synth --benign-only --rows 445909 --seed 12 -o "$work/benign-day.csv.gz" >/dev/null
+# Each host's own past, from a benign day (see docs/monitoring.md).
+rm -rf "$work/past-day" "$work/past-hard"
+$lm train "$work/benign-day.csv.gz" -o "$work/benign-day.model.json" --out "$work/train-day" --history "$work/past-day" >/dev/null 2>&1
+$lm train "$work/hard-baseline.csv.gz" --allow "$work/allow.txt" -o "$work/hard-baseline.model.json" --out "$work/train-hard" --history "$work/past-hard" >/dev/null 2>&1
 
 real=../shared/data/cic-ids2017-improved-samples
 seeds="42 1 2 3 4"
@@ -29,12 +34,22 @@ run() { # name, out, args...  (the forest: once per seed; rules: once)
     printf '%s\t%s\t%s\n' "$name" "$s" "$work/$out-$s/metrics.json"
   done
 }
+run_past() { # name, out, past, args...: each seed on a fresh copy of the past
+  local name=$1 out=$2 past=$3; shift 3
+  for s in $seeds; do
+    rm -rf "$work/$out-$s-past" && cp -r "$past" "$work/$out-$s-past"
+    $lm detect "$@" --seed "$s" --history "$work/$out-$s-past" --no-charts --out "$work/$out-$s" >/dev/null 2>&1
+    printf '%s\t%s\t%s\n' "$name" "$s" "$work/$out-$s/metrics.json"
+  done
+}
 {
   run "synthetic day (cross-fitted) | seed" day-seed "$work/day.csv.gz" --features seed
   run "synthetic day (cross-fitted) | full" day-full "$work/day.csv.gz"
+  run_past "synthetic day (cross-fitted, --history of a benign day) | full" day-past "$work/past-day" "$work/day.csv.gz"
   run "synthetic day | Zeek-style rules" day-rules "$work/day.csv.gz" --detector rules
   run "hard day (--train baseline, --allow) | seed" hard-seed "$work/hard.csv.gz" --train "$work/hard-baseline.csv.gz" --allow "$work/allow.txt" --features seed
   run "hard day (--train baseline, --allow) | full" hard-full "$work/hard.csv.gz" --train "$work/hard-baseline.csv.gz" --allow "$work/allow.txt"
+  run_past "hard day (--train baseline, --allow, --history of it) | full" hard-past "$work/past-hard" "$work/hard.csv.gz" --train "$work/hard-baseline.csv.gz" --allow "$work/allow.txt"
   run "hard day | Zeek-style rules" hard-rules "$work/hard.csv.gz" --allow "$work/allow.txt" --detector rules
   if [ -d "$real" ]; then
     run "real CIC-IDS2017 rows (cross-fitted) | seed" real-seed "$real" --features seed
