@@ -133,6 +133,10 @@ fn flow_table_has_a_row_per_flow_and_the_documented_columns() {
     let (header, rows) = util::read_csv(&c);
     assert_eq!(header, names);
     assert_eq!(rows.len(), 19987);
+    // A directory gets a part file, as engines write tables.
+    let part = dir.path().join("lake/day=2017-07-04/");
+    ok(&["flows", s.to_str().unwrap(), "-o", part.to_str().unwrap()]);
+    assert!(part.join("part-00000.parquet").is_file());
     // Another extension is refused before any work.
     let bad = util::latmove(&["flows", s.to_str().unwrap(), "-o", "flows.txt"]);
     util::expect_code(&bad, 2);

@@ -79,8 +79,10 @@ pub struct FlowsArgs {
     /// Flow files or directories, in any format `detect` reads.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
-    /// The table to write: a name ending in .parquet or .csv.
-    #[arg(short, long, value_name = "FILE")]
+    /// The table to write: a name ending in .parquet or .csv, or a
+    /// directory (an existing one, or a path ending in /) to write
+    /// part-00000.parquet into.
+    #[arg(short, long, value_name = "FILE|DIR")]
     pub output: PathBuf,
     #[command(flatten)]
     /// How flows become profiles.
@@ -99,8 +101,10 @@ pub struct FeaturesArgs {
     /// Flow files or directories, in any format `detect` reads.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
-    /// The table to write: a name ending in .parquet or .csv.
-    #[arg(short, long, value_name = "FILE")]
+    /// The table to write: a name ending in .parquet or .csv, or a
+    /// directory (an existing one, or a path ending in /) to write
+    /// part-00000.parquet into.
+    #[arg(short, long, value_name = "FILE|DIR")]
     pub output: PathBuf,
     #[command(flatten)]
     /// How flows become profiles.
@@ -268,6 +272,11 @@ impl HistoryArgs {
         let Some(dir) = &self.history else {
             return Ok(None);
         };
+        anyhow::ensure!(
+            !dir.exists() || dir.is_dir(),
+            "--history {}: not a directory (the history is kept in DIR/history.json)",
+            dir.display()
+        );
         anyhow::ensure!(
             self.history_days.is_finite() && (1.0..=3660.0).contains(&self.history_days),
             "--history-days must be from 1 to 3660, got {}",
@@ -1072,7 +1081,20 @@ fn gate(d: &Detection, min_recall: Option<f64>, max_fpr: Option<f64>) -> Result<
     }
 }
 
-fn run_flows(a: FlowsArgs) -> Result<ExitCode> {
+/// A table's path: `out` itself, or `part-00000.<ext>` in it when it names
+/// a directory (an existing one, or a path ending in `/`), as engines
+/// write a table's parts.
+fn table_path(out: &Path, ext: &str) -> Result<PathBuf> {
+    let dir_like = out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/');
+    if !dir_like {
+        return Ok(out.to_path_buf());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    Ok(out.join(format!("part-00000.{ext}")))
+}
+
+fn run_flows(mut a: FlowsArgs) -> Result<ExitCode> {
+    a.output = table_path(&a.output, "parquet")?;
     check_threads(a.threads)?;
     let (mut options, allow) = profile_options(&a.profile)?;
     options.allow = allow;
@@ -1094,7 +1116,8 @@ fn run_flows(a: FlowsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_features(a: FeaturesArgs) -> Result<ExitCode> {
+fn run_features(mut a: FeaturesArgs) -> Result<ExitCode> {
+    a.output = table_path(&a.output, "parquet")?;
     check_threads(a.threads)?;
     let (mut options, allow) = profile_options(&a.profile)?;
     options.allow = allow;
