@@ -27,25 +27,8 @@ py=bench/.venv/bin/python
 [ -f "$work/day1x.csv" ] || $lm synth --rows 445909 --seed 42 -o "$work/day1x.csv" >/dev/null
 [ -f "$work/day10x.csv" ] || $lm synth --rows 4459090 --seed 42 -o "$work/day10x.csv" >/dev/null
 
-measure() { # label, command...
-  # Wall time: perf_counter around spawning and reaping the run (under
-  # /usr/bin/time, whose own start is a millisecond); peak RSS: the run's
-  # maximum resident set as /usr/bin/time reports it. Output discarded.
-  python3 - "$1" "$work/rss.txt" "${@:2}" <<'PY'
-import os, sys, time
-label, rss_file, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
-devnull = os.open(os.devnull, os.O_WRONLY)
-actions = [(os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]
-argv = ["/usr/bin/time", "-f", "%M", "-o", rss_file] + argv
-t0 = time.perf_counter()
-pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
-_, status, _ = os.wait4(pid, 0)
-wall = time.perf_counter() - t0
-if os.waitstatus_to_exitcode(status) != 0:
-    sys.exit(f"{' '.join(argv)} failed")
-rss_kb = int(open(rss_file).read().split()[-1])
-print(f"{label}\t{wall:.4f}\t{rss_kb / 1024:.0f}")
-PY
+measure() { # label, command...: LABEL, wall seconds, peak RSS MB (bench/measure.py)
+  python3 bench/measure.py "$1" "$work/rss.txt" "${@:2}"
 }
 : > "$work/raw.tsv"
 for size in 1x 10x; do

@@ -19,22 +19,8 @@ py=$PWD/sql/.venv/bin/python
 [ -f "$work/day1x.csv" ] || $lm synth --rows 445909 --seed 42 -o "$work/day1x.csv" >/dev/null
 [ -f "$work/monday.csv" ] || $lm synth --benign-only --rows 445909 --seed 12 -o "$work/monday.csv" >/dev/null
 
-measure() { # label, command...: wall time and peak RSS, output discarded
-  python3 - "$1" "$work/rss.txt" "${@:2}" <<'PY'
-import os, sys, time
-label, rss_file, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
-devnull = os.open(os.devnull, os.O_WRONLY)
-actions = [(os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]
-argv = ["/usr/bin/time", "-f", "%M", "-o", rss_file] + argv
-t0 = time.perf_counter()
-pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
-_, status, _ = os.wait4(pid, 0)
-wall = time.perf_counter() - t0
-if os.waitstatus_to_exitcode(status) != 0:
-    sys.exit(f"{' '.join(argv)} failed")
-rss_kb = int(open(rss_file).read().split()[-1])
-print(f"| {label} | {wall:.2f} s | {rss_kb / 1024:.0f} MB |")
-PY
+measure() { # label, command...: a table row of wall time and peak RSS (bench/measure.py)
+  python3 bench/measure.py "$1" "$work/rss.txt" "${@:2}" | awk -F'\t' '{printf "| %s | %.2f s | %s MB |\n", $1, $2, $3}'
 }
 
 echo "| step (10x day: 4,459,090 rows, $(du -m "$work/day10x.csv" | cut -f1) MB) | wall | peak RSS |"

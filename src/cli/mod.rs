@@ -74,8 +74,8 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-/// `latmove flows`'s options.
-pub struct FlowsArgs {
+/// What `flows` and `features` read and where their table goes.
+pub struct TableArgs {
     /// Flow files or directories, in any format `detect` reads.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -87,10 +87,17 @@ pub struct FlowsArgs {
     #[command(flatten)]
     /// How flows become profiles.
     pub profile: ProfileArgs,
-    /// Threads for reading (0 = every core); the table does not depend on
-    /// it.
+    /// Threads (0 = every core); the table does not depend on it.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
+}
+
+#[derive(Debug, Args)]
+/// `latmove flows`'s options.
+pub struct FlowsArgs {
+    #[command(flatten)]
+    /// Inputs, output, profiling.
+    pub table: TableArgs,
 }
 
 #[derive(Debug, Args)]
@@ -98,17 +105,9 @@ pub struct FlowsArgs {
 // The truth file's syntax `ip[,start,end][,label]` is help text, not a link.
 #[allow(rustdoc::broken_intra_doc_links)]
 pub struct FeaturesArgs {
-    /// Flow files or directories, in any format `detect` reads.
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<PathBuf>,
-    /// The table to write: a name ending in .parquet or .csv, or a
-    /// directory (an existing one, or a path ending in /) to write
-    /// part-00000.parquet into.
-    #[arg(short, long, value_name = "FILE|DIR")]
-    pub output: PathBuf,
     #[command(flatten)]
-    /// How flows become profiles.
-    pub profile: ProfileArgs,
+    /// Inputs, output, profiling.
+    pub table: TableArgs,
     /// Feature set: 'full' or 'seed'.
     #[arg(long, default_value = "full", value_name = "SET")]
     pub features: String,
@@ -116,9 +115,6 @@ pub struct FeaturesArgs {
     /// (lines: ip[,start,end][,label]).
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
-    /// Threads (0 = every core); the table does not depend on it.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub threads: usize,
 }
 
 #[derive(Debug, Args)]
@@ -1093,18 +1089,27 @@ fn table_path(out: &Path, ext: &str) -> Result<PathBuf> {
     Ok(out.join(format!("part-00000.{ext}")))
 }
 
+impl TableArgs {
+    /// The options checked, the output path settled (see [`table_path`]),
+    /// refused over an input: the profiling options and the threads.
+    fn prepare(&mut self) -> Result<(crate::profile::ProfileOptions, usize)> {
+        self.output = table_path(&self.output, "parquet")?;
+        check_threads(self.threads)?;
+        let (mut options, allow) = profile_options(&self.profile)?;
+        options.allow = allow;
+        let inputs = crate::flows::expand_inputs(&self.inputs)?;
+        crate::output::write::refuse_outputs_over_inputs(&[("-o", self.output.clone())], &inputs)?;
+        Ok((options, threads_or_all(self.threads)))
+    }
+}
+
 fn run_flows(mut a: FlowsArgs) -> Result<ExitCode> {
-    a.output = table_path(&a.output, "parquet")?;
-    check_threads(a.threads)?;
-    let (mut options, allow) = profile_options(&a.profile)?;
-    options.allow = allow;
-    let inputs = crate::flows::expand_inputs(&a.inputs)?;
-    crate::output::write::refuse_outputs_over_inputs(&[("-o", a.output.clone())], &inputs)?;
-    let threads = threads_or_all(a.threads);
-    let s = crate::table::write_flow_table(&a.inputs, &options, threads, &a.output)?;
+    let (options, threads) = a.table.prepare()?;
+    let t = &a.table;
+    let s = crate::table::write_flow_table(&t.inputs, &options, threads, &t.output)?;
     println!(
         "wrote {} ({} flows from {} rows; {} skipped; {} dropped by --allow)",
-        a.output.display(),
+        t.output.display(),
         s.rows,
         s.stats.rows,
         s.stats.skipped_total(),
@@ -1117,10 +1122,6 @@ fn run_flows(mut a: FlowsArgs) -> Result<ExitCode> {
 }
 
 fn run_features(mut a: FeaturesArgs) -> Result<ExitCode> {
-    a.output = table_path(&a.output, "parquet")?;
-    check_threads(a.threads)?;
-    let (mut options, allow) = profile_options(&a.profile)?;
-    options.allow = allow;
     let defs = crate::profile::features::feature_set(&a.features).ok_or_else(|| {
         anyhow::anyhow!("--features must be 'full' or 'seed', got '{}'", a.features)
     })?;
@@ -1128,18 +1129,17 @@ fn run_features(mut a: FeaturesArgs) -> Result<ExitCode> {
         Some(t) => Some(crate::profile::truth::Truth::from_file(t).context("--truth")?),
         None => None,
     };
-    let inputs = crate::flows::expand_inputs(&a.inputs)?;
-    crate::output::write::refuse_outputs_over_inputs(&[("-o", a.output.clone())], &inputs)?;
-    let threads = threads_or_all(a.threads);
+    let (options, threads) = a.table.prepare()?;
+    let t = &a.table;
     let (mut profiles, stats) =
-        crate::profile::read::read_profiles_threads(&a.inputs, &options, threads)?;
-    if let Some(t) = &truth {
-        t.apply(&mut profiles);
+        crate::profile::read::read_profiles_threads(&t.inputs, &options, threads)?;
+    if let Some(truth) = &truth {
+        truth.apply(&mut profiles);
     }
-    let rows = crate::table::write_feature_table(&profiles, defs, threads, &a.output)?;
+    let rows = crate::table::write_feature_table(&profiles, defs, threads, &t.output)?;
     println!(
         "wrote {} ({} rows: {} hosts; {} flows from {} rows, {} skipped)",
-        a.output.display(),
+        t.output.display(),
         rows,
         profiles.hosts.len(),
         stats.flows,

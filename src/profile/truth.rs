@@ -39,6 +39,19 @@ pub struct TruthEntry {
     pub label: String,
 }
 
+impl TruthEntry {
+    /// Whether the entry speaks of a host seen from `first` to `last`: an
+    /// entry without a time range always, one with a range when it
+    /// overlaps them (a host without times never).
+    pub fn covers(&self, first: Option<f64>, last: Option<f64>) -> bool {
+        match (self.start, self.end, first, last) {
+            (Some(s), Some(t), Some(f), Some(l)) => f <= t && l >= s,
+            (Some(_), Some(_), _, _) => false,
+            _ => true,
+        }
+    }
+}
+
 /// Host-level ground truth.
 #[derive(Debug, Clone, Default)]
 pub struct Truth {
@@ -118,12 +131,7 @@ impl Truth {
                 }
             };
             for h in p.hosts.iter_mut().filter(|h| h.ip == e.ip) {
-                let seen = match (e.start, e.end, h.first_seen, h.last_seen) {
-                    (Some(s), Some(t), Some(f), Some(l)) => f <= t && l >= s,
-                    (Some(_), Some(_), _, _) => false,
-                    _ => true,
-                };
-                if !seen {
+                if !e.covers(h.first_seen, h.last_seen) {
                     continue;
                 }
                 h.labelled_flows = h.labelled_flows.max(1);

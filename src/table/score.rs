@@ -19,6 +19,21 @@ use crate::flows::ReadStats;
 use crate::model::detector::DetectorKind;
 use crate::profile::features::{FeatureDef, FeatureTable};
 
+/// The error of a table with no usable row: what was read and skipped,
+/// and the first problem.
+fn nothing_to(what: &str, stats: &ReadStats) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no rows to {what} in the feature table: {} read, {} skipped{}",
+        stats.rows,
+        stats.skipped_total(),
+        stats
+            .problems
+            .first()
+            .map(|p| format!("\n  e.g. {p}"))
+            .unwrap_or_default()
+    )
+}
+
 /// Which support column (`durations_known`, `volumes_known`) backs a mean
 /// per flow.
 fn support_column(d: &FeatureDef) -> Result<usize> {
@@ -102,12 +117,7 @@ fn apply_truth(cfg: &DetectConfig, hosts: &mut [HostInfo]) {
     }
     for e in &truth.entries {
         for h in hosts.iter_mut().filter(|h| h.ip == e.ip) {
-            let seen = match (e.start, e.end, h.first_seen, h.last_seen) {
-                (Some(s), Some(t), Some(f), Some(l)) => f <= t && l >= s,
-                (Some(_), Some(_), _, _) => false,
-                _ => true,
-            };
-            if !seen {
+            if !e.covers(h.first_seen, h.last_seen) {
                 continue;
             }
             if e.label.eq_ignore_ascii_case("benign") {
@@ -138,17 +148,9 @@ pub(crate) fn detect_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Dete
         }
         Ok(())
     })?;
-    anyhow::ensure!(
-        !rows.is_empty(),
-        "no rows to train on in the feature table: {} read, {} skipped{}",
-        stats.rows,
-        stats.skipped_total(),
-        stats
-            .problems
-            .first()
-            .map(|p| format!("\n  e.g. {p}"))
-            .unwrap_or_default()
-    );
+    if rows.is_empty() {
+        return Err(nothing_to("train on", &stats));
+    }
     // Entities in host order, each host's windows in time order (as the
     // profiles give them), whatever order the engine wrote.
     rows.sort_by(|a, b| {
@@ -303,17 +305,9 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
         }
         Ok(())
     })?;
-    anyhow::ensure!(
-        !hosts.is_empty(),
-        "no rows to score in the feature table: {} read, {} skipped{}",
-        stats.rows,
-        stats.skipped_total(),
-        stats
-            .problems
-            .first()
-            .map(|p| format!("\n  e.g. {p}"))
-            .unwrap_or_default()
-    );
+    if hosts.is_empty() {
+        return Err(nothing_to("score", &stats));
+    }
     let mut states: Vec<HostState> = hosts.into_values().collect();
     states.sort_by_key(|s| s.info.ip);
     let mut infos: Vec<HostInfo> = states.iter().map(|s| s.info.clone()).collect();
