@@ -12,5 +12,5 @@ if "$py" -c 'import duckdb, pyspark' 2>/dev/null; then
 fi
 command -v python3 >/dev/null || skip "no python3 to install DuckDB and PySpark into sql/.venv"
 python3 -m venv "$venv" >/dev/null 2>&1 || skip "python3 cannot make a virtual environment (sql/.venv)"
-"$py" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt" \
+"$py" -m pip install --quiet --disable-pip-version-check --retries 2 --timeout 20 -r "$here/requirements.txt" \
   || skip "could not install sql/requirements.txt into sql/.venv (no package index?)"
