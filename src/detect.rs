@@ -55,7 +55,7 @@ pub(crate) struct DetectConfig {
     /// A fitted pipeline (a saved model) to score with instead of fitting.
     pub fitted: Option<Fitted>,
     /// Each host's past (`--history`): a host above the threshold whose
-    /// peak window is within its own past is not flagged.
+    /// windows above it are all within its own past is not flagged.
     pub history: Option<std::sync::Arc<crate::history::History>>,
     /// `watch`: the start of the window every entity of the run is (its
     /// profiles are whole hosts of one window).
@@ -355,7 +355,7 @@ pub(crate) fn score_entities(
     if let Some(past) = &cfg.history {
         judge_by_history(
             (past, cfg.run_window_start),
-            (entities, &peaks),
+            (entities, &fit.scores, threshold),
             table,
             &mut results,
         );
@@ -392,45 +392,67 @@ fn tracked_columns(table: &FeatureTable) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// Each host above the threshold compared with its own past (its peak
-/// window's values and admin peers): one within it is not flagged.
+/// Each host above the threshold compared with its own past: each of its
+/// windows above the threshold in time order (its values, and the admin
+/// peers it reached up to that window), the first beyond its past
+/// flagging it with the reason; a host all of whose such windows are within
+/// its past is not flagged.
 fn judge_by_history(
     (past, run_start): (&crate::history::History, Option<f64>),
-    (entities, peaks): (&Entities<'_>, &Peaks),
+    (entities, scores, threshold): (&Entities<'_>, &[f64], f64),
     table: &FeatureTable,
     results: &mut [HostResult],
 ) {
+    use crate::history::Judgement;
     let index: std::collections::HashMap<IpAddr, usize> = entities.hosts[..entities.scored]
         .iter()
         .enumerate()
         .map(|(i, h)| (h.ip, i))
         .collect();
+    let judged: std::collections::HashSet<usize> = results
+        .iter()
+        .filter(|r| !r.contributions.is_empty())
+        .filter_map(|r| index.get(&r.ip).copied())
+        .collect();
+    // The judged hosts' entities, in the table's (time) order.
+    let mut of_host: std::collections::HashMap<usize, Vec<usize>> = Default::default();
+    for (k, h) in entities.host_of.iter().enumerate() {
+        if judged.contains(h) {
+            of_host.entry(*h).or_default().push(k);
+        }
+    }
     for r in results.iter_mut().filter(|r| !r.contributions.is_empty()) {
-        let Some(e) = index.get(&r.ip).and_then(|&i| peaks.peak[i]) else {
+        let Some(own) = index.get(&r.ip).and_then(|i| of_host.get(i)) else {
             continue;
         };
-        let value = |name: &str| {
-            table
-                .defs
-                .iter()
-                .position(|d| d.name == name)
-                .map(|j| table.values[[e, j]])
-        };
-        // The admin peers the host reached up to its peak window (its
-        // windows are together, in time order).
-        let at = entities.window_start[e].or(run_start).unwrap_or(f64::MAX);
         let mut peers: Vec<IpAddr> = Vec::new();
-        for (k, p) in entities.profiles.iter().enumerate() {
-            if entities.host_of[k] == entities.host_of[e]
-                && entities.window_start[k].is_none_or(|s| s <= at)
-            {
+        let mut verdict: Option<Judgement> = None;
+        for &k in own {
+            if let Some(p) = entities.profiles.get(k) {
                 peers.extend(p.admin_peers.iter().copied());
+                peers.sort_unstable();
+                peers.dedup();
+            }
+            if scores[k] <= threshold {
+                continue;
+            }
+            let value = |name: &str| {
+                table
+                    .defs
+                    .iter()
+                    .position(|d| d.name == name)
+                    .map(|j| table.values[[k, j]])
+            };
+            let at = entities.window_start[k].or(run_start).unwrap_or(f64::MAX);
+            let j = past.judge(r.ip, value, (&peers, at));
+            let done = matches!(j, Judgement::Beyond(_) | Judgement::NoHistory);
+            verdict = Some(j);
+            if done {
+                break;
             }
         }
-        peers.sort_unstable();
-        peers.dedup();
-        let j = past.judge(r.ip, value, (&peers, at));
-        if j == crate::history::Judgement::Usual {
+        let Some(j) = verdict else { continue };
+        if j == Judgement::Usual {
             r.flagged = false;
         }
         r.baseline = Some(j);

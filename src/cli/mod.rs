@@ -244,9 +244,9 @@ pub struct ProfileArgs {
 pub struct HistoryArgs {
     /// Judge each host against its own past as well as against the other
     /// hosts, and learn this run's windows into it: the state in DIR
-    /// (created on first use). A host above the threshold whose peak window
-    /// is within its own past is not flagged; a host without history is
-    /// judged against the other hosts only.
+    /// (created on first use). A host above the threshold whose windows
+    /// above it are all within its own past is not flagged; a host without
+    /// history is judged against the other hosts only.
     #[arg(long, value_name = "DIR")]
     pub history: Option<PathBuf>,
     /// How long the history remembers a host, its usual levels and its
