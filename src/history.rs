@@ -162,6 +162,19 @@ impl History {
             path.display(),
             h.version
         );
+        for (ip, past) in &mut h.hosts {
+            anyhow::ensure!(
+                past.top.len() == TRACKED.len(),
+                "{}: host {ip} keeps {} feature lists, not {}: a damaged history file",
+                path.display(),
+                past.top.len(),
+                TRACKED.len()
+            );
+            for top in &mut past.top {
+                top.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
+                top.truncate(TOP);
+            }
+        }
         h.retention_secs = retention_secs;
         h.max_hosts = max_hosts;
         h.max_peers = max_peers;

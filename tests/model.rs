@@ -289,8 +289,8 @@ fn watch_raises_one_incident_per_host_and_closes_it_when_quiet() {
 /// workstations whose ordinary windows are rare among all hosts stay quiet
 /// while the scanner (new ports, new admin peers) and the brute-forcer are
 /// alerted, with the reason. The state survives a restart (a flagged
-/// attack is not learnt, so the scan alerts again), stays within
-/// --history-max-hosts, and a damaged state file is refused.
+/// attack is not learnt, so the scan alerts again) and stays within
+/// --history-max-hosts.
 #[test]
 fn history_judges_hosts_against_their_own_past_across_restarts() {
     let dir = tempdir();
@@ -365,18 +365,6 @@ fn history_judges_hosts_against_their_own_past_across_restarts() {
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d("small/history.json")).unwrap()).unwrap();
     assert_eq!(state["hosts"].as_object().unwrap().len(), 50);
-    // Damaged.
-    std::fs::write(d("small/history.json"), b"{\"version\": 1, \"hosts\": [").unwrap();
-    let out = latmove(&[
-        "watch",
-        "--model",
-        &d("m.json"),
-        "--history",
-        &d("small"),
-        &day,
-    ]);
-    expect_code(&out, 2);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a latmove history file"));
     // detect judges the same way: the two attackers, no benign host.
     std::fs::create_dir(d("h3")).unwrap();
     std::fs::copy(d("baseline.json"), d("h3/history.json")).unwrap();
@@ -491,4 +479,57 @@ fn two_weeks_alert_the_attacks_and_the_new_hosts_once() {
         .collect();
     assert!(others.is_empty(), "{others:?}");
     assert!(alerts.len() <= 6, "{alerts:?}");
+}
+
+/// A damaged history file (cut, or a host with too few feature lists) is
+/// refused with exit 2 and a message, before any window is scored.
+#[test]
+fn damaged_history_files_are_refused() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
+    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
+    let out = latmove(&[
+        "train",
+        &base,
+        "-o",
+        &d("m.json"),
+        "--out",
+        &d("t"),
+        "--history",
+        &d("small"),
+    ]);
+    expect_code(&out, 0);
+    std::fs::copy(d("small/history.json"), d("baseline.json")).unwrap();
+    // Damaged.
+    std::fs::write(d("small/history.json"), b"{\"version\": 1, \"hosts\": [").unwrap();
+    let out = latmove(&[
+        "watch",
+        "--model",
+        &d("m.json"),
+        "--history",
+        &d("small"),
+        &day,
+    ]);
+    expect_code(&out, 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a latmove history file"));
+    // A state whose host keeps too few feature lists is refused, not
+    // indexed out of bounds.
+    let text = std::fs::read_to_string(d("baseline.json")).unwrap();
+    let cut = text.replacen("\"top\":[[", "\"top\":[[]],\"x\":[[", 1);
+    std::fs::write(d("small/history.json"), cut).unwrap();
+    let out = latmove(&[
+        "watch",
+        "--model",
+        &d("m.json"),
+        "--history",
+        &d("small"),
+        &day,
+    ]);
+    expect_code(&out, 2);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a damaged history file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
