@@ -244,6 +244,13 @@ fn feature_table_faults_are_reported() {
     set(&mut lines[2], col("ip"), "10.0.0.999");
     set(&mut lines[3], col("unique_dst_ports"), "many");
     set(&mut lines[4], col("label"), "maybe");
+    // An attack label with a terminal escape, on an attacker's row.
+    let attacker = lines.iter().position(|l| l.contains(",attack,")).unwrap();
+    set(
+        &mut lines[attacker],
+        col("attack_label"),
+        "Port\u{1b}]0;pwned\u{7}Scan",
+    );
     lines[5].push_str(",extra");
     std::fs::write(p("bad.csv"), lines.join("\n") + "\n").unwrap();
     let out = ok(&[
@@ -269,6 +276,10 @@ fn feature_table_faults_are_reported() {
     );
     assert!(
         out.contains("bad.csv:5: column 'label': values of the wrong kind: \"maybe\""),
+        "{out}"
+    );
+    assert!(
+        !out.contains('\u{1b}') && out.contains("Port\\u{1b}]0;pwned\\u{7}Scan"),
         "{out}"
     );
     // A column missing.

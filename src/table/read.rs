@@ -265,7 +265,12 @@ fn parse_row<'a>(
             &["false", "f", "0"],
         )?,
         label: flag(c.label, "label", &["attack"], &["benign"])?,
-        attack_label: c.attack_label.and_then(text),
+        // Shown in the summary and the pages: control characters escaped,
+        // as a flow's label is.
+        attack_label: c
+            .attack_label
+            .and_then(text)
+            .map(|l| crate::util::text::printable(&l).into_owned()),
         features,
         support,
     })
