@@ -115,14 +115,12 @@ pub enum Judgement {
 
 impl Judgement {
     /// The sentence an analyst reads.
-    pub fn describe(&self, retention_days: f64) -> String {
+    pub fn describe(&self) -> String {
         match self {
             Judgement::NoHistory => {
                 "no history of this host: judged against the other hosts only".to_string()
             }
-            Judgement::Usual => {
-                format!("within its own past (history kept {retention_days:.0} days): not flagged")
-            }
+            Judgement::Usual => "within its own past: not flagged".to_string(),
             Judgement::Beyond(why) => format!("beyond its own past: {why}"),
         }
     }

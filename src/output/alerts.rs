@@ -123,7 +123,7 @@ pub(crate) fn ecs_alert(d: &Detection, h: &HostResult) -> Value {
 /// run had a history.
 fn with_baseline(mut v: Value, h: &HostResult) -> Value {
     if let Some(j) = &h.baseline {
-        v["latmove"]["baseline"] = json!(j.describe(crate::history::DEFAULT_DAYS));
+        v["latmove"]["baseline"] = json!(j.describe());
     }
     v
 }

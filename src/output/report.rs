@@ -361,11 +361,7 @@ fn flagged_section(s: &mut String, d: &Detection, top: usize) {
             );
         }
         if let Some(j) = &h.baseline {
-            let _ = writeln!(
-                s,
-                "        baseline: {}",
-                j.describe(crate::history::DEFAULT_DAYS)
-            );
+            let _ = writeln!(s, "        baseline: {}", j.describe());
         }
         if !h.attack_labels.is_empty() {
             let _ = writeln!(s, "        labels: {}", h.attack_labels.join(", "));
