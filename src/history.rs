@@ -149,6 +149,10 @@ impl History {
     ) -> Result<History> {
         let path = dir.join(FILE);
         if !path.exists() {
+            eprintln!(
+                "latmove: {}: no history yet; every host starts without a past",
+                path.display()
+            );
             return Ok(History::new(retention_secs, max_hosts, max_peers));
         }
         let bytes = crate::util::read_side_file(&path, "history", 1 << 30)?;

@@ -481,6 +481,44 @@ fn two_weeks_alert_the_attacks_and_the_new_hosts_once() {
     assert!(alerts.len() <= 6, "{alerts:?}");
 }
 
+/// `watch` reports the feed's alerted host-days beside the model's budget,
+/// and a history directory without a state says it starts one.
+#[test]
+fn watch_reports_alerted_host_days_beside_the_budget() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
+    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
+    expect_code(&latmove(&["train", &base, "-o", &d("m.json")]), 0);
+    let out = latmove(&[
+        "watch",
+        "--model",
+        &d("m.json"),
+        "--history",
+        &d("new"),
+        &day,
+    ]);
+    expect_code(&out, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no history yet; every host starts without a past"),
+        "{err}"
+    );
+    let alerted: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"]["kind"] == "alert")
+        .map(|r| r["source"]["ip"].as_str().unwrap().to_string())
+        .collect();
+    // One day: the alerted host-days are the alerted hosts.
+    let line = format!("host-days alerted: {} of ", alerted.len());
+    assert!(err.contains(&line), "{err}");
+    assert!(
+        err.contains("the model's threshold leaves 1.00% of its training hosts above it"),
+        "{err}"
+    );
+}
+
 /// A damaged history file (cut, or a host with too few feature lists) is
 /// refused with exit 2 and a message, before any window is scored.
 #[test]

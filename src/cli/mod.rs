@@ -742,7 +742,10 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
         training_info(&d, &files)?,
     );
     crate::output::write::write_file(&a.model_out, &model.to_json()?)?;
-    println!(
+    learn_and_save(&a.detect.past, past, &d)?;
+    // Everything is written: a closed stdout loses only this line.
+    let _ = writeln!(
+        std::io::stdout().lock(),
         "trained on {} {} ({} rows from {} file(s)); threshold {:.4}; {} features; model saved to {}",
         d.training_hosts,
         d.training_set,
@@ -752,7 +755,6 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
         d.feature_names.len(),
         a.model_out.display()
     );
-    learn_and_save(&a.detect.past, past, &d)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -892,6 +894,16 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
             .with_context(|| format!("opening {}", a.alerts.display()))?;
         crate::cli::watch::watch(&cfg, std::io::LineWriter::new(file))?
     };
+    report_watch(&stats, &read, &cfg.model);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `watch` did, on stderr once its input ends.
+fn report_watch(
+    stats: &crate::cli::watch::WatchStats,
+    read: &crate::flows::ReadStats,
+    model: &Model,
+) {
     eprintln!(
         "latmove watch: {} flows ({} rows skipped as malformed or empty), {} windows closed, {} alerts, {} windows above the threshold in open incidents, {} late and {} untimed flows skipped",
         stats.flows,
@@ -932,10 +944,26 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
             eprintln!("  {n} {what}");
         }
     }
+    if stats.host_days > 0 {
+        eprintln!(
+            "  host-days alerted: {} of {}{} ({:.2}%); the model's threshold leaves {} of its training hosts above it",
+            stats.alerted_host_days,
+            if stats.host_days_capped {
+                "at least "
+            } else {
+                ""
+            },
+            stats.host_days,
+            100.0 * stats.alerted_host_days as f64 / stats.host_days as f64,
+            match model.training.params.contamination {
+                crate::model::forest::Contamination::Fraction(c) => format!("{:.2}%", 100.0 * c),
+                crate::model::forest::Contamination::Auto => "those scoring above 0.5".to_string(),
+            }
+        );
+    }
     for p in &read.problems {
         eprintln!("  e.g. {p}");
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Renders the alerts (`None` without `--alerts`).

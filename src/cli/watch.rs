@@ -101,6 +101,13 @@ pub(super) struct WatchStats {
     /// Hosts above the threshold not given an incident: `--max-hosts`
     /// incidents were open.
     pub incidents_over_cap: u64,
+    /// Host-days seen (a host with a flow in a day's windows), and those
+    /// with an alert: the feed's false-alarm rate per host and day, beside
+    /// the model's budget. `host_days_capped` when a day had more hosts
+    /// than could be counted one by one (then a lower bound).
+    pub host_days: u64,
+    pub alerted_host_days: u64,
+    pub host_days_capped: bool,
 }
 
 /// A flow held back: its fields, owned.
@@ -212,6 +219,10 @@ struct State<'a, W: Write> {
     closed_through: Option<i64>,
     builder: ProfileBuilder,
     incidents: HashMap<IpAddr, Incident>,
+    /// The day being counted, its hosts seen and alerted.
+    day: Option<i64>,
+    day_hosts: HashSet<IpAddr>,
+    day_alerted: HashSet<IpAddr>,
     admin: AdminHistory,
     /// Flows far ahead, waiting for others to confirm the jump.
     held: Vec<HeldFlow>,
@@ -340,6 +351,7 @@ impl<W: Write> State<'_, W> {
         self.stats.windows_closed += 1;
         let start = w as f64 * self.window_secs;
         let end = start + self.window_secs;
+        self.count_day(start, profiles.hosts.iter().map(|h| h.ip));
         if profiles.hosts.is_empty() {
             return self.close_quiet(start, end);
         }
@@ -427,8 +439,36 @@ impl<W: Write> State<'_, W> {
             };
             self.write(&line)?;
             self.stats.alerts += 1;
+            self.day_alerted.insert(h.ip);
         }
         Ok(())
+    }
+
+    /// Counts the hosts of a window starting at `start` into its day's
+    /// host-days (a new day closes the last one's count).
+    fn count_day(&mut self, start: f64, hosts: impl Iterator<Item = IpAddr>) {
+        let day = (start / 86_400.0).floor() as i64;
+        if self.day != Some(day) {
+            self.end_day();
+            self.day = Some(day);
+        }
+        // At most a few windows' worth of hosts a day are told apart.
+        let cap = self.cfg.max_hosts.saturating_mul(4);
+        for ip in hosts {
+            if self.day_hosts.len() < cap {
+                self.day_hosts.insert(ip);
+            } else if !self.day_hosts.contains(&ip) {
+                self.stats.host_days_capped = true;
+            }
+        }
+    }
+
+    /// Adds the day being counted to the host-day totals.
+    fn end_day(&mut self) {
+        self.stats.host_days += self.day_hosts.len() as u64;
+        self.stats.alerted_host_days += self.day_alerted.len() as u64;
+        self.day_hosts.clear();
+        self.day_alerted.clear();
     }
 
     /// Closes the incidents quiet for `--suppress` by `end`, and writes a
@@ -789,6 +829,9 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
         closed_through: None,
         builder: ProfileBuilder::with_options(options),
         incidents: HashMap::new(),
+        day: None,
+        day_hosts: HashSet::new(),
+        day_alerted: HashSet::new(),
         admin: AdminHistory {
             hosts: HashMap::new(),
             cap: cfg.max_hosts,
@@ -831,6 +874,7 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
     }
     state.drop_held();
     state.close()?;
+    state.end_day();
     state.save_history()?;
     if state.status {
         eprintln!();
