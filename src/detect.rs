@@ -57,6 +57,9 @@ pub(crate) struct DetectConfig {
     /// Each host's past (`--history`): a host above the threshold whose
     /// windows above it are all within its own past is not flagged.
     pub history: Option<std::sync::Arc<crate::history::History>>,
+    /// Calibrate the threshold on training host-days, not hosts
+    /// (`--alert-budget`): the share above it is a share of host-days.
+    pub per_host_day: bool,
     /// `watch`: the start of the window every entity of the run is (its
     /// profiles are whole hosts of one window).
     pub run_window_start: Option<f64>,
@@ -102,6 +105,7 @@ impl DetectConfig {
             cross_fit: CrossFit { folds: 5 },
             fitted: None,
             history: None,
+            per_host_day: false,
             run_window_start: None,
             learn: Learn::Nothing,
             free_profiles: true,
@@ -202,6 +206,9 @@ pub struct Detection {
     pub preprocessor: Preprocessor,
     /// The windows to learn into the history (see [`Learn`]).
     pub observations: Vec<crate::history::Observation>,
+    /// Whether the threshold was calibrated on training host-days
+    /// (`--alert-budget`).
+    pub per_host_day: bool,
 }
 
 impl Detection {
@@ -342,11 +349,15 @@ pub(crate) fn score_entities(
     let threshold = match &cfg.fitted {
         Some(f) if cfg.detector.kind == DetectorKind::Forest => f.threshold,
         _ => cfg.detector.threshold(|| {
-            training
-                .hosts
-                .iter()
-                .map(|&h| peaks.score(h, &fit.scores))
-                .collect()
+            if cfg.per_host_day {
+                host_day_peaks(entities, &training.hosts, &fit.scores)
+            } else {
+                training
+                    .hosts
+                    .iter()
+                    .map(|&h| peaks.score(h, &fit.scores))
+                    .collect()
+            }
         }),
     };
     // The forest carries the run's threshold (a saved model shows it).
@@ -381,7 +392,30 @@ pub(crate) fn score_entities(
         params: fit.params,
         preprocessor: fit.preprocessor,
         observations,
+        per_host_day: cfg.per_host_day && cfg.fitted.is_none(),
     })
+}
+
+/// The training hosts' highest score in each day they were seen (a
+/// whole-host entity, without a time, is one day): the units an alert
+/// budget per host and day is calibrated on (`--alert-budget`).
+fn host_day_peaks(entities: &Entities<'_>, training: &[usize], scores: &[f64]) -> Vec<f64> {
+    let is_training: std::collections::HashSet<usize> = training.iter().copied().collect();
+    let mut peaks: std::collections::BTreeMap<(usize, i64), f64> = Default::default();
+    for (e, (&h, start)) in entities
+        .host_of
+        .iter()
+        .zip(&entities.window_start)
+        .enumerate()
+    {
+        if !is_training.contains(&h) {
+            continue;
+        }
+        let day = start.map_or(i64::MIN, |s| (s / 86_400.0).floor() as i64);
+        let peak = peaks.entry((h, day)).or_insert(f64::NEG_INFINITY);
+        *peak = peak.max(scores[e]);
+    }
+    peaks.into_values().collect()
 }
 
 /// A tracked feature's column in `table`.
@@ -851,5 +885,44 @@ fn add_entities<'a>(
         if !has_window[h] {
             out.push((offset + h, None, prof));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Entities, HostInfo, host_day_peaks};
+
+    /// The budget's units: each training host's highest score in each day
+    /// (a whole-host entity one day of its own); other hosts left out.
+    #[test]
+    fn host_day_peaks_are_one_per_training_host_and_day() {
+        let host = |ip: &str| HostInfo {
+            ip: ip.parse().unwrap(),
+            flows: 1,
+            first_seen: None,
+            last_seen: None,
+            internal: true,
+            truth: Some(false),
+            attack_labels: Vec::new(),
+        };
+        let day = 86_400.0;
+        let entities = Entities {
+            hosts: vec![host("10.0.0.1"), host("10.0.0.2"), host("10.0.0.3")],
+            scored: 3,
+            host_of: vec![0, 0, 0, 1, 1, 2],
+            window_start: vec![
+                Some(100.0),
+                Some(900.0),
+                Some(day + 100.0),
+                Some(100.0),
+                None,
+                Some(100.0),
+            ],
+            profiles: Vec::new(),
+        };
+        let scores = [0.5, 0.7, 0.6, 0.4, 0.9, 0.99];
+        let mut peaks = host_day_peaks(&entities, &[0, 1], &scores);
+        peaks.sort_by(f64::total_cmp);
+        assert_eq!(peaks, vec![0.4, 0.6, 0.7, 0.9]);
     }
 }

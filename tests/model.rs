@@ -571,3 +571,60 @@ fn damaged_history_files_are_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--alert-budget B` calibrates the threshold on the training hosts' days
+/// (each host's highest window of each day): the model says so, `watch`
+/// reports its alerted host-days against host-days, and the option is
+/// refused out of range or beside --contamination.
+#[test]
+fn alert_budget_is_a_share_of_training_host_days() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
+    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
+    let out = latmove(&[
+        "train",
+        &base,
+        "--alert-budget",
+        "0.02",
+        "-o",
+        &d("m.json"),
+        "--out",
+        &d("t"),
+    ]);
+    expect_code(&out, 0);
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d("m.json")).unwrap()).unwrap();
+    assert_eq!(model["training"]["budget_per_host_day"], true);
+    let out = latmove(&["watch", "--model", &d("m.json"), &day]);
+    expect_code(&out, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("leaves 2.00% of its training host-days above it"),
+        "{err}"
+    );
+    let out = latmove(&[
+        "detect",
+        &day,
+        "--alert-budget",
+        "0.02",
+        "--no-charts",
+        "--out",
+        &d("o"),
+    ]);
+    expect_code(&out, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("alert budget 0.02 of the training hosts' days")
+    );
+    for bad in [
+        vec!["--alert-budget", "0.9"],
+        vec!["--alert-budget", "0"],
+        vec!["--alert-budget", "0.01", "--contamination", "0.02"],
+    ] {
+        let mut args = vec!["detect", day.as_str()];
+        args.extend(bad.iter().copied());
+        let out = latmove(&args);
+        expect_code(&out, 2);
+    }
+}

@@ -146,6 +146,13 @@ pub struct DetectArgs {
     /// 0.5), or 'auto' to flag scores above 0.5.
     #[arg(long, default_value = "0.01", value_name = "C|auto")]
     pub contamination: String,
+    /// The false-alarm budget per host and day instead of --contamination:
+    /// the threshold leaves this share (0 < B <= 0.5) of the training
+    /// hosts' days (each host's highest window of each day) above it, so
+    /// on days like the training ones at most about B of the benign
+    /// host-days raise an alert.
+    #[arg(long, value_name = "B", conflicts_with = "contamination")]
+    pub alert_budget: Option<f64>,
     /// Trees in the forest.
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub trees: usize,
@@ -565,7 +572,16 @@ fn check_fraction(name: &str, v: Option<f64>) -> Result<()> {
 
 /// The detection configuration `detect` (and `train`) options describe.
 fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
-    let contamination: Contamination = a.contamination.parse()?;
+    let contamination: Contamination = match a.alert_budget {
+        Some(b) => {
+            anyhow::ensure!(
+                b > 0.0 && b <= 0.5,
+                "--alert-budget must be above 0 and at most 0.5, got {b}"
+            );
+            Contamination::Fraction(b)
+        }
+        None => a.contamination.parse()?,
+    };
     check_fraction("--min-recall", a.output.min_recall)?;
     check_fraction("--max-fpr", a.output.max_fpr)?;
     check_threads(a.threads)?;
@@ -592,6 +608,7 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
         other => bail!("--feature-choice must be 'family' or 'uniform', got '{other}'"),
     };
     cfg.cross_fit.folds = a.folds;
+    cfg.per_host_day = a.alert_budget.is_some();
     anyhow::ensure!(
         a.prior_flows.is_finite() && a.prior_flows >= 0.0,
         "--prior-flows must be a number of flows, 0 or more, got {}",
@@ -821,6 +838,7 @@ fn training_info(d: &Detection, files: &[PathBuf]) -> Result<TrainingInfo> {
         training_set: d.training_set.to_string(),
         cross_fit_folds: d.folds,
         params: d.params.clone(),
+        budget_per_host_day: d.per_host_day,
     })
 }
 
@@ -946,7 +964,7 @@ fn report_watch(
     }
     if stats.host_days > 0 {
         eprintln!(
-            "  host-days alerted: {} of {}{} ({:.2}%); the model's threshold leaves {} of its training hosts above it",
+            "  host-days alerted: {} of {}{} ({:.2}%); the model's threshold leaves {} of its training {} above it",
             stats.alerted_host_days,
             if stats.host_days_capped {
                 "at least "
@@ -958,6 +976,11 @@ fn report_watch(
             match model.training.params.contamination {
                 crate::model::forest::Contamination::Fraction(c) => format!("{:.2}%", 100.0 * c),
                 crate::model::forest::Contamination::Auto => "those scoring above 0.5".to_string(),
+            },
+            if model.training.budget_per_host_day {
+                "host-days"
+            } else {
+                "hosts"
             }
         );
     }

@@ -60,6 +60,10 @@ pub struct TrainingInfo {
     pub cross_fit_folds: usize,
     /// The forest's parameters.
     pub params: IsolationForestParams,
+    /// Whether the threshold leaves the contamination share of training
+    /// host-days above it (`--alert-budget`) rather than of hosts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub budget_per_host_day: bool,
 }
 
 /// A trained model.

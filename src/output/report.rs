@@ -232,11 +232,19 @@ fn model_section(s: &mut String, d: &Detection) {
             "  --detector rules: Zeek-style baseline, score = max(hosts on one port / 25, ports on one host / 15), failed connections within 5 minutes; flagged at 1"
         );
     }
-    let _ = writeln!(
-        s,
-        "  Isolation Forest: {} trees, subsample {}, seed {}, contamination {}",
-        d.params.n_trees, d.forest.psi, d.params.seed, d.params.contamination
-    );
+    if d.per_host_day {
+        let _ = writeln!(
+            s,
+            "  Isolation Forest: {} trees, subsample {}, seed {}, alert budget {} of the training hosts' days",
+            d.params.n_trees, d.forest.psi, d.params.seed, d.params.contamination
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "  Isolation Forest: {} trees, subsample {}, seed {}, contamination {}",
+            d.params.n_trees, d.forest.psi, d.params.seed, d.params.contamination
+        );
+    }
     let _ = writeln!(s, "  features: {}", d.feature_names.join(", "));
     let _ = writeln!(
         s,
@@ -245,6 +253,7 @@ fn model_section(s: &mut String, d: &Detection) {
     );
     if let crate::model::forest::Contamination::Fraction(c) = d.params.contamination
         && !d.rules()
+        && !d.per_host_day
         && (c * d.training_hosts as f64 + 1e-9) < 1.0
     {
         let _ = writeln!(

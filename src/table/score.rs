@@ -346,5 +346,6 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
         )),
         preprocessor: fitted.preprocessor.clone(),
         observations: Vec::new(),
+        per_host_day: false,
     })
 }
