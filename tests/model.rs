@@ -539,6 +539,18 @@ fn damaged_history_files_are_refused() {
     ]);
     expect_code(&out, 0);
     std::fs::copy(d("small/history.json"), d("baseline.json")).unwrap();
+    // A file where the directory should be.
+    std::fs::write(d("file"), b"x").unwrap();
+    let out = latmove(&[
+        "watch",
+        "--model",
+        &d("m.json"),
+        "--history",
+        &d("file"),
+        &day,
+    ]);
+    expect_code(&out, 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
     // Damaged.
     std::fs::write(d("small/history.json"), b"{\"version\": 1, \"hosts\": [").unwrap();
     let out = latmove(&[
@@ -627,4 +639,34 @@ fn alert_budget_is_a_share_of_training_host_days() {
         let out = latmove(&args);
         expect_code(&out, 2);
     }
+}
+
+/// `train --history` saves the history and the model even when its stdout
+/// is closed before it prints (`| head -0`): the line is lost, not the
+/// state a later `watch` depends on.
+#[test]
+fn train_saves_its_history_when_stdout_is_closed() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latmove"))
+        .args([
+            "train",
+            &base,
+            "-o",
+            &d("m.json"),
+            "--out",
+            &d("t"),
+            "--history",
+            &d("h"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(dir.path().join("h/history.json").is_file());
+    assert!(dir.path().join("m.json").is_file());
 }
