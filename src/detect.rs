@@ -46,6 +46,11 @@ pub(crate) struct DetectConfig {
     pub truth: Option<Truth>,
     /// Allowlisted hosts and (host, port) pairs (`--allow`).
     pub allow: Allowlist,
+    /// Roles named by `--roles` (the rest come from the traffic).
+    pub roles: crate::peers::Roles,
+    /// Judge each host against its peer group too (see `peers`); off with
+    /// `--no-peer-groups`, or with a model saved without groups.
+    pub peer_groups: bool,
     /// The preprocessing stage to fit.
     pub preprocessing: Preprocessing,
     /// The detector to fit.
@@ -84,6 +89,7 @@ impl DetectConfig {
         cfg.detector.forest = model.training.params.clone();
         cfg.preprocessing.mean_prior = model.mean_prior;
         cfg.fitted = Some(model.fitted());
+        cfg.peer_groups = !model.peer_groups.is_empty();
         Ok(cfg)
     }
 
@@ -100,6 +106,8 @@ impl DetectConfig {
             threads: crate::util::threads::default_threads(),
             truth: None,
             allow: Allowlist::default(),
+            roles: crate::peers::Roles::default(),
+            peer_groups: true,
             preprocessing: Preprocessing::default(),
             detector: DetectorParams::default(),
             cross_fit: CrossFit { folds: 5 },
@@ -169,6 +177,29 @@ pub struct HostResult {
     /// With `--history`, a host above the threshold compared with its own
     /// past (`None` otherwise).
     pub baseline: Option<crate::history::Judgement>,
+    /// Its peer group (its role, see `peers`).
+    pub peer_group: String,
+    /// Its score in its peer group's forest (of the window shown); `None`
+    /// when it is judged against the whole population only.
+    pub peer_score: Option<f64>,
+}
+
+/// A peer group as a run saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupReport {
+    /// The group (a role).
+    pub name: String,
+    /// Scored hosts in it.
+    pub hosts: usize,
+    /// Hosts its forest was trained on.
+    pub training_hosts: usize,
+    /// Its threshold; `None` when it has no forest of its own (too few
+    /// training hosts, or none in the model) and its hosts are judged
+    /// against the whole population only.
+    pub threshold: Option<f64>,
+    /// Hosts above the whole population's threshold but within their
+    /// group's: not flagged.
+    pub usual_among_peers: usize,
 }
 
 /// Everything one detection produced.
@@ -209,6 +240,10 @@ pub struct Detection {
     /// Whether the threshold was calibrated on training host-days
     /// (`--alert-budget`).
     pub per_host_day: bool,
+    /// The peer groups' forests (empty without peer groups).
+    pub peer_groups: Vec<crate::model::PeerGroup>,
+    /// Every peer group of the scored hosts (empty without peer groups).
+    pub groups: Vec<GroupReport>,
 }
 
 impl Detection {
@@ -225,6 +260,7 @@ impl Detection {
             forest: self.forest.clone(),
             threshold: self.threshold,
             training_hosts: self.training_hosts,
+            groups: self.peer_groups.clone(),
         }
     }
 
@@ -345,7 +381,7 @@ pub(crate) fn score_entities(
     );
     let folds = cfg.cross_fit.assign(&training.hosts, entities.hosts.len());
     let mut fit = fit_and_score(cfg, table, entities, &folds, training.hosts.len())?;
-    let peaks = Peaks::of(entities, &fit.scores);
+    let peaks = Peaks::of(entities, &fit.scores, &[]);
     let threshold = match &cfg.fitted {
         Some(f) if cfg.detector.kind == DetectorKind::Forest => f.threshold,
         _ => cfg.detector.threshold(|| {
@@ -362,16 +398,28 @@ pub(crate) fn score_entities(
     };
     // The forest carries the run's threshold (a saved model shows it).
     fit.forest.threshold = threshold;
-    let mut results = host_results((entities, &peaks), table, (&hosts, &folds), &fit, threshold);
+    let peers = PeerFit::of(cfg, entities, &fit, table, &training.hosts)?;
+    let above: Vec<bool> = (0..fit.scores.len())
+        .map(|e| fit.scores[e] > threshold && peers.within(entities, e))
+        .collect();
+    let peaks = Peaks::of(entities, &fit.scores, &above);
+    let mut results = host_results(
+        (entities, &peaks),
+        table,
+        (&hosts, &folds),
+        (&fit, &peers),
+        &above,
+    );
     if let Some(past) = &cfg.history {
         judge_by_history(
             (past, cfg.run_window_start),
-            (entities, &fit.scores, threshold),
+            (entities, &above),
             table,
             &mut results,
         );
     }
-    let observations = observations(cfg, entities, table, (&fit.scores, threshold), &results);
+    let groups = peers.report(entities, &fit.scores, threshold, &above);
+    let observations = observations(cfg, entities, table, &above, &results);
     let metrics = hosts.labelled.then(|| evaluate(&results));
     Ok(Detection {
         stats: scope.stats,
@@ -393,6 +441,8 @@ pub(crate) fn score_entities(
         preprocessor: fit.preprocessor,
         observations,
         per_host_day: cfg.per_host_day && cfg.fitted.is_none(),
+        peer_groups: peers.groups,
+        groups,
     })
 }
 
@@ -433,7 +483,7 @@ fn tracked_columns(table: &FeatureTable) -> Vec<Option<usize>> {
 /// its past is not flagged.
 fn judge_by_history(
     (past, run_start): (&crate::history::History, Option<f64>),
-    (entities, scores, threshold): (&Entities<'_>, &[f64], f64),
+    (entities, above): (&Entities<'_>, &[bool]),
     table: &FeatureTable,
     results: &mut [HostResult],
 ) {
@@ -467,7 +517,7 @@ fn judge_by_history(
                 peers.sort_unstable();
                 peers.dedup();
             }
-            if scores[k] <= threshold {
+            if !above[k] {
                 continue;
             }
             let value = |name: &str| {
@@ -498,7 +548,7 @@ fn observations(
     cfg: &DetectConfig,
     entities: &Entities<'_>,
     table: &FeatureTable,
-    (scores, threshold): (&[f64], f64),
+    above: &[bool],
     results: &[HostResult],
 ) -> Vec<crate::history::Observation> {
     let learn = cfg.learn;
@@ -522,7 +572,7 @@ fn observations(
             continue;
         };
         let ip = entities.hosts[h].ip;
-        if learn == Learn::Unflagged && scores[e] > threshold && beyond.contains(&ip) {
+        if learn == Learn::Unflagged && above[e] && beyond.contains(&ip) {
             continue;
         }
         out.push(crate::history::Observation {
@@ -554,6 +604,8 @@ pub(crate) struct HostInfo {
     pub first_seen: Option<f64>,
     pub last_seen: Option<f64>,
     pub internal: bool,
+    /// Flows other hosts started to it (0 when unknown).
+    pub inbound: u64,
     /// `Some(true)` attack, `Some(false)` benign, `None` unlabelled.
     pub truth: Option<bool>,
     /// Its attack labels, most frequent first.
@@ -568,6 +620,7 @@ impl HostInfo {
             first_seen: h.first_seen,
             last_seen: h.last_seen,
             internal: h.internal,
+            inbound: h.inbound_flows,
             truth: h.is_attack(),
             attack_labels: profiles.attack_labels_of(h),
         }
@@ -741,17 +794,219 @@ fn fit_and_score(
     })
 }
 
-/// Per host: its highest-scoring entity, how many entities are above the
-/// threshold and the earliest such window.
+/// The peer groups of a run (see `peers`): each host's group, each
+/// entity's score in its group's forest, each group's threshold.
+pub(crate) struct PeerFit {
+    /// Per host (every host, scored then training): its group.
+    role: Vec<String>,
+    /// Per entity: its score in its group's forest (`None`: the group has
+    /// none).
+    score: Vec<Option<f64>>,
+    /// The groups with a forest of their own.
+    groups: Vec<crate::model::PeerGroup>,
+    /// Whether peer groups are on.
+    on: bool,
+}
+
+impl PeerFit {
+    /// Each host's group; with peer groups on, the forests of the groups
+    /// with enough training hosts (fitted on `fit`'s scaled table, cross-
+    /// fitted as the whole model is, thresholds from the same budget), or a
+    /// saved model's.
+    fn of(
+        cfg: &DetectConfig,
+        entities: &Entities<'_>,
+        fit: &Fit,
+        table: &FeatureTable,
+        training: &[usize],
+    ) -> Result<PeerFit> {
+        let role: Vec<String> = entities
+            .hosts
+            .iter()
+            .map(|h| {
+                cfg.roles.role_of(crate::peers::RoleFacts {
+                    ip: h.ip,
+                    internal: h.internal,
+                    flows: h.flows,
+                    inbound: h.inbound,
+                })
+            })
+            .collect();
+        let mut out = PeerFit {
+            score: vec![None; entities.host_of.len()],
+            role,
+            groups: Vec::new(),
+            on: cfg.peer_groups && cfg.detector.kind == DetectorKind::Forest,
+        };
+        if !out.on {
+            return Ok(out);
+        }
+        let in_group = |name: &str| -> Vec<usize> {
+            (0..entities.host_of.len())
+                .filter(|&e| out.role[entities.host_of[e]] == name)
+                .collect()
+        };
+        if let Some(f) = &cfg.fitted {
+            let mut groups = Vec::new();
+            for g in &f.groups {
+                let rows = in_group(&g.name);
+                if rows.is_empty() {
+                    continue;
+                }
+                let s = crossfit::score_with(&g.forest, fit.x.view(), &rows, cfg.threads)
+                    .with_context(|| format!("scoring with peer group '{}'", g.name))?;
+                groups.push((rows, s));
+            }
+            for (rows, s) in groups {
+                for e in rows {
+                    out.score[e] = Some(s[e]);
+                }
+            }
+            out.groups = f.groups.clone();
+            return Ok(out);
+        }
+        let mut names: Vec<&str> = training.iter().map(|&h| out.role[h].as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let params = cfg.detector.forest_params(table);
+        let budget = match params.contamination {
+            crate::model::forest::Contamination::Fraction(c) => Some(c),
+            crate::model::forest::Contamination::Auto => None,
+        };
+        let mut fitted = Vec::new();
+        for name in names {
+            let hosts: Vec<usize> = training
+                .iter()
+                .copied()
+                .filter(|&h| out.role[h] == name)
+                .collect();
+            if hosts.len() < crate::peers::min_group_hosts(budget) {
+                continue;
+            }
+            let folds = cfg.cross_fit.assign(&hosts, entities.hosts.len());
+            let mut jobs = folds.jobs(&entities.host_of, hosts.len());
+            jobs[0]
+                .score
+                .retain(|&e| out.role[entities.host_of[e]] == name);
+            let (mut forest, scores) =
+                crossfit::grow_and_score(&params, fit.x.view(), &jobs, cfg.threads)
+                    .with_context(|| format!("peer group '{name}'"))?;
+            let threshold = cfg.detector.threshold(|| {
+                if cfg.per_host_day {
+                    host_day_peaks(entities, &hosts, &scores)
+                } else {
+                    host_peaks(entities, &hosts, &scores)
+                }
+            });
+            forest.threshold = threshold;
+            fitted.push((in_group(name), scores));
+            out.groups.push(crate::model::PeerGroup {
+                name: name.to_string(),
+                training_hosts: hosts.len(),
+                threshold,
+                forest,
+            });
+        }
+        for (rows, s) in fitted {
+            for e in rows {
+                out.score[e] = Some(s[e]);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether entity `e` is above its group's threshold (true when its
+    /// group has no forest: it is judged against the whole population).
+    fn within(&self, entities: &Entities<'_>, e: usize) -> bool {
+        let name = &self.role[entities.host_of[e]];
+        match (self.score[e], self.groups.iter().find(|g| &g.name == name)) {
+            (Some(s), Some(g)) => s > g.threshold,
+            _ => true,
+        }
+    }
+
+    /// Every group of the scored hosts: its size, training, threshold and
+    /// the hosts above the whole population's threshold it kept from
+    /// being flagged.
+    fn report(
+        &self,
+        entities: &Entities<'_>,
+        scores: &[f64],
+        threshold: f64,
+        above: &[bool],
+    ) -> Vec<GroupReport> {
+        if !self.on {
+            return Vec::new();
+        }
+        let mut over = vec![(false, false); entities.scored];
+        for (e, &h) in entities.host_of.iter().enumerate() {
+            if h < entities.scored {
+                over[h].0 |= scores[e] > threshold;
+                over[h].1 |= above[e];
+            }
+        }
+        group_reports(
+            &self.groups,
+            over.iter()
+                .enumerate()
+                .map(|(h, &(all, own))| (self.role[h].as_str(), all && !own)),
+        )
+    }
+}
+
+/// A report for every group of `members` (each scored host's group, and
+/// whether it was above the whole population's threshold but within its
+/// group's), with `groups`' training and thresholds.
+pub(crate) fn group_reports<'a>(
+    groups: &[crate::model::PeerGroup],
+    members: impl Iterator<Item = (&'a str, bool)>,
+) -> Vec<GroupReport> {
+    let mut by_name: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for (name, usual) in members {
+        let n = by_name.entry(name).or_default();
+        n.0 += 1;
+        n.1 += usize::from(usual);
+    }
+    by_name
+        .into_iter()
+        .map(|(name, (hosts, usual))| {
+            let group = groups.iter().find(|g| g.name == name);
+            GroupReport {
+                name: name.to_string(),
+                hosts,
+                training_hosts: group.map_or(0, |g| g.training_hosts),
+                threshold: group.map(|g| g.threshold),
+                usual_among_peers: usual,
+            }
+        })
+        .collect()
+}
+
+/// Each of `hosts`' highest score over its entities.
+fn host_peaks(entities: &Entities<'_>, hosts: &[usize], scores: &[f64]) -> Vec<f64> {
+    let mut peak: std::collections::HashMap<usize, f64> =
+        hosts.iter().map(|&h| (h, f64::NEG_INFINITY)).collect();
+    for (e, h) in entities.host_of.iter().enumerate() {
+        if let Some(p) = peak.get_mut(h) {
+            *p = p.max(scores[e]);
+        }
+    }
+    hosts.iter().map(|h| peak[h]).collect()
+}
+
+/// Per host: the entity that gives its score: its highest entity above
+/// the threshold (`above`, by entity; empty: none is), else its highest.
 struct Peaks {
     peak: Vec<Option<usize>>,
 }
 
 impl Peaks {
-    fn of(entities: &Entities<'_>, scores: &[f64]) -> Peaks {
+    fn of(entities: &Entities<'_>, scores: &[f64], above: &[bool]) -> Peaks {
+        let is_above = |e: usize| above.get(e).copied().unwrap_or(false);
         let mut peak: Vec<Option<usize>> = vec![None; entities.hosts.len()];
         for (e, h) in entities.host_of.iter().enumerate() {
-            if peak[*h].is_none_or(|p| scores[e] > scores[p]) {
+            let better = |p: usize| (is_above(e), scores[e]) > (is_above(p), scores[p]);
+            if peak[*h].is_none_or(better) {
                 peak[*h] = Some(e);
             }
         }
@@ -769,8 +1024,8 @@ fn host_results(
     (entities, peaks): (&Entities<'_>, &Peaks),
     table: &FeatureTable,
     (facts, folds): (&HostFacts, &Folds),
-    fit: &Fit,
-    threshold: f64,
+    (fit, peers): (&Fit, &PeerFit),
+    above: &[bool],
 ) -> Vec<HostResult> {
     let scores = &fit.scores;
     let n = entities.hosts.len();
@@ -782,7 +1037,7 @@ fn host_results(
         .zip(&entities.window_start)
         .enumerate()
     {
-        if scores[e] > threshold {
+        if above[e] {
             windows_over[*h] += 1;
             if let Some(s) = start {
                 first_over[*h] = Some(first_over[*h].map_or(*s, |f: f64| f.min(*s)));
@@ -794,7 +1049,7 @@ fn host_results(
         .enumerate()
         .map(|(i, p)| {
             let e = peaks.peak[i].expect("every host has an entity");
-            let above = scores[e] > threshold;
+            let above = above[e];
             let features = table.values.row(e).to_vec();
             HostResult {
                 ip: p.ip,
@@ -821,6 +1076,8 @@ fn host_results(
                 first_flagged_window: first_over[i],
                 internal: p.internal,
                 baseline: None,
+                peer_group: peers.role[i].clone(),
+                peer_score: peers.score[e],
             }
         })
         .collect();
@@ -902,6 +1159,7 @@ mod tests {
             first_seen: None,
             last_seen: None,
             internal: true,
+            inbound: 0,
             truth: Some(false),
             attack_labels: Vec::new(),
         };

@@ -18,6 +18,7 @@ mod metrics;
 pub mod model;
 pub mod net;
 mod output;
+pub mod peers;
 pub mod profile;
 pub mod synth;
 mod table;

@@ -484,3 +484,111 @@ fn bad_window_and_feature_options_are_refused() {
         );
     }
 }
+
+/// Peer groups: the groups come from the traffic (the sample's web server
+/// and DC answer more than they start: servers), each group big enough
+/// for the budget gets its own forest, and a window usual among its peers
+/// is not flagged; fewer benign hosts are flagged than against all hosts
+/// alone, every attacker still is; `--roles` moves a host to a group; the
+/// outputs, the summary and the alerts name the group.
+#[test]
+fn peer_groups_veto_what_a_role_explains() {
+    let dir = tempdir();
+    let s = sample();
+    let s = s.to_str().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let alerts = dir.path().join(format!("{name}.ndjson"));
+        let mut args = vec![
+            "detect",
+            s,
+            "--contamination",
+            "0.1",
+            "--no-charts",
+            "--out",
+            out.to_str().unwrap(),
+            "--alerts",
+            alerts.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = latmove(&args);
+        expect_code(&o, 0);
+        let (header, rows) = read_csv(&out.join("host_scores.csv"));
+        let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+        let (ip, flagged, label, group, score) = (
+            col("ip"),
+            col("flagged"),
+            col("label"),
+            col("peer_group"),
+            col("peer_score"),
+        );
+        let flagged_of = |l: &str| {
+            rows.iter()
+                .filter(|r| r[flagged] == "true" && r[label] == l)
+                .count()
+        };
+        let group_of = |a: &str| {
+            let r = rows.iter().find(|r| r[ip] == a).unwrap();
+            (r[group].clone(), r[score].clone())
+        };
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            flagged_of("attack"),
+            flagged_of("benign"),
+            (
+                group_of("192.168.10.3"),
+                group_of("192.168.10.9"),
+                group_of("192.168.10.51"),
+            ),
+            std::fs::read_to_string(alerts).unwrap(),
+        )
+    };
+    let (said, attacks, benign, (dc, ws, ubuntu), alerts) = run("groups", &[]);
+    let (_, attacks_all, benign_all, (dc_all, _, _), alerts_all) =
+        run("all", &["--no-peer-groups"]);
+    assert_eq!((attacks, attacks_all), (2, 2));
+    assert!(benign < benign_all, "{benign} vs {benign_all}");
+    assert!(
+        said.contains("workstation       12 hosts: 10 training hosts"),
+        "{said}"
+    );
+    assert!(
+        said.contains("server             2 hosts: judged against all hosts only"),
+        "{said}"
+    );
+    // The DC answers more than it starts; its group is too small to train.
+    assert_eq!(dc, ("server".to_string(), String::new()));
+    assert_eq!(ws.0, "workstation");
+    assert!(ws.1.parse::<f64>().is_ok(), "{ws:?}");
+    assert_eq!(ubuntu.0, "workstation");
+    // Without peer groups the columns are there, the group's score empty.
+    assert_eq!(dc_all.1, "");
+    assert!(alerts.contains("\"peer_group\":{\"judged\":\"against its peer group and all hosts\""));
+    assert!(!alerts_all.contains("peer_group"));
+    // --roles: the Ubuntu box named a server leaves the workstations too
+    // few to train on (11 hosts, 9 of them training).
+    let roles = write(
+        dir.path(),
+        "roles.txt",
+        b"# site roles\n192.168.10.51, server\n",
+    );
+    let (said, _, _, (_, ws, ubuntu), _) = run("roles", &["--roles", roles.to_str().unwrap()]);
+    assert_eq!(ubuntu.0, "server");
+    assert_eq!(ws.1, "");
+    assert!(said.contains("server             3 hosts"), "{said}");
+    // A bad roles line is refused naming the file, the line and the value.
+    let bad = write(
+        dir.path(),
+        "bad.txt",
+        b"10.0.0.0/8 workstation\n10.1.0.0/16 =cmd|x\n",
+    );
+    let err = detect_refused(
+        &sample(),
+        &dir.path().join("bad"),
+        &["--roles", bad.to_str().unwrap()],
+    );
+    assert!(
+        err.contains("bad.txt") && err.contains("line 2") && err.contains("=cmd|x"),
+        "{err}"
+    );
+}

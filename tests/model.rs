@@ -131,11 +131,29 @@ fn incompatible_models_are_refused() {
         expect_code(&o, 2);
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
+    // The sample's 291 external hosts are a peer group: version 2.
+    assert!(text.contains("\"model_version\":2"), "{}", &text[..80]);
+    assert!(text.contains("\"peer_groups\":[{\"name\":\"external\""));
     let err = refused(
         "old.json",
-        &text.replacen("\"model_version\":1", "\"model_version\":0", 1),
+        &text.replacen("\"model_version\":2", "\"model_version\":0", 1),
     );
     assert!(err.contains("model version 0"), "{err}");
+    // Version 1 has no peer groups: one that claims them is refused.
+    let err = refused(
+        "v1.json",
+        &text.replacen("\"model_version\":2", "\"model_version\":1", 1),
+    );
+    assert!(
+        err.contains("version 1 model cannot hold peer groups"),
+        "{err}"
+    );
+    // A group whose threshold is not a score, or whose name is not a role.
+    let err = refused(
+        "group.json",
+        &text.replacen("\"name\":\"external\"", "\"name\":\"<b>x</b>\"", 1),
+    );
+    assert!(err.contains("is not a role name"), "{err}");
     let err = refused(
         "alien.json",
         &text.replacen("\"flow_count\"", "\"telepathy\"", 1),

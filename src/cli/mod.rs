@@ -216,6 +216,9 @@ pub struct DetectArgs {
     /// Each host's own past.
     pub past: HistoryArgs,
     #[command(flatten)]
+    /// Peer groups.
+    pub peers: PeerArgs,
+    #[command(flatten)]
     /// Where the results go and the gates.
     pub output: OutputArgs,
 }
@@ -264,6 +267,34 @@ pub struct HistoryArgs {
     /// first).
     #[arg(long, default_value_t = 200_000, value_name = "N")]
     pub history_max_hosts: usize,
+}
+
+/// Peer groups (`--roles`, `--no-peer-groups`).
+#[derive(Debug, Args)]
+pub struct PeerArgs {
+    /// Name each host's peer group (lines: NETWORK ROLE, e.g. '10.0.5.0/24
+    /// server'; the longest prefix wins); other hosts' groups come from
+    /// their traffic: external, server (receives more flows than it
+    /// starts) or workstation.
+    #[arg(long, value_name = "FILE")]
+    pub roles: Option<PathBuf>,
+    /// Judge every host against the whole population only, not also
+    /// against its peer group.
+    #[arg(long)]
+    pub no_peer_groups: bool,
+}
+
+impl PeerArgs {
+    /// Applies the options to `cfg`.
+    fn apply(&self, cfg: &mut DetectConfig) -> Result<()> {
+        if let Some(f) = &self.roles {
+            cfg.roles = crate::peers::Roles::from_file(f).context("--roles")?;
+        }
+        if self.no_peer_groups {
+            cfg.peer_groups = false;
+        }
+        Ok(())
+    }
 }
 
 impl HistoryArgs {
@@ -407,6 +438,9 @@ pub struct ScoreArgs {
     /// Each host's own past.
     pub past: HistoryArgs,
     #[command(flatten)]
+    /// Peer groups.
+    pub peers: PeerArgs,
+    #[command(flatten)]
     /// Where the results go and the gates.
     pub output: OutputArgs,
 }
@@ -455,6 +489,9 @@ pub struct WatchArgs {
     #[command(flatten)]
     /// Each host's own past.
     pub past: HistoryArgs,
+    #[command(flatten)]
+    /// Peer groups.
+    pub peers: PeerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -639,6 +676,7 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
     if a.threads > 0 {
         cfg.threads = a.threads;
     }
+    a.peers.apply(&mut cfg)?;
     cfg.detector.forest.validate()?;
     Ok(cfg)
 }
@@ -793,6 +831,7 @@ fn run_score(a: ScoreArgs) -> Result<ExitCode> {
     if a.threads > 0 {
         cfg.threads = a.threads;
     }
+    a.peers.apply(&mut cfg)?;
     check_outputs(&cfg, &a.out, &a.output, &[])?;
     let past = a.past.load(&cfg.features)?;
     if let Some(p) = &past {
@@ -896,6 +935,11 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
             None => crate::allow::Allowlist::default(),
         },
         history: None,
+        roles: match &a.peers.roles {
+            Some(f) => crate::peers::Roles::from_file(f).context("--roles")?,
+            None => crate::peers::Roles::default(),
+        },
+        peer_groups: !a.peers.no_peer_groups,
     };
     let mut cfg = cfg;
     if let Some(past) = a.past.load(&cfg.model.feature_defs()?)? {

@@ -71,6 +71,10 @@ pub(super) struct WatchConfig {
     /// and learnt window by window, saved every `HISTORY_SAVE_EVERY`
     /// windows and at the end.
     pub history: Option<(PathBuf, crate::history::History)>,
+    /// Roles named by `--roles`.
+    pub roles: crate::peers::Roles,
+    /// Peer groups on (and the model has them).
+    pub peer_groups: bool,
 }
 
 /// Windows between two saves of the history.
@@ -804,6 +808,8 @@ impl<F: FnMut()> Read for IdleReader<F> {
 pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, ReadStats)> {
     let mut detect = DetectConfig::for_model(Vec::new(), &cfg.model)?;
     detect.allow = cfg.allow.clone();
+    detect.roles = cfg.roles.clone();
+    detect.peer_groups &= cfg.peer_groups;
     let Some(window) = cfg.model.window_secs else {
         bail!(
             "watch needs a model trained with time windows (--window), this one scores whole hosts"

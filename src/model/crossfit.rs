@@ -168,6 +168,16 @@ pub fn score_rows_with(
 
 /// Every job's forest, its trees grown in tasks of `TREE_TASK` on
 /// whichever thread is free, so the threads finish together.
+/// `scorer`'s scores of `rows` of `x` (the other rows' are NaN).
+pub fn score_some_with(
+    scorer: &Scorer,
+    x: ArrayView2<'_, f64>,
+    rows: &[usize],
+    threads: usize,
+) -> Result<Vec<f64>> {
+    score_jobs(x, &[(scorer, rows)], threads)
+}
+
 fn grow(
     params: &IsolationForestParams,
     x: ArrayView2<'_, f64>,

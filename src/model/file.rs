@@ -28,7 +28,11 @@ const MAX_MODEL_BYTES: u64 = 256 << 20;
 /// What `format` must say.
 pub const FORMAT: &str = "latmove-model";
 /// Bumped whenever a model's meaning changes; other versions are refused.
-pub const MODEL_VERSION: u32 = 1;
+/// Version 2 adds peer groups; a model without them is written, and read,
+/// as version 1 (its meaning is unchanged).
+pub const MODEL_VERSION: u32 = 2;
+/// The version of a model without peer groups.
+const MODEL_VERSION_WITHOUT_GROUPS: u32 = 1;
 
 /// One training input.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,6 +105,9 @@ pub struct Model {
     pub forest: IsolationForest,
     /// The threshold a host's score must exceed.
     pub threshold: f64,
+    /// Peer groups with a forest of their own (version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer_groups: Vec<crate::model::PeerGroup>,
     /// Where the training came from.
     pub training: TrainingInfo,
 }
@@ -148,10 +155,15 @@ impl Model {
             forest,
             threshold,
             training_hosts: _,
+            groups,
         } = fitted;
         Model {
             format: FORMAT.to_string(),
-            model_version: MODEL_VERSION,
+            model_version: if groups.is_empty() {
+                MODEL_VERSION_WITHOUT_GROUPS
+            } else {
+                MODEL_VERSION
+            },
             latmove_version: env!("CARGO_PKG_VERSION").to_string(),
             features,
             window_secs: profile.window_secs,
@@ -170,6 +182,7 @@ impl Model {
             mean_prior: preprocessor.mean_prior,
             forest,
             threshold,
+            peer_groups: groups,
             training,
         }
     }
@@ -204,14 +217,14 @@ impl Model {
                 shown(&probe.format)
             );
         }
-        if probe
+        let version = probe
             .model_version
             .as_ref()
-            .and_then(serde_json::Value::as_u64)
-            != Some(u64::from(MODEL_VERSION))
+            .and_then(serde_json::Value::as_u64);
+        if !matches!(version, Some(v) if (u64::from(MODEL_VERSION_WITHOUT_GROUPS)..=u64::from(MODEL_VERSION)).contains(&v))
         {
             bail!(
-                "{}: model version {} was written by latmove {}; this latmove {} reads version {MODEL_VERSION} only: train the model again",
+                "{}: model version {} was written by latmove {}; this latmove {} reads versions {MODEL_VERSION_WITHOUT_GROUPS} to {MODEL_VERSION} only: train the model again",
                 path.display(),
                 shown(&probe.model_version),
                 shown(&probe.latmove_version),
@@ -220,6 +233,12 @@ impl Model {
         }
         let m: Model = serde_json::from_slice(&bytes)
             .with_context(|| format!("{}: malformed model", path.display()))?;
+        if version == Some(u64::from(MODEL_VERSION_WITHOUT_GROUPS)) && !m.peer_groups.is_empty() {
+            bail!(
+                "{}: a version {MODEL_VERSION_WITHOUT_GROUPS} model cannot hold peer groups",
+                path.display()
+            );
+        }
         m.validate()
             .with_context(|| format!("{}: not a usable model", path.display()))?;
         Ok(m)
@@ -266,35 +285,21 @@ impl Model {
             self.threshold
         );
         self.training.params.validate()?;
-        let forest = &self.forest;
-        anyhow::ensure!(
-            forest.n_features == d,
-            "the forest was grown on {} features, the model has {d}",
-            forest.n_features
-        );
-        anyhow::ensure!(!forest.trees.is_empty(), "the forest has no trees");
-        anyhow::ensure!(
-            forest.psi >= 2,
-            "'psi' (the subsample size) must be 2 or more, got {}",
-            forest.psi
-        );
-        for (t, tree) in forest.trees.iter().enumerate() {
-            let rows: u64 = tree
-                .nodes
-                .iter()
-                .map(|n| match n {
-                    crate::model::forest::Node::Leaf { size, .. } => u64::from(*size),
-                    crate::model::forest::Node::Split { .. } => 0,
-                })
-                .sum();
+        check_forest(&self.forest, d)?;
+        for g in &self.peer_groups {
             anyhow::ensure!(
-                rows == forest.psi as u64,
-                "tree {t} holds {rows} rows in its leaves, not the subsample's {}",
-                forest.psi
+                crate::peers::valid_name(&g.name),
+                "peer group name '{}' is not a role name",
+                crate::util::text::printable(&g.name)
             );
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&g.threshold),
+                "peer group '{}': 'threshold' must be a score from 0 to 1, got {}",
+                g.name,
+                g.threshold
+            );
+            check_forest(&g.forest, d).with_context(|| format!("peer group '{}'", g.name))?;
         }
-        // The trees' shape, as scoring checks it.
-        forest.scorer()?;
         Ok(())
     }
 
@@ -342,8 +347,43 @@ impl Model {
             forest: self.forest.clone(),
             threshold: self.threshold,
             training_hosts: self.training.training_hosts,
+            groups: self.peer_groups.clone(),
         }
     }
+}
+
+/// A forest's shape: grown on `d` features, trees that hold the subsample
+/// and compile for scoring.
+fn check_forest(forest: &IsolationForest, d: usize) -> Result<()> {
+    anyhow::ensure!(
+        forest.n_features == d,
+        "the forest was grown on {} features, the model has {d}",
+        forest.n_features
+    );
+    anyhow::ensure!(!forest.trees.is_empty(), "the forest has no trees");
+    anyhow::ensure!(
+        forest.psi >= 2,
+        "'psi' (the subsample size) must be 2 or more, got {}",
+        forest.psi
+    );
+    for (t, tree) in forest.trees.iter().enumerate() {
+        let rows: u64 = tree
+            .nodes
+            .iter()
+            .map(|n| match n {
+                crate::model::forest::Node::Leaf { size, .. } => u64::from(*size),
+                crate::model::forest::Node::Split { .. } => 0,
+            })
+            .sum();
+        anyhow::ensure!(
+            rows == forest.psi as u64,
+            "tree {t} holds {rows} rows in its leaves, not the subsample's {}",
+            forest.psi
+        );
+    }
+    // The trees' shape, as scoring checks it.
+    forest.scorer()?;
+    Ok(())
 }
 
 /// Loads `data` as a model file (for fuzzing): it must be refused or

@@ -34,4 +34,28 @@ pub struct Fitted {
     pub threshold: f64,
     /// Training hosts behind it.
     pub training_hosts: usize,
+    /// The peer groups' own forests and thresholds (none: every host is
+    /// judged against the whole population only).
+    pub groups: Vec<PeerGroup>,
+}
+
+/// A peer group's own forest (see `peers`): grown on the group's training
+/// hosts' windows, scaled as the whole model scales them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct PeerGroup {
+    /// The group (a role).
+    pub name: String,
+    /// Its training hosts.
+    pub training_hosts: usize,
+    /// The threshold a window's score in the group must exceed.
+    pub threshold: f64,
+    /// The group's forest.
+    pub forest: IsolationForest,
+}
+
+impl Fitted {
+    /// The group named `name`, when it has a forest of its own.
+    pub fn group(&self, name: &str) -> Option<&PeerGroup> {
+        self.groups.iter().find(|g| g.name == name)
+    }
 }

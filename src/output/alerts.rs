@@ -120,10 +120,24 @@ pub(crate) fn ecs_alert(d: &Detection, h: &HostResult) -> Value {
 }
 
 /// [`ecs_alert`] with the host's comparison with its own past, when the
-/// run had a history.
-fn with_baseline(mut v: Value, h: &HostResult) -> Value {
+/// run had a history, and with its peer group, when the run had groups.
+fn with_baseline(mut v: Value, d: &Detection, h: &HostResult) -> Value {
     if let Some(j) = &h.baseline {
         v["latmove"]["baseline"] = json!(j.describe());
+    }
+    if let Some(g) = d.groups.iter().find(|g| g.name == h.peer_group) {
+        v["latmove"]["peer_group"] = match (g.threshold, h.peer_score) {
+            (Some(t), Some(score)) => json!({
+                "name": g.name,
+                "score": score,
+                "threshold": t,
+                "judged": "against its peer group and all hosts",
+            }),
+            _ => json!({
+                "name": g.name,
+                "judged": "against all hosts only (too few training hosts for a group of its own)",
+            }),
+        };
     }
     v
 }
@@ -133,7 +147,8 @@ pub(crate) fn ecs_ndjson(d: &Detection) -> Vec<u8> {
     let mut out = Vec::new();
     for h in d.flagged() {
         out.extend(
-            serde_json::to_vec(&with_baseline(ecs_alert(d, h), h)).expect("JSON values serialise"),
+            serde_json::to_vec(&with_baseline(ecs_alert(d, h), d, h))
+                .expect("JSON values serialise"),
         );
         out.push(b'\n');
     }
@@ -157,7 +172,7 @@ fn incident_json(i: &IncidentView) -> Value {
 /// The ECS alert of a host whose window opened or escalated an incident
 /// (`watch`): the host's alert with the incident's id and state.
 pub(crate) fn ecs_incident(d: &Detection, h: &HostResult, i: &IncidentView) -> Value {
-    let mut v = with_baseline(ecs_alert(d, h), h);
+    let mut v = with_baseline(ecs_alert(d, h), d, h);
     v["event"]["action"] = json!(format!("incident-{}", i.action.word()));
     v["latmove"]["first_flagged_window"] = json!(iso(Some(i.opened)));
     v["latmove"]["incident"] = incident_json(i);
@@ -262,7 +277,7 @@ pub(crate) fn cef_line(d: &Detection, h: &HostResult) -> Vec<u8> {
             format!("{}", (t * 1000.0).round() as i64)
         })
     };
-    let ext = [
+    let mut ext = vec![
         ("rt", ms(end)),
         ("start", ms(start)),
         ("end", ms(end)),
@@ -274,6 +289,10 @@ pub(crate) fn cef_line(d: &Detection, h: &HostResult) -> Vec<u8> {
         ("cn2", h.rank.to_string()),
         ("msg", format!("{}. Why: {}", sentence(d, h), explain(d, h))),
     ];
+    if d.groups.iter().any(|g| g.name == h.peer_group) {
+        ext.push(("cs5Label", "latmovePeerGroup".to_string()));
+        ext.push(("cs5", h.peer_group.clone()));
+    }
     cef_record(
         "latmove-host-anomaly",
         "Host behaves like a scanner or lateral mover",

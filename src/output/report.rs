@@ -291,6 +291,39 @@ fn model_section(s: &mut String, d: &Detection) {
             d.folds
         );
     }
+    peer_groups_lines(s, d);
+}
+
+/// The peer groups: each one's hosts, training, threshold, or that it is
+/// judged against the whole population only.
+fn peer_groups_lines(s: &mut String, d: &Detection) {
+    if d.groups.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  peer groups: a window is above the threshold when it is also above its group's (a group under {} training hosts is judged against all hosts only)",
+        crate::peers::min_group_hosts(match d.params.contamination {
+            crate::model::forest::Contamination::Fraction(c) => Some(c),
+            crate::model::forest::Contamination::Auto => None,
+        })
+    );
+    for g in &d.groups {
+        let own = match g.threshold {
+            Some(t) => format!(
+                "{} training hosts, threshold {t:.4}; {} above all hosts' threshold but usual among peers",
+                g.training_hosts, g.usual_among_peers
+            ),
+            None => "judged against all hosts only (too few training hosts for a group of its own)"
+                .to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "    {:<12} {:>7} hosts: {own}",
+            crate::util::text::printable(&g.name),
+            g.hosts
+        );
+    }
 }
 
 /// The summary's host counts and metrics.
@@ -500,6 +533,8 @@ fn host_row_header(d: &Detection, extra: &[&str]) -> Vec<String> {
         "peak_window_start",
         "windows_flagged",
         "first_flagged_window",
+        "peer_group",
+        "peer_score",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -510,7 +545,7 @@ fn host_row_header(d: &Detection, extra: &[&str]) -> Vec<String> {
 }
 
 fn host_row(h: &HostResult, raw: bool) -> Vec<String> {
-    let mut r = Vec::with_capacity(15 + h.features.len());
+    let mut r = Vec::with_capacity(17 + h.features.len());
     host_fields(h, raw, &mut String::new(), |f| r.push(f.to_string()));
     r
 }
@@ -556,6 +591,17 @@ fn host_fields(h: &HostResult, raw: bool, buf: &mut String, mut field: impl FnMu
     put(&time(h.peak_window_start));
     put(&|b| write!(b, "{}", h.windows_flagged).expect("to a String"));
     put(&time(h.first_flagged_window));
+    put(&|b| {
+        b.push_str(&h.peer_group);
+        if !raw && let Cow::Owned(safe) = csv_text(b) {
+            *b = safe;
+        }
+    });
+    put(&|b| {
+        if let Some(p) = h.peer_score {
+            write!(b, "{p:.6}").expect("to a String");
+        }
+    });
     for &v in &h.features {
         put(&|b| push_shortest(b, v));
     }

@@ -59,6 +59,10 @@ pub struct HostProfile {
     pub ip: IpAddr,
     /// Flows this host was the source of.
     pub flows: u64,
+    /// Flows to this host from others (as their destination), counted for
+    /// internal hosts on the host's own profile only: with `flows`, what
+    /// tells a server (it mostly answers) from a workstation.
+    pub inbound_flows: u64,
     /// Whether this host is inside the network (`--internal`).
     pub internal: bool,
     /// Destinations inside the network (as [`DstId`]s), and their /24
@@ -136,6 +140,7 @@ impl HostProfile {
         HostProfile {
             ip,
             flows: 0,
+            inbound_flows: 0,
             internal: false,
             internal_dsts: FlatSet::default(),
             admin_peers: FlatSet::default(),
@@ -250,6 +255,8 @@ pub struct ProfileBuilder {
     /// The last flow's initiator and its index in `hosts`.
     last_host: Option<(IpAddr, u32)>,
     allowed_flows: u64,
+    /// Flows to each internal destination, by its [`DstId`].
+    inbound: Vec<u64>,
     labels: LabelTable,
 }
 
@@ -327,9 +334,18 @@ impl ProfileBuilder {
         } else {
             meta.dst_local
         };
+        let dst_internal = dst_local.unwrap_or_else(|| self.options.network.is_internal(dst));
+        let dst_id = self.dst_id(dst);
+        if dst_internal {
+            let i = dst_id as usize;
+            if i >= self.inbound.len() {
+                self.inbound.resize(i + 1, 0);
+            }
+            self.inbound[i] += 1;
+        }
         Some(Oriented {
-            dst_internal: dst_local.unwrap_or_else(|| self.options.network.is_internal(dst)),
-            dst_id: self.dst_id(dst),
+            dst_internal,
+            dst_id,
             ..o
         })
     }
@@ -544,7 +560,16 @@ impl ProfileBuilder {
         clippy::vec_box,
         reason = "sorted and merged by moving pointers, not 480-byte profiles"
     )]
-    fn finish_sorted(self, hosts: Vec<HostProfile>, windows: Vec<Box<WindowProfile>>) -> Profiles {
+    fn finish_sorted(
+        self,
+        mut hosts: Vec<HostProfile>,
+        windows: Vec<Box<WindowProfile>>,
+    ) -> Profiles {
+        for h in hosts.iter_mut().filter(|h| h.internal) {
+            if let Some(&id) = self.dst_ids.get(&h.ip) {
+                h.inbound_flows = self.inbound.get(id as usize).copied().unwrap_or(0);
+            }
+        }
         drop((self.host_index, self.window_index, self.dst_ids));
         Profiles {
             hosts,

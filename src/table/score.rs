@@ -100,6 +100,8 @@ fn host_info(cfg: &DetectConfig, r: &EntityRow) -> HostInfo {
         internal: r
             .internal
             .unwrap_or_else(|| cfg.profile.network.is_internal(r.ip)),
+        // A table does not say what a host received.
+        inbound: 0,
         truth: r.label,
         attack_labels: r.attack_label.iter().cloned().collect(),
     }
@@ -198,13 +200,65 @@ struct HostState {
     support: [u64; 2],
     windows_over: usize,
     first_over: Option<i64>,
+    /// Its peer group, the peak row's score in it, whether the peak row is
+    /// above the threshold, and whether any row was above the whole
+    /// population's.
+    role: String,
+    peer_score: Option<f64>,
+    above: bool,
+    over_all: bool,
+}
+
+impl HostState {
+    fn new(info: HostInfo, role: String) -> HostState {
+        HostState {
+            info,
+            score: f64::NEG_INFINITY,
+            window: None,
+            features: Vec::new(),
+            support: [0; 2],
+            windows_over: 0,
+            first_over: None,
+            role,
+            peer_score: None,
+            above: false,
+            over_all: false,
+        }
+    }
+
+    /// Adds one of the host's rows: its score against the threshold, and
+    /// its group's score against the group's threshold (`None`: judged
+    /// against all hosts only).
+    fn add(&mut self, r: EntityRow, (s, threshold): (f64, f64), peer: Option<(f64, f64)>) {
+        let above = s > threshold && peer.is_none_or(|(g, t)| g > t);
+        self.over_all |= s > threshold;
+        if above {
+            self.windows_over += 1;
+            if let Some(w) = r.window_start {
+                self.first_over = Some(self.first_over.map_or(w, |f| f.min(w)));
+            }
+        }
+        // The highest row above the threshold, else the highest; of equal
+        // ones the earliest window, as the profiles' time order gives it.
+        let earlier = r.window_start.map_or(i64::MIN, |w| w) < self.window.map_or(i64::MIN, |w| w);
+        if (above, s) > (self.above, self.score)
+            || (above == self.above && s == self.score && earlier)
+        {
+            self.above = above;
+            self.peer_score = peer.map(|(g, _)| g);
+            self.score = s;
+            self.window = r.window_start;
+            self.features = r.features;
+            self.support = r.support;
+        }
+    }
 }
 
 /// A scored host's result (ranked later).
 fn host_result(cfg: &DetectConfig, s: HostState, info: HostInfo) -> Result<HostResult> {
     let fitted = cfg.fitted.as_ref().context("a model")?;
     let allowed = cfg.allow.host_allowed(info.ip);
-    let above = s.score > fitted.threshold;
+    let above = s.above;
     // Only a host above the threshold is explained: its peak row again,
     // scaled as the model says.
     let contributions = if above {
@@ -247,7 +301,65 @@ fn host_result(cfg: &DetectConfig, s: HostState, info: HostInfo) -> Result<HostR
         first_flagged_window: s.first_over.map(|w| w as f64),
         internal: info.internal,
         baseline: None,
+        peer_group: s.role,
+        peer_score: s.peer_score,
     })
+}
+
+/// The model's peer groups, compiled for scoring a table's batches.
+struct GroupScorers<'a> {
+    groups: Vec<(&'a str, crate::model::forest::Scorer, f64)>,
+}
+
+impl<'a> GroupScorers<'a> {
+    fn of(cfg: &'a DetectConfig) -> Result<GroupScorers<'a>> {
+        let fitted = cfg.fitted.as_ref().context("a model")?;
+        let groups = if cfg.peer_groups {
+            fitted
+                .groups
+                .iter()
+                .map(|g| Ok((g.name.as_str(), g.forest.scorer()?, g.threshold)))
+                .collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(GroupScorers { groups })
+    }
+
+    /// Each row's group, and its score in its group's forest with the
+    /// group's threshold (`None`: judged against all hosts only).
+    #[expect(clippy::type_complexity, reason = "two parallel per-row vectors")]
+    fn score(
+        &self,
+        cfg: &DetectConfig,
+        batch: &[EntityRow],
+        x: ndarray::ArrayView2<'_, f64>,
+    ) -> Result<(Vec<String>, Vec<Option<(f64, f64)>>)> {
+        let roles: Vec<String> = batch
+            .iter()
+            .map(|r| {
+                let info = host_info(cfg, r);
+                cfg.roles.role_of(crate::peers::RoleFacts {
+                    ip: info.ip,
+                    internal: info.internal,
+                    flows: info.flows,
+                    inbound: info.inbound,
+                })
+            })
+            .collect();
+        let mut peer: Vec<Option<(f64, f64)>> = vec![None; batch.len()];
+        for (name, group, t) in &self.groups {
+            let rows: Vec<usize> = (0..batch.len()).filter(|&i| roles[i] == *name).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let gs = crate::model::crossfit::score_some_with(group, x, &rows, cfg.threads)?;
+            for i in rows {
+                peer[i] = Some((gs[i], *t));
+            }
+        }
+        Ok((roles, peer))
+    }
 }
 
 /// Scores the feature table in `paths` with `cfg`'s saved model, in
@@ -269,6 +381,7 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
     let files = table_files(paths)?;
     let scorer = fitted.forest.scorer()?;
     let threshold = fitted.threshold;
+    let groups = GroupScorers::of(cfg)?;
     let mut stats = ReadStats::default();
     let mut hosts: HashMap<IpAddr, HostState> = HashMap::default();
     read_rows(&files, &cfg.features, &mut stats, &mut |mut batch| {
@@ -277,31 +390,12 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
         let table = table_of(&batch, &cfg.features)?;
         let x = fitted.preprocessor.transform(&table);
         let scores = crate::model::crossfit::score_rows_with(&scorer, x.view(), cfg.threads)?;
-        for (r, s) in batch.into_iter().zip(scores) {
-            let h = hosts.entry(r.ip).or_insert_with(|| HostState {
-                info: host_info(cfg, &r),
-                score: f64::NEG_INFINITY,
-                window: None,
-                features: Vec::new(),
-                support: [0; 2],
-                windows_over: 0,
-                first_over: None,
-            });
-            if s > threshold {
-                h.windows_over += 1;
-                if let Some(w) = r.window_start {
-                    h.first_over = Some(h.first_over.map_or(w, |f| f.min(w)));
-                }
-            }
-            // The highest row; of equal ones the earliest window, as the
-            // profiles' time order gives it.
-            let earlier = r.window_start.map_or(i64::MIN, |w| w) < h.window.map_or(i64::MIN, |w| w);
-            if s > h.score || (s == h.score && earlier) {
-                h.score = s;
-                h.window = r.window_start;
-                h.features = r.features;
-                h.support = r.support;
-            }
+        let (roles, peer) = groups.score(cfg, &batch, x.view())?;
+        for (((r, s), role), peer) in batch.into_iter().zip(scores).zip(roles).zip(peer) {
+            let h = hosts
+                .entry(r.ip)
+                .or_insert_with(|| HostState::new(host_info(cfg, &r), role));
+            h.add(r, (s, threshold), peer);
         }
         Ok(())
     })?;
@@ -310,6 +404,16 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
     }
     let mut states: Vec<HostState> = hosts.into_values().collect();
     states.sort_by_key(|s| s.info.ip);
+    let group_reports = if cfg.peer_groups {
+        crate::detect::group_reports(
+            &fitted.groups,
+            states
+                .iter()
+                .map(|s| (s.role.as_str(), s.over_all && !s.above)),
+        )
+    } else {
+        Vec::new()
+    };
     let mut infos: Vec<HostInfo> = states.iter().map(|s| s.info.clone()).collect();
     apply_truth(cfg, &mut infos);
     let mut results = states
@@ -347,5 +451,7 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
         preprocessor: fitted.preprocessor.clone(),
         observations: Vec::new(),
         per_host_day: false,
+        peer_groups: fitted.groups.clone(),
+        groups: group_reports,
     })
 }

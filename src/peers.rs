@@ -1,0 +1,184 @@
+//! Peer groups: each host is also scored against hosts like it.
+//!
+//! A host's group is its role: `external` (outside `--internal`), `server`
+//! (an internal host that receives more flows than it starts: it mostly
+//! answers) or `workstation` (any other internal host). `--roles FILE`
+//! names a group for addresses and networks (`10.0.5.0/24 server`; the
+//! longest prefix wins; any name of letters, digits, `.`, `_` and `-`).
+//!
+//! Each group with enough training hosts to calibrate the budget on (at
+//! least one host in the budget: 1 / budget hosts, 100 at 1%, and never
+//! under [`MIN_GROUP_HOSTS`]; see [`min_group_hosts`]) gets a forest of its
+//! own, grown on its training hosts' windows (scaled as the whole model
+//! scales them) and cross-fitted like the whole model, and a threshold from
+//! the same budget. A window is above the threshold when it
+//! is above the whole population's and its group's: the peers veto what
+//! their role explains (a busy file server among internet clients), and
+//! the budget still bounds what is flagged. A host of a smaller group, or
+//! of a group the model has no forest for, is judged against the whole
+//! population only, and the outputs say so.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::lists::{lines, parse_file};
+use crate::net::Cidr;
+
+/// Internal hosts that mostly start flows.
+pub const WORKSTATION: &str = "workstation";
+/// Internal hosts that mostly answer.
+pub const SERVER: &str = "server";
+/// Hosts outside the network.
+pub const EXTERNAL: &str = "external";
+
+/// The fewest training hosts a group is ever trained on.
+pub const MIN_GROUP_HOSTS: usize = 10;
+
+/// The fewest training hosts a group needs for its own forest at this
+/// budget (the share of training hosts left above the threshold; `None`
+/// for a fixed threshold): enough that the budget leaves at least one of
+/// them above it. In a smaller group the threshold is its most unusual
+/// host's score, which vetoes whatever is less unusual than that one host:
+/// with 3 hosts a group missed a brute-forcer and a lateral mover that the
+/// whole population catches (docs/monitoring.md).
+pub fn min_group_hosts(budget: Option<f64>) -> usize {
+    let per_budget = match budget {
+        Some(c) if c > 0.0 => (1.0 / c - 1e-9).ceil().min(1e9) as usize,
+        _ => 100,
+    };
+    per_budget.max(MIN_GROUP_HOSTS)
+}
+
+/// The longest group name accepted in `--roles`.
+const MAX_NAME: usize = 40;
+
+/// What the role is told from.
+#[derive(Debug, Clone, Copy)]
+pub struct RoleFacts {
+    /// The host.
+    pub ip: IpAddr,
+    /// Whether it is inside `--internal`.
+    pub internal: bool,
+    /// Flows the host started.
+    pub flows: u64,
+    /// Flows other hosts started to it (0 when unknown).
+    pub inbound: u64,
+}
+
+/// The roles named in a `--roles` file.
+#[derive(Debug, Clone, Default)]
+pub struct Roles {
+    entries: Vec<(Cidr, String)>,
+}
+
+impl Roles {
+    /// Reads a `--roles` file.
+    pub fn from_file(path: &Path) -> Result<Roles> {
+        parse_file(path, Roles::parse)
+    }
+
+    /// One `NETWORK ROLE` per line (space, tab or comma between them).
+    pub fn parse(text: &str) -> Result<Roles> {
+        let mut entries = Vec::new();
+        for (n, line) in lines(text) {
+            let mut parts = line
+                .split([' ', '\t', ','])
+                .map(str::trim)
+                .filter(|s| !s.is_empty());
+            let (Some(net), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+                anyhow::bail!(
+                    "line {n}: expected a network and a role (e.g. '10.0.5.0/24 server'), got '{}'",
+                    crate::util::text::printable(line)
+                );
+            };
+            let cidr: Cidr = net.parse().map_err(|e| anyhow::anyhow!("line {n}: {e}"))?;
+            anyhow::ensure!(
+                valid_name(name),
+                "line {n}: role '{}' must be 1 to {MAX_NAME} letters, digits, '.', '_' or '-'",
+                crate::util::text::printable(name)
+            );
+            entries.push((cidr, name.to_ascii_lowercase()));
+        }
+        Ok(Roles { entries })
+    }
+
+    /// The host's group: the longest `--roles` prefix covering it, else
+    /// from its traffic.
+    pub fn role_of(&self, f: RoleFacts) -> String {
+        self.entries
+            .iter()
+            .filter(|(net, _)| net.contains(f.ip))
+            .max_by_key(|(net, _)| net.prefix())
+            .map_or_else(|| from_traffic(f).to_string(), |(_, name)| name.clone())
+    }
+}
+
+/// The role the traffic gives: outside, mostly answering, or other.
+pub fn from_traffic(f: RoleFacts) -> &'static str {
+    if !f.internal {
+        EXTERNAL
+    } else if f.inbound > f.flows {
+        SERVER
+    } else {
+        WORKSTATION
+    }
+}
+
+/// Whether `name` can name a group.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(ip: &str, internal: bool, flows: u64, inbound: u64) -> RoleFacts {
+        RoleFacts {
+            ip: ip.parse().unwrap(),
+            internal,
+            flows,
+            inbound,
+        }
+    }
+
+    #[test]
+    fn a_group_holds_at_least_one_host_of_the_budget() {
+        assert_eq!(min_group_hosts(Some(0.01)), 100);
+        assert_eq!(min_group_hosts(Some(0.05)), 20);
+        assert_eq!(min_group_hosts(Some(0.5)), MIN_GROUP_HOSTS);
+        assert_eq!(min_group_hosts(None), 100);
+    }
+
+    #[test]
+    fn traffic_tells_servers_from_workstations() {
+        let none = Roles::default();
+        assert_eq!(none.role_of(facts("8.8.8.8", false, 5, 0)), EXTERNAL);
+        assert_eq!(none.role_of(facts("10.0.0.2", true, 5, 900)), SERVER);
+        assert_eq!(none.role_of(facts("10.0.0.3", true, 900, 5)), WORKSTATION);
+        assert_eq!(none.role_of(facts("10.0.0.4", true, 5, 5)), WORKSTATION);
+    }
+
+    #[test]
+    fn the_longest_prefix_wins_and_names_are_checked() {
+        let r = Roles::parse("10.0.0.0/8 workstation\n10.0.5.0/24, Jump-Hosts # admins\n").unwrap();
+        assert_eq!(r.role_of(facts("10.0.5.7", true, 900, 0)), "jump-hosts");
+        assert_eq!(r.role_of(facts("10.0.6.7", true, 1, 900)), WORKSTATION);
+        assert_eq!(r.role_of(facts("8.8.8.8", false, 1, 0)), EXTERNAL);
+        for bad in [
+            "10.0.0.0/8",
+            "10.0.0.0/8 a b",
+            "10.0.0.0/33 server",
+            "10.0.0.1 <script>",
+        ] {
+            let e = Roles::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("line 1: "), "{bad}: {e}");
+        }
+    }
+}
