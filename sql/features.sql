@@ -128,6 +128,11 @@ hosts AS (
   FROM flows
   GROUP BY src
 ),
+-- Flows to each internal host (a host that receives more than it starts is
+-- a server: its peer group).
+inbound AS (
+  SELECT dst, COUNT(*) AS n FROM flows WHERE dst_internal GROUP BY dst
+),
 label_counts AS (
   SELECT src, label, COUNT(*) AS n FROM flows WHERE attack GROUP BY src, label
 ),
@@ -146,6 +151,7 @@ SELECT
   h.first_seen,
   h.last_seen,
   h.internal = 1 AS internal,
+  CASE WHEN h.internal = 1 THEN COALESCE(i.n, 0) ELSE 0 END AS inbound_flows,
   CASE WHEN h.labelled_flows = 0 THEN NULL
        WHEN h.attack_flows > 0 THEN 'attack' ELSE 'benign' END AS label,
   t.label AS attack_label,
@@ -185,4 +191,5 @@ JOIN port_stats ps ON b.src = ps.src AND b.wk = ps.wk
 JOIN dst_stats ds ON b.src = ds.src AND b.wk = ds.wk
 LEFT JOIN peaks pk ON b.src = pk.src AND b.wk = pk.wk
 LEFT JOIN top_label t ON b.src = t.src
+LEFT JOIN inbound i ON b.src = i.dst
 ORDER BY ip, window_start

@@ -51,6 +51,9 @@ pub(crate) struct DetectConfig {
     /// Judge each host against its peer group too (see `peers`); off with
     /// `--no-peer-groups`, or with a model saved without groups.
     pub peer_groups: bool,
+    /// Repeat the training rows of smaller peer groups up to this many
+    /// times (`--peer-balance`; 1: not at all; see `peers::balance`).
+    pub peer_balance: usize,
     /// The preprocessing stage to fit.
     pub preprocessing: Preprocessing,
     /// The detector to fit.
@@ -79,6 +82,16 @@ pub(crate) struct DetectConfig {
 }
 
 impl DetectConfig {
+    /// How many times a smaller peer group's training rows are repeated at
+    /// most, when the forest is fitted here with peer groups on.
+    pub(crate) fn balance(&self) -> Option<usize> {
+        (self.peer_groups
+            && self.peer_balance > 1
+            && self.fitted.is_none()
+            && self.detector.kind == DetectorKind::Forest)
+            .then_some(self.peer_balance)
+    }
+
     /// The detection configuration that scores `inputs` with `model`: its
     /// features, profiling, parameters and fitted stages.
     pub(crate) fn for_model(inputs: Vec<PathBuf>, model: &Model) -> Result<DetectConfig> {
@@ -108,6 +121,7 @@ impl DetectConfig {
             allow: Allowlist::default(),
             roles: crate::peers::Roles::default(),
             peer_groups: true,
+            peer_balance: crate::peers::DEFAULT_BALANCE,
             preprocessing: Preprocessing::default(),
             detector: DetectorParams::default(),
             cross_fit: CrossFit { folds: 5 },
@@ -244,6 +258,9 @@ pub struct Detection {
     pub peer_groups: Vec<crate::model::PeerGroup>,
     /// Every peer group of the scored hosts (empty without peer groups).
     pub groups: Vec<GroupReport>,
+    /// How many times smaller groups' training rows were repeated at most
+    /// (`None`: the forest was not fitted here, or not balanced).
+    pub peer_balance: Option<usize>,
 }
 
 impl Detection {
@@ -380,7 +397,8 @@ pub(crate) fn score_entities(
         training.hosts.len()
     );
     let folds = cfg.cross_fit.assign(&training.hosts, entities.hosts.len());
-    let mut fit = fit_and_score(cfg, table, entities, &folds, training.hosts.len())?;
+    let roles = host_roles(cfg, entities);
+    let mut fit = fit_and_score(cfg, table, (entities, &roles), &folds, training.hosts.len())?;
     let peaks = Peaks::of(entities, &fit.scores, &[]);
     let threshold = match &cfg.fitted {
         Some(f) if cfg.detector.kind == DetectorKind::Forest => f.threshold,
@@ -398,7 +416,7 @@ pub(crate) fn score_entities(
     };
     // The forest carries the run's threshold (a saved model shows it).
     fit.forest.threshold = threshold;
-    let peers = PeerFit::of(cfg, entities, &fit, table, &training.hosts)?;
+    let peers = PeerFit::of(cfg, (entities, roles), &fit, table, &training.hosts)?;
     let above: Vec<bool> = (0..fit.scores.len())
         .map(|e| fit.scores[e] > threshold && peers.within(entities, e))
         .collect();
@@ -443,6 +461,7 @@ pub(crate) fn score_entities(
         per_host_day: cfg.per_host_day && cfg.fitted.is_none(),
         peer_groups: peers.groups,
         groups,
+        peer_balance: cfg.balance(),
     })
 }
 
@@ -758,7 +777,7 @@ struct Fit {
 fn fit_and_score(
     cfg: &DetectConfig,
     table: &FeatureTable,
-    entities: &Entities<'_>,
+    (entities, roles): (&Entities<'_>, &[String]),
     folds: &Folds,
     training_hosts: usize,
 ) -> Result<Fit> {
@@ -781,7 +800,12 @@ fn fit_and_score(
     }
     let train_rows = folds.training_rows(&entities.host_of);
     let (preprocessor, x) = cfg.preprocessing.fit_transform(table, &train_rows)?;
-    let jobs = folds.jobs(&entities.host_of, training_hosts);
+    let mut jobs = folds.jobs(&entities.host_of, training_hosts);
+    if let Some(cap) = cfg.balance() {
+        for j in &mut jobs {
+            j.fit = crate::peers::balance(&j.fit, |e| &roles[entities.host_of[e]], cap);
+        }
+    }
     let scored = cfg
         .detector
         .fit_score(table, x.view(), &jobs, &entities.profiles, cfg.threads)?;
@@ -808,30 +832,33 @@ pub(crate) struct PeerFit {
     on: bool,
 }
 
+/// Every host's peer group (scored hosts, then training files' hosts).
+fn host_roles(cfg: &DetectConfig, entities: &Entities<'_>) -> Vec<String> {
+    entities
+        .hosts
+        .iter()
+        .map(|h| {
+            cfg.roles.role_of(crate::peers::RoleFacts {
+                ip: h.ip,
+                internal: h.internal,
+                flows: h.flows,
+                inbound: h.inbound,
+            })
+        })
+        .collect()
+}
+
 impl PeerFit {
-    /// Each host's group; with peer groups on, the forests of the groups
-    /// with enough training hosts (fitted on `fit`'s scaled table, cross-
-    /// fitted as the whole model is, thresholds from the same budget), or a
-    /// saved model's.
+    /// With peer groups on, the forests of the groups with enough training
+    /// hosts (fitted on `fit`'s scaled table, cross-fitted as the whole
+    /// model is, thresholds from the same budget), or a saved model's.
     fn of(
         cfg: &DetectConfig,
-        entities: &Entities<'_>,
+        (entities, role): (&Entities<'_>, Vec<String>),
         fit: &Fit,
         table: &FeatureTable,
         training: &[usize],
     ) -> Result<PeerFit> {
-        let role: Vec<String> = entities
-            .hosts
-            .iter()
-            .map(|h| {
-                cfg.roles.role_of(crate::peers::RoleFacts {
-                    ip: h.ip,
-                    internal: h.internal,
-                    flows: h.flows,
-                    inbound: h.inbound,
-                })
-            })
-            .collect();
         let mut out = PeerFit {
             score: vec![None; entities.host_of.len()],
             role,

@@ -592,3 +592,45 @@ fn peer_groups_veto_what_a_role_explains() {
         "{err}"
     );
 }
+
+/// `--peer-balance 3`: the workstations' windows repeated up to three
+/// times among 1,500 internet hosts' rank the full synthetic day's
+/// brute-forcer right after the scanner (without it, busy workstations
+/// outrank it); the summary and the model say so.
+#[test]
+fn peer_balance_ranks_the_attackers_first_on_the_full_day() {
+    let dir = tempdir();
+    let day = synth_day("csv.gz", &[]);
+    let out = dir.path().join("o");
+    let model = dir.path().join("m.json");
+    let o = latmove(&[
+        "detect",
+        &day,
+        "--peer-balance",
+        "3",
+        "--no-charts",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let trained = latmove(&[
+        "train",
+        &day,
+        "--peer-balance",
+        "3",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    expect_code(&trained, 0);
+    let (header, rows) = read_csv(&out.join("host_scores.csv"));
+    let label = header.iter().position(|h| h == "label").unwrap();
+    let top: Vec<&str> = rows.iter().take(2).map(|r| r[label].as_str()).collect();
+    assert_eq!(top, ["attack", "attack"]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("training windows of smaller peer groups repeated up to 3 times"),
+        "{said}"
+    );
+    let m = std::fs::read_to_string(&model).unwrap();
+    assert!(m.contains("\"peer_balance\":3"), "{}", &m[m.len() - 400..]);
+}

@@ -85,16 +85,12 @@ fn ok(args: &[&str]) -> String {
 /// host_scores.csv of an output directory without its attack_labels
 /// column (a feature table carries a host's most frequent label only).
 /// A host_scores.csv without the labels list (a table carries a host's
-/// most frequent label only) and the peer group's name (a table does not
-/// say what a host received, so its servers are workstations unless
-/// `--roles` names them; the groups' scores still compare).
+/// most frequent label only).
 fn scores_without_labels(dir: &Path) -> Vec<Vec<String>> {
     let (header, rows) = util::read_csv(&dir.join("host_scores.csv"));
     let labels = header.iter().position(|h| h == "attack_labels").unwrap();
-    let group = header.iter().position(|h| h == "peer_group").unwrap();
     rows.into_iter()
         .map(|mut r| {
-            r.remove(group);
             r.remove(labels);
             r
         })

@@ -167,6 +167,11 @@ pub struct DetectArgs {
     /// lets in-sample outliers outrank real attackers.
     #[arg(long, default_value_t = 5, value_name = "K")]
     pub folds: usize,
+    /// Repeat the training windows of smaller peer groups (workstations,
+    /// servers among many internet hosts) up to N times, so the forest
+    /// learns what they ordinarily do; 1 trains on every window once.
+    #[arg(long, default_value_t = crate::peers::DEFAULT_BALANCE, value_name = "N")]
+    pub peer_balance: usize,
     /// Means per flow (duration, bytes, packets) of a host or window with n
     /// flows are pulled toward the benign median by the weight n/(n+K)
     /// before scoring, so one large download in a quiet window does not
@@ -677,6 +682,12 @@ fn detect_config(a: &DetectArgs) -> Result<DetectConfig> {
         cfg.threads = a.threads;
     }
     a.peers.apply(&mut cfg)?;
+    anyhow::ensure!(
+        (1..=100).contains(&a.peer_balance),
+        "--peer-balance must be from 1 to 100, got {}",
+        a.peer_balance
+    );
+    cfg.peer_balance = a.peer_balance;
     cfg.detector.forest.validate()?;
     Ok(cfg)
 }
@@ -878,6 +889,7 @@ fn training_info(d: &Detection, files: &[PathBuf]) -> Result<TrainingInfo> {
         cross_fit_folds: d.folds,
         params: d.params.clone(),
         budget_per_host_day: d.per_host_day,
+        peer_balance: d.peer_balance,
     })
 }
 

@@ -68,6 +68,10 @@ pub struct TrainingInfo {
     /// host-days above it (`--alert-budget`) rather than of hosts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub budget_per_host_day: bool,
+    /// How many times smaller peer groups' training windows were repeated
+    /// at most (`--peer-balance`; absent: not balanced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_balance: Option<usize>,
 }
 
 /// A trained model.

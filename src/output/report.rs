@@ -300,6 +300,12 @@ fn peer_groups_lines(s: &mut String, d: &Detection) {
     if d.groups.is_empty() {
         return;
     }
+    if let Some(k) = d.peer_balance {
+        let _ = writeln!(
+            s,
+            "  training windows of smaller peer groups repeated up to {k} times (--peer-balance)"
+        );
+    }
     let _ = writeln!(
         s,
         "  peer groups: a window is above the threshold when it is also above its group's (a group under {} training hosts is judged against all hosts only)",

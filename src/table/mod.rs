@@ -164,6 +164,7 @@ pub(crate) const FEATURE_ID_COLUMNS: &[(&str, Kind)] = &[
     ("first_seen", Kind::Float),
     ("last_seen", Kind::Float),
     ("internal", Kind::Bool),
+    ("inbound_flows", Kind::Int),
     ("label", Kind::Str),
     ("attack_label", Kind::Str),
 ];
@@ -244,6 +245,7 @@ pub(crate) fn write_feature_table(
             t.float(host.first_seen);
             t.float(host.last_seen);
             t.bool(Some(host.internal));
+            t.int(Some(host.inbound_flows as i64));
             t.str(
                 host.is_attack()
                     .map(|a| if a { "attack" } else { "benign" }),

@@ -33,6 +33,9 @@ pub(crate) struct EntityRow {
     pub last_seen: Option<f64>,
     /// `None` when the table has no `internal` column.
     pub internal: Option<bool>,
+    /// Flows other hosts started to the host (0 when the table does not
+    /// say: a table written before the column existed).
+    pub inbound: u64,
     /// `Some(true)` attack, `Some(false)` benign, `None` unlabelled.
     pub label: Option<bool>,
     pub attack_label: Option<String>,
@@ -95,6 +98,7 @@ struct Columns {
     first_seen: Option<usize>,
     last_seen: Option<usize>,
     internal: Option<usize>,
+    inbound: Option<usize>,
     label: Option<usize>,
     attack_label: Option<usize>,
     features: Vec<usize>,
@@ -144,6 +148,7 @@ impl Columns {
             first_seen: at("first_seen"),
             last_seen: at("last_seen"),
             internal: at("internal"),
+            inbound: at("inbound_flows"),
             label: at("label"),
             attack_label: at("attack_label"),
             features,
@@ -258,6 +263,10 @@ fn parse_row<'a>(
             .map(|i| num(i, "last_seen"))
             .transpose()?
             .flatten(),
+        inbound: match c.inbound {
+            Some(i) => count(i, "inbound_flows")?.unwrap_or(0),
+            None => 0,
+        },
         internal: flag(
             c.internal,
             "internal",

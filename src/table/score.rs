@@ -100,8 +100,7 @@ fn host_info(cfg: &DetectConfig, r: &EntityRow) -> HostInfo {
         internal: r
             .internal
             .unwrap_or_else(|| cfg.profile.network.is_internal(r.ip)),
-        // A table does not say what a host received.
-        inbound: 0,
+        inbound: r.inbound,
         truth: r.label,
         attack_labels: r.attack_label.iter().cloned().collect(),
     }
@@ -269,6 +268,7 @@ fn host_result(cfg: &DetectConfig, s: HostState, info: HostInfo) -> Result<HostR
             first_seen: None,
             last_seen: None,
             internal: None,
+            inbound: 0,
             label: None,
             attack_label: None,
             features: s.features.clone(),
@@ -453,5 +453,6 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
         per_host_day: false,
         peer_groups: fitted.groups.clone(),
         groups: group_reports,
+        peer_balance: None,
     })
 }
