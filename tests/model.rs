@@ -399,6 +399,19 @@ fn history_judges_hosts_against_their_own_past_across_restarts() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("TP 2  FP 0  FN 0"), "{text}");
     assert!(text.contains("beyond their own past (flagged)"), "{text}");
+    // host_scores.csv says how each host above the threshold compares with
+    // its past: the attackers beyond it, the hosts it kept quiet within it.
+    let (header, rows) = read_csv(&dir.path().join("o/host_scores.csv"));
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let past_of =
+        |ip: &str| rows.iter().find(|r| r[col("ip")] == ip).unwrap()[col("own_past")].clone();
+    assert!(past_of("192.168.10.8").starts_with("beyond its own past: "));
+    let within = rows
+        .iter()
+        .filter(|r| r[col("own_past")] == "within its own past: not flagged")
+        .inspect(|r| assert_eq!(r[col("flagged")], "false"))
+        .count();
+    assert!(within > 0, "no host kept quiet by its past");
 }
 
 /// Two weeks of one network (`synth --days 14`): a model and a history

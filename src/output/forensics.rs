@@ -235,6 +235,22 @@ fn host_page(
         "- flows: {} (all exported in [host-{name}-flows.csv](host-{name}-flows.csv))",
         flows.len()
     );
+    if let Some(g) = d.groups.iter().find(|g| g.name == h.peer_group) {
+        let _ = writeln!(
+            md,
+            "- peer group: {}{}",
+            markdown_text(&g.name),
+            match (g.threshold, h.peer_score) {
+                (Some(t), Some(s)) =>
+                    format!(" (score among its peers {s:.3}, their threshold {t:.3})"),
+                _ => " (judged against all hosts only: too few training hosts in the group)"
+                    .to_string(),
+            }
+        );
+    }
+    if let Some(j) = &h.baseline {
+        let _ = writeln!(md, "- its own past: {}", markdown_text(&j.describe()));
+    }
     if !h.attack_labels.is_empty() {
         let _ = writeln!(
             md,

@@ -541,6 +541,7 @@ fn host_row_header(d: &Detection, extra: &[&str]) -> Vec<String> {
         "first_flagged_window",
         "peer_group",
         "peer_score",
+        "own_past",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -551,7 +552,7 @@ fn host_row_header(d: &Detection, extra: &[&str]) -> Vec<String> {
 }
 
 fn host_row(h: &HostResult, raw: bool) -> Vec<String> {
-    let mut r = Vec::with_capacity(17 + h.features.len());
+    let mut r = Vec::with_capacity(18 + h.features.len());
     host_fields(h, raw, &mut String::new(), |f| r.push(f.to_string()));
     r
 }
@@ -606,6 +607,14 @@ fn host_fields(h: &HostResult, raw: bool, buf: &mut String, mut field: impl FnMu
     put(&|b| {
         if let Some(p) = h.peer_score {
             write!(b, "{p:.6}").expect("to a String");
+        }
+    });
+    put(&|b| {
+        if let Some(j) = &h.baseline {
+            b.push_str(&j.describe());
+            if !raw && let Cow::Owned(safe) = csv_text(b) {
+                *b = safe;
+            }
         }
     });
     for &v in &h.features {
