@@ -529,12 +529,16 @@ fn judge_by_history(
             continue;
         };
         let mut peers: Vec<IpAddr> = Vec::new();
+        let mut pairs: Vec<(IpAddr, u16)> = Vec::new();
         let mut verdict: Option<Judgement> = None;
         for &k in own {
             if let Some(p) = entities.profiles.get(k) {
                 peers.extend(p.admin_peers.iter().copied());
                 peers.sort_unstable();
                 peers.dedup();
+                pairs.extend(p.admin_pairs.iter());
+                pairs.sort_unstable();
+                pairs.dedup();
             }
             if !above[k] {
                 continue;
@@ -547,7 +551,7 @@ fn judge_by_history(
                     .map(|j| table.values[[k, j]])
             };
             let at = entities.window_start[k].or(run_start).unwrap_or(f64::MAX);
-            let j = past.judge(r.ip, value, (&peers, at));
+            let j = past.judge_naming(r.ip, value, (&peers, at), &pairs);
             let done = matches!(j, Judgement::Beyond(_) | Judgement::NoHistory);
             verdict = Some(j);
             if done {

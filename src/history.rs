@@ -206,6 +206,19 @@ impl History {
         value: impl Fn(&str) -> Option<f64>,
         (admin_peers, at): (&[IpAddr], f64),
     ) -> Judgement {
+        self.judge_naming(ip, value, (admin_peers, at), &[])
+    }
+
+    /// [`History::judge`], naming in the reason the administration
+    /// services (`SMB`, `RDP`...) the new peers were reached on, from the
+    /// (peer, port) pairs the host used (`admin_pairs`).
+    pub fn judge_naming(
+        &self,
+        ip: IpAddr,
+        value: impl Fn(&str) -> Option<f64>,
+        (admin_peers, at): (&[IpAddr], f64),
+        admin_pairs: &[(IpAddr, u16)],
+    ) -> Judgement {
         let Some(h) = self.hosts.get(&ip).filter(|h| h.windows >= MIN_WINDOWS) else {
             return Judgement::NoHistory;
         };
@@ -222,11 +235,27 @@ impl History {
             })
             .collect();
         if new.len() >= NEW_PEERS {
+            let services = services_of(&new, admin_pairs);
+            let on = if services.is_empty() {
+                "administration ports (SMB, RDP, SSH, WinRM...)".to_string()
+            } else {
+                services.join(", ")
+            };
+            let days = ((at - h.first_seen) / 86_400.0).floor();
+            let when = if days >= 1.0 {
+                format!(
+                    "in the past {days} day{}",
+                    if days == 1.0 { "" } else { "s" }
+                )
+            } else {
+                format!(
+                    "since {}",
+                    crate::flows::timestamp::format_timestamp(h.first_seen)
+                )
+            };
             why.push(format!(
-                "reached {} internal hosts on administration ports (SMB, RDP, SSH, WinRM...) it had \
-                 never reached in its history since {}",
-                new.len(),
-                crate::flows::timestamp::format_timestamp(h.first_seen)
+                "reached {} internal hosts on {on} it had never contacted {when}",
+                new.len()
             ));
         }
         for (k, name) in TRACKED.iter().enumerate() {
@@ -306,6 +335,32 @@ impl History {
     }
 }
 
+/// The services `new` peers were reached on, most peers first (ties in
+/// the order of `net::SENSITIVE_PORTS`), at most three.
+fn services_of(new: &[&IpAddr], pairs: &[(IpAddr, u16)]) -> Vec<&'static str> {
+    let mut peers: Vec<(&'static str, Vec<IpAddr>)> = Vec::new();
+    for (peer, port) in pairs {
+        let Some(name) = crate::net::sensitive_service(*port) else {
+            continue;
+        };
+        if !new.contains(&peer) {
+            continue;
+        }
+        match peers.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, list)) if !list.contains(peer) => list.push(*peer),
+            Some(_) => {}
+            None => peers.push((name, vec![*peer])),
+        }
+    }
+    let rank = |n: &str| {
+        crate::net::SENSITIVE_PORTS
+            .iter()
+            .position(|p| crate::net::sensitive_service(*p) == Some(n))
+    };
+    peers.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(rank(a.0).cmp(&rank(b.0))));
+    peers.into_iter().take(3).map(|(n, _)| n).collect()
+}
+
 impl HostPast {
     /// The usual level of tracked feature `k`: its second largest window
     /// value within the retention period (the largest when only one).
@@ -367,6 +422,27 @@ mod tests {
             .collect();
         match h.judge(ip, value(1.0), (&more, 1e9)) {
             Judgement::Beyond(why) => assert!(why.contains("reached 3 internal hosts"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Named by the services the new peers were reached on (most peers
+        // first; an older peer's service does not count), over the days
+        // the history holds.
+        let pairs: Vec<(IpAddr, u16)> = [
+            ("10.0.0.10", 3389),
+            ("10.0.0.11", 445),
+            ("10.0.0.12", 445),
+            ("10.0.0.9", 22),
+        ]
+        .iter()
+        .map(|(p, port)| (p.parse().unwrap(), *port))
+        .collect();
+        match h.judge_naming(ip, value(1.0), (&more, 1e9), &pairs) {
+            Judgement::Beyond(why) => assert!(
+                why.starts_with(
+                    "reached 3 internal hosts on SMB, RDP it had never contacted in the past "
+                ),
+                "{why}"
+            ),
             other => panic!("{other:?}"),
         }
     }

@@ -128,6 +128,22 @@ pub fn is_service_port(p: u16) -> bool {
     p < 1024 || in_port_set(&SERVICE_SET, p)
 }
 
+/// The service a sensitive port is known for, as an analyst names it.
+pub fn sensitive_service(p: u16) -> Option<&'static str> {
+    Some(match p {
+        445 | 139 => "SMB",
+        3389 => "RDP",
+        22 => "SSH",
+        5985 | 5986 => "WinRM",
+        135 => "RPC",
+        389 => "LDAP",
+        88 => "Kerberos",
+        5900 => "VNC",
+        23 => "Telnet",
+        _ => return None,
+    })
+}
+
 /// Whether `p` is one of [`SENSITIVE_PORTS`] (a table look-up: every flow
 /// to an internal host asks).
 pub fn is_sensitive_port(p: u16) -> bool {
@@ -177,6 +193,7 @@ mod tests {
                 "{p}"
             );
             assert_eq!(is_sensitive_port(p), SENSITIVE_PORTS.contains(&p), "{p}");
+            assert_eq!(is_sensitive_port(p), sensitive_service(p).is_some(), "{p}");
         }
     }
 

@@ -371,6 +371,20 @@ fn history_judges_hosts_against_their_own_past_across_restarts() {
     assert_eq!(scan["event"]["start"], "2017-07-04T15:00:00");
     let why = scan["latmove"]["baseline"].as_str().unwrap();
     assert!(why.starts_with("beyond its own past: reached"), "{why}");
+    // Named by the services the new peers were reached on (at most three).
+    let on = why
+        .split(" internal hosts on ")
+        .nth(1)
+        .and_then(|rest| rest.split(" it had never contacted ").next())
+        .unwrap_or_else(|| panic!("{why}"));
+    let names: Vec<&str> = on.split(", ").collect();
+    assert!((1..=3).contains(&names.len()), "{why}");
+    for n in names {
+        let known = [
+            "SMB", "RDP", "SSH", "WinRM", "RPC", "LDAP", "Kerberos", "VNC", "Telnet",
+        ];
+        assert!(known.contains(&n), "{why}");
+    }
     // Restarted on the state it left: the scan was not learnt.
     let again = watch(&["--history", &d("h")]);
     assert!(again.iter().any(

@@ -71,6 +71,9 @@ pub struct HostProfile {
     /// Internal destinations reached on a sensitive service port
     /// (`net::SENSITIVE_PORTS`: SMB, RDP, WinRM, SSH...).
     pub admin_peers: FlatSet<IpAddr>,
+    /// The (peer, port) pairs behind `admin_peers`: what names the service
+    /// a spread used.
+    pub admin_pairs: FlatSet<(IpAddr, u16)>,
     /// For a window's profile: distinct `admin_peers` of the host from its
     /// first window up to this one (set by [`ProfileBuilder::finish`] or by
     /// `watch`); `None` for a whole host, whose own set is the answer.
@@ -144,6 +147,7 @@ impl HostProfile {
             internal: false,
             internal_dsts: FlatSet::default(),
             admin_peers: FlatSet::default(),
+            admin_pairs: FlatSet::default(),
             admin_peers_to_date: None,
             internal_subnets: FlatSet::default(),
             pairs: FlatSet::default(),
@@ -762,6 +766,7 @@ fn apply_behaviour(host: &mut HostProfile, flow: &FlowRecord, o: &Oriented) {
         host.internal_subnets.insert(net::subnet_key(o.dst(flow)));
         if net::is_sensitive_port(o.dport) {
             host.admin_peers.insert(o.dst(flow));
+            host.admin_pairs.insert((o.dst(flow), o.dport));
         }
     }
     let (out_pkts, back_pkts) = o.packets(flow);
