@@ -398,11 +398,19 @@ fn history_judges_hosts_against_their_own_past_across_restarts() {
         serde_json::from_slice(&std::fs::read(d("small/history.json")).unwrap()).unwrap();
     assert_eq!(state["hosts"].as_object().unwrap().len(), 50);
     // detect judges the same way: the two attackers, no benign host.
+    detect_with_history(dir.path(), &day, &d("baseline.json"));
+}
+
+/// `detect --history` (a copy of `baseline`) on `day`: the two attackers
+/// flagged, no benign host; host_scores.csv says how each host above the
+/// threshold compares with its past.
+fn detect_with_history(dir: &std::path::Path, day: &str, baseline: &str) {
+    let d = |n: &str| dir.join(n).to_str().unwrap().to_string();
     std::fs::create_dir(d("h3")).unwrap();
-    std::fs::copy(d("baseline.json"), d("h3/history.json")).unwrap();
+    std::fs::copy(baseline, d("h3/history.json")).unwrap();
     let out = latmove(&[
         "detect",
-        &day,
+        day,
         "--history",
         &d("h3"),
         "--no-charts",
@@ -415,7 +423,7 @@ fn history_judges_hosts_against_their_own_past_across_restarts() {
     assert!(text.contains("beyond their own past (flagged)"), "{text}");
     // host_scores.csv says how each host above the threshold compares with
     // its past: the attackers beyond it, the hosts it kept quiet within it.
-    let (header, rows) = read_csv(&dir.path().join("o/host_scores.csv"));
+    let (header, rows) = read_csv(&dir.join("o/host_scores.csv"));
     let col = |n: &str| header.iter().position(|h| h == n).unwrap();
     let past_of =
         |ip: &str| rows.iter().find(|r| r[col("ip")] == ip).unwrap()[col("own_past")].clone();
