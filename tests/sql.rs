@@ -246,6 +246,7 @@ fn feature_table_faults_are_reported() {
     set(&mut lines[2], col("ip"), "10.0.0.999");
     set(&mut lines[3], col("unique_dst_ports"), "many");
     set(&mut lines[4], col("label"), "maybe");
+    set(&mut lines[6], col("inbound_flows"), "-3");
     // An attack label with a terminal escape, on an attacker's row.
     let attacker = lines.iter().position(|l| l.contains(",attack,")).unwrap();
     set(
@@ -263,7 +264,7 @@ fn feature_table_faults_are_reported() {
         "--out",
         &p("o"),
     ]);
-    assert!(out.contains("feature rows used          2107"), "{out}");
+    assert!(out.contains("feature rows used          2106"), "{out}");
     assert!(
         out.contains("skipped: rows with another number of fields than the header      1"),
         "{out}"
@@ -278,6 +279,10 @@ fn feature_table_faults_are_reported() {
     );
     assert!(
         out.contains("bad.csv:5: column 'label': values of the wrong kind: \"maybe\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("bad.csv:7: column 'inbound_flows': ") && out.contains("\"-3\""),
         "{out}"
     );
     assert!(
