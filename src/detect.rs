@@ -198,6 +198,22 @@ pub struct HostResult {
     pub peer_score: Option<f64>,
 }
 
+impl HostResult {
+    /// How the host compares with its own past, in words (`None` without
+    /// `--history` or below the threshold): a host without history says
+    /// what it was judged against instead, its peer group when it has one.
+    pub fn own_past(&self) -> Option<String> {
+        let j = self.baseline.as_ref()?;
+        Some(match (j, self.peer_score) {
+            (crate::history::Judgement::NoHistory, Some(_)) => format!(
+                "no history of this host: judged against its peer group ({}) and all hosts only",
+                self.peer_group
+            ),
+            _ => j.describe(),
+        })
+    }
+}
+
 /// A peer group as a run saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupReport {

@@ -269,22 +269,14 @@ fn feature_table_faults_are_reported() {
         out.contains("skipped: rows with another number of fields than the header      1"),
         "{out}"
     );
-    assert!(
-        out.contains("bad.csv:3: column 'ip': unparsable source IP: \"10.0.0.999\""),
-        "{out}"
-    );
-    assert!(
-        out.contains("bad.csv:4: column 'unique_dst_ports': unparsable number: \"many\""),
-        "{out}"
-    );
-    assert!(
-        out.contains("bad.csv:5: column 'label': values of the wrong kind: \"maybe\""),
-        "{out}"
-    );
-    assert!(
-        out.contains("bad.csv:7: column 'inbound_flows': ") && out.contains("\"-3\""),
-        "{out}"
-    );
+    for problem in [
+        "bad.csv:3: column 'ip': unparsable source IP: \"10.0.0.999\"",
+        "bad.csv:4: column 'unique_dst_ports': unparsable number: \"many\"",
+        "bad.csv:5: column 'label': values of the wrong kind: \"maybe\"",
+        "bad.csv:7: column 'inbound_flows': unparsable number: \"-3\"",
+    ] {
+        assert!(out.contains(problem), "{problem}: {out}");
+    }
     assert!(
         !out.contains('\u{1b}') && out.contains("Port\\u{1b}]0;pwned\\u{7}Scan"),
         "{out}"
@@ -400,5 +392,37 @@ fn mangled_feature_tables_are_skipped_or_refused() {
                 );
             }
         }
+    }
+}
+
+/// A bad row of a feature table CSV is shown at its physical line whether
+/// the lines end in LF or CRLF, blank lines counted.
+#[test]
+fn feature_table_lines_are_physical_lines() {
+    let dir = util::tempdir();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    ok(&[
+        "features",
+        util::sample().to_str().unwrap(),
+        "-o",
+        &p("f.csv"),
+    ]);
+    let text = std::fs::read_to_string(p("f.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.insert(3, String::new());
+    lines[6] = lines[6].replacen(",false,", ",maybe,", 1);
+    for (name, end) in [("lf.csv", "\n"), ("crlf.csv", "\r\n")] {
+        std::fs::write(p(name), lines.join(end) + end).unwrap();
+        let out = ok(&[
+            "detect",
+            "--features-table",
+            &p(name),
+            "--no-charts",
+            "--out",
+            &p(&format!("o-{name}")),
+        ]);
+        let problem = format!("{name}:7: column 'internal': values of the wrong kind: \"maybe\"");
+        assert!(out.contains(&problem), "{out}");
+        assert!(out.contains("feature rows used          2110"), "{out}");
     }
 }

@@ -122,8 +122,8 @@ pub(crate) fn ecs_alert(d: &Detection, h: &HostResult) -> Value {
 /// [`ecs_alert`] with the host's comparison with its own past, when the
 /// run had a history, and with its peer group, when the run had groups.
 fn with_baseline(mut v: Value, d: &Detection, h: &HostResult) -> Value {
-    if let Some(j) = &h.baseline {
-        v["latmove"]["baseline"] = json!(j.describe());
+    if let Some(text) = h.own_past() {
+        v["latmove"]["baseline"] = json!(text);
     }
     if let Some(g) = d.groups.iter().find(|g| g.name == h.peer_group) {
         v["latmove"]["peer_group"] = match (g.threshold, h.peer_score) {

@@ -248,8 +248,8 @@ fn host_page(
             }
         );
     }
-    if let Some(j) = &h.baseline {
-        let _ = writeln!(md, "- its own past: {}", markdown_text(&j.describe()));
+    if let Some(text) = h.own_past() {
+        let _ = writeln!(md, "- its own past: {}", markdown_text(&text));
     }
     if !h.attack_labels.is_empty() {
         let _ = writeln!(

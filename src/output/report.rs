@@ -347,7 +347,7 @@ fn hosts_section(s: &mut String, d: &Detection) {
             |k: fn(&crate::history::Judgement) -> bool| judged.iter().filter(|j| k(j)).count();
         let _ = writeln!(
             s,
-            "  above the threshold: {} beyond their own past (flagged), {} within it (not flagged), {} without history (judged against the other hosts)",
+            "  above the threshold: {} beyond their own past (flagged), {} within it (not flagged), {} without history (judged against the other hosts, and their peer group where it has a forest)",
             count(|j| matches!(j, crate::history::Judgement::Beyond(_))),
             count(|j| *j == crate::history::Judgement::Usual),
             count(|j| *j == crate::history::Judgement::NoHistory),
@@ -408,8 +408,8 @@ fn flagged_section(s: &mut String, d: &Detection, top: usize) {
                     .unwrap_or_default()
             );
         }
-        if let Some(j) = &h.baseline {
-            let _ = writeln!(s, "        baseline: {}", j.describe());
+        if let Some(text) = h.own_past() {
+            let _ = writeln!(s, "        baseline: {text}");
         }
         if !h.attack_labels.is_empty() {
             let _ = writeln!(s, "        labels: {}", h.attack_labels.join(", "));
@@ -610,8 +610,8 @@ fn host_fields(h: &HostResult, raw: bool, buf: &mut String, mut field: impl FnMu
         }
     });
     put(&|b| {
-        if let Some(j) = &h.baseline {
-            b.push_str(&j.describe());
+        if let Some(text) = h.own_past() {
+            b.push_str(&text);
             if !raw && let Cow::Owned(safe) = csv_text(b) {
                 *b = safe;
             }

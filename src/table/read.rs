@@ -319,6 +319,11 @@ pub(crate) fn read_rows(
     Ok(())
 }
 
+/// `cell` without the CR of a CRLF line end.
+fn strip_cr(cell: &[u8]) -> &[u8] {
+    cell.strip_suffix(b"\r").unwrap_or(cell)
+}
+
 fn read_csv(
     file: &Path,
     defs: &[FeatureDef],
@@ -327,22 +332,36 @@ fn read_csv(
 ) -> Result<()> {
     let f =
         crate::flows::open_maybe_gz(file).with_context(|| format!("opening {}", file.display()))?;
-    let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(f);
+    // Records end at LF only, so the reader's line numbers are the file's
+    // physical lines whatever the line ends (with CRLF ends the csv crate
+    // counts one line less); a CR before the LF is taken off the last cell.
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_reader(f);
     let names: Vec<String> = r
         .byte_headers()
         .with_context(|| format!("{}: reading the header", file.display()))?
         .iter()
-        .map(|h| String::from_utf8_lossy(h).into_owned())
+        .map(|h| String::from_utf8_lossy(strip_cr(h)).into_owned())
         .collect();
     let cols = Columns::find(file, &names, defs)?;
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let mut record = csv::ByteRecord::new();
     loop {
-        let line = r.position().line();
         match r.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => anyhow::bail!("{}:{line}: {e}", file.display()),
+            Err(e) => anyhow::bail!("{}:{}: {e}", file.display(), r.position().line()),
+        }
+        // Where the record starts (the reader's own position lags a line
+        // behind after a CRLF line end).
+        let line = record
+            .position()
+            .map_or_else(|| r.position().line(), csv::Position::line);
+        if record.len() == 1 && strip_cr(&record[0]).is_empty() {
+            // A blank line (LF or CRLF), as the csv crate passes over.
+            continue;
         }
         stats.rows += 1;
         if record.len() != names.len() {
@@ -360,7 +379,11 @@ fn read_csv(
         }
         // A cell that is not UTF-8 is read lossily: as a number or an
         // address it is then refused with the row, as a label kept.
-        let get = |i: usize| match record.get(i) {
+        let last = record.len() - 1;
+        let get = |i: usize| match record
+            .get(i)
+            .map(|t| if i == last { strip_cr(t) } else { t })
+        {
             Some(t) if !t.is_empty() => Cell::Text(String::from_utf8_lossy(t)),
             _ => Cell::Null,
         };
