@@ -723,3 +723,39 @@ fn train_saves_its_history_when_stdout_is_closed() {
     assert!(dir.path().join("h/history.json").is_file());
     assert!(dir.path().join("m.json").is_file());
 }
+
+/// `train` writes a detection's outputs only when asked (`--out`,
+/// `--alerts`, `--report` or a gate), and never a `latmove-out` of its
+/// own.
+#[test]
+fn train_writes_outputs_only_when_asked() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let s = sample();
+    let quiet = std::process::Command::new(env!("CARGO_BIN_EXE_latmove"))
+        .current_dir(dir.path())
+        .args(["train", s.to_str().unwrap(), "-o", "m.json"])
+        .output()
+        .unwrap();
+    expect_code(&quiet, 0);
+    assert!(!dir.path().join("latmove-out").exists());
+    let asked = latmove(&[
+        "train",
+        s.to_str().unwrap(),
+        "-o",
+        &d("m2.json"),
+        "--out",
+        &d("o"),
+        "--no-charts",
+    ]);
+    expect_code(&asked, 0);
+    let said = String::from_utf8_lossy(&asked.stdout);
+    assert!(said.contains("Model saved to "), "{said}");
+    let (_, rows) = read_csv(&dir.path().join("o/host_scores.csv"));
+    assert_eq!(rows.len(), 305);
+    assert_eq!(
+        std::fs::read(d("m.json")).unwrap(),
+        std::fs::read(d("m2.json")).unwrap(),
+        "the model does not depend on the outputs"
+    );
+}

@@ -139,9 +139,11 @@ pub struct DetectArgs {
     /// write it); repeat for more.
     #[arg(long, value_name = "TABLE", conflicts_with = "inputs")]
     pub features_table: Vec<PathBuf>,
-    /// Directory for the CSV, JSON and PNG outputs.
-    #[arg(long, default_value = "latmove-out", value_name = "DIR")]
-    pub out: PathBuf,
+    /// Directory for the CSV, JSON and PNG outputs [detect's default:
+    /// latmove-out; train writes them only when given this, --alerts,
+    /// --report or a gate].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Share of the training hosts' scores above the threshold (0 < c <=
     /// 0.5), or 'auto' to flag scores above 0.5.
     #[arg(long, default_value = "0.01", value_name = "C|auto")]
@@ -739,16 +741,35 @@ fn check_outputs(
     crate::output::write::refuse_outputs_over_inputs(&outputs, &inputs)
 }
 
+impl DetectArgs {
+    /// Where the outputs go: `--out`, else `latmove-out`.
+    fn out_dir(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("latmove-out"))
+    }
+
+    /// Whether `train` was asked for a detection's outputs too.
+    fn wants_outputs(&self) -> bool {
+        let o = &self.output;
+        self.out.is_some()
+            || o.alerts.is_some()
+            || o.report.is_some()
+            || o.min_recall.is_some()
+            || o.max_fpr.is_some()
+    }
+}
+
 fn run_detect(a: DetectArgs) -> Result<ExitCode> {
     let mut cfg = detect_config(&a)?;
-    check_outputs(&cfg, &a.out, &a.output, &[])?;
+    check_outputs(&cfg, &a.out_dir(), &a.output, &[])?;
     let past = a.past.load(&cfg.features)?;
     if let Some(p) = &past {
         cfg.history = Some(std::sync::Arc::new(p.clone()));
         cfg.learn = detect::Learn::Unflagged;
     }
     let d = detect_any(&cfg, &a)?;
-    let code = finish(&cfg, &d, &a.out, &a.output, String::new())?;
+    let code = finish(&cfg, &d, &a.out_dir(), &a.output, String::new())?;
     learn_and_save(&a.past, past, &d)?;
     Ok(code)
 }
@@ -786,7 +807,7 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
     }
     check_outputs(
         &cfg,
-        &a.detect.out,
+        &a.detect.out_dir(),
         &a.detect.output,
         &[("-o", a.model_out.clone())],
     )?;
@@ -809,6 +830,10 @@ fn run_train(a: TrainArgs) -> Result<ExitCode> {
     );
     crate::output::write::write_file(&a.model_out, &model.to_json()?)?;
     learn_and_save(&a.detect.past, past, &d)?;
+    if a.detect.wants_outputs() {
+        let note = format!("\nModel saved to {}.", a.model_out.display());
+        return finish(&cfg, &d, &a.detect.out_dir(), &a.detect.output, note);
+    }
     // Everything is written: a closed stdout loses only this line.
     let _ = writeln!(
         std::io::stdout().lock(),
