@@ -759,3 +759,43 @@ fn train_writes_outputs_only_when_asked() {
         "the model does not depend on the outputs"
     );
 }
+
+/// `--history-read-only` judges against the history and leaves its file as
+/// it was (`score`, `watch`); without it the run is learnt.
+#[test]
+fn a_read_only_history_is_left_as_it_was() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
+    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
+    let trained = latmove(&["train", &base, "-o", &d("m.json"), "--history", &d("h")]);
+    expect_code(&trained, 0);
+    let state = || std::fs::read(d("h/history.json")).unwrap();
+    let before = state();
+    let (model, hist) = (d("m.json"), d("h"));
+    let read_only = |cmd: &[&str]| {
+        let mut args = cmd.to_vec();
+        args.extend(["--model", &model, "--history", &hist, "--history-read-only"]);
+        args.push(&day);
+        let out = latmove(&args);
+        expect_code(&out, 0);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let scored = read_only(&["score", "--no-charts", "--out", &d("o")]);
+    assert!(scored.contains("TP 2  FP 0  FN 0"), "{scored}");
+    read_only(&["watch"]);
+    assert!(state() == before, "a read-only run changed the history");
+    let learnt = latmove(&[
+        "score",
+        "--model",
+        &d("m.json"),
+        "--history",
+        &d("h"),
+        "--no-charts",
+        "--out",
+        &d("o2"),
+        &day,
+    ]);
+    expect_code(&learnt, 0);
+    assert!(state() != before, "the run was not learnt");
+}

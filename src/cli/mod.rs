@@ -274,6 +274,10 @@ pub struct HistoryArgs {
     /// first).
     #[arg(long, default_value_t = 200_000, value_name = "N")]
     pub history_max_hosts: usize,
+    /// Judge against the history without learning this run into it (the
+    /// file is left as it is): e.g. a report on a day `watch` has learnt.
+    #[arg(long, requires = "history")]
+    pub history_read_only: bool,
 }
 
 /// Peer groups (`--roles`, `--no-peer-groups`).
@@ -356,6 +360,10 @@ fn learn_and_save(
     let (Some(dir), Some(mut past)) = (&a.history, past) else {
         return Ok(());
     };
+    if a.history_read_only {
+        eprintln!("History: read only, {} left as it was", dir.display());
+        return Ok(());
+    }
     past.learn(&d.observations);
     let path = past.save(dir)?;
     eprintln!(
@@ -977,6 +985,7 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
             None => crate::peers::Roles::default(),
         },
         peer_groups: !a.peers.no_peer_groups,
+        history_read_only: a.past.history_read_only,
     };
     let mut cfg = cfg;
     if let Some(past) = a.past.load(&cfg.model.feature_defs()?)? {

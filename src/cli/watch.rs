@@ -75,6 +75,8 @@ pub(super) struct WatchConfig {
     pub roles: crate::peers::Roles,
     /// Peer groups on (and the model has them).
     pub peer_groups: bool,
+    /// Learn into the history in memory only: its file is left as it is.
+    pub history_read_only: bool,
 }
 
 /// Windows between two saves of the history.
@@ -521,6 +523,9 @@ impl<W: Write> State<'_, W> {
 
     /// Writes the history as it stands (with `--history`).
     fn save_history(&self) -> Result<()> {
+        if self.cfg.history_read_only {
+            return Ok(());
+        }
         if let (Some((dir, _)), Some(past)) = (&self.cfg.history, &self.detect.history) {
             past.save(dir)?;
         }
