@@ -432,7 +432,13 @@ pub(crate) fn score_entities(
     };
     // The forest carries the run's threshold (a saved model shows it).
     fit.forest.threshold = threshold;
-    let peers = PeerFit::of(cfg, (entities, roles), &fit, table, &training.hosts)?;
+    let peers = PeerFit::of(
+        cfg,
+        (entities, roles),
+        (&fit, threshold),
+        table,
+        &training.hosts,
+    )?;
     let above: Vec<bool> = (0..fit.scores.len())
         .map(|e| fit.scores[e] > threshold && peers.within(entities, e))
         .collect();
@@ -878,11 +884,14 @@ fn host_roles(cfg: &DetectConfig, entities: &Entities<'_>) -> Vec<String> {
 impl PeerFit {
     /// With peer groups on, the forests of the groups with enough training
     /// hosts (fitted on `fit`'s scaled table, cross-fitted as the whole
-    /// model is, thresholds from the same budget), or a saved model's.
+    /// model is, thresholds from the same budget), or a saved model's. An
+    /// entity's group score is kept only when it is above the whole
+    /// population's `threshold` (where the group can change the verdict):
+    /// a saved model's groups score those entities only.
     fn of(
         cfg: &DetectConfig,
         (entities, role): (&Entities<'_>, Vec<String>),
-        fit: &Fit,
+        (fit, threshold): (&Fit, f64),
         table: &FeatureTable,
         training: &[usize],
     ) -> Result<PeerFit> {
@@ -897,7 +906,7 @@ impl PeerFit {
         }
         let in_group = |name: &str| -> Vec<usize> {
             (0..entities.host_of.len())
-                .filter(|&e| out.role[entities.host_of[e]] == name)
+                .filter(|&e| fit.scores[e] > threshold && out.role[entities.host_of[e]] == name)
                 .collect()
         };
         if let Some(f) = &cfg.fitted {

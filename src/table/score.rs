@@ -329,11 +329,15 @@ impl<'a> GroupScorers<'a> {
     /// Each row's group, and its score in its group's forest with the
     /// group's threshold (`None`: judged against all hosts only).
     #[expect(clippy::type_complexity, reason = "two parallel per-row vectors")]
+    /// Only rows above the whole population's threshold (`scores`,
+    /// `threshold`) are scored in their group: only there can it change
+    /// the verdict.
     fn score(
         &self,
         cfg: &DetectConfig,
         batch: &[EntityRow],
         x: ndarray::ArrayView2<'_, f64>,
+        (scores, threshold): (&[f64], f64),
     ) -> Result<(Vec<String>, Vec<Option<(f64, f64)>>)> {
         let roles: Vec<String> = batch
             .iter()
@@ -349,7 +353,9 @@ impl<'a> GroupScorers<'a> {
             .collect();
         let mut peer: Vec<Option<(f64, f64)>> = vec![None; batch.len()];
         for (name, group, t) in &self.groups {
-            let rows: Vec<usize> = (0..batch.len()).filter(|&i| roles[i] == *name).collect();
+            let rows: Vec<usize> = (0..batch.len())
+                .filter(|&i| scores[i] > threshold && roles[i] == *name)
+                .collect();
             if rows.is_empty() {
                 continue;
             }
@@ -390,7 +396,7 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
         let table = table_of(&batch, &cfg.features)?;
         let x = fitted.preprocessor.transform(&table);
         let scores = crate::model::crossfit::score_rows_with(&scorer, x.view(), cfg.threads)?;
-        let (roles, peer) = groups.score(cfg, &batch, x.view())?;
+        let (roles, peer) = groups.score(cfg, &batch, x.view(), (&scores, threshold))?;
         for (((r, s), role), peer) in batch.into_iter().zip(scores).zip(roles).zip(peer) {
             let h = hosts
                 .entry(r.ip)
