@@ -116,11 +116,16 @@ impl Roles {
     /// The host's group: the longest `--roles` prefix covering it, else
     /// from its traffic.
     pub fn role_of(&self, f: RoleFacts) -> String {
+        self.role(f).to_string()
+    }
+
+    /// [`Roles::role_of`], borrowed.
+    pub fn role(&self, f: RoleFacts) -> &str {
         self.entries
             .iter()
             .filter(|(net, _)| net.contains(f.ip))
             .max_by_key(|(net, _)| net.prefix())
-            .map_or_else(|| from_traffic(f).to_string(), |(_, name)| name.clone())
+            .map_or_else(|| from_traffic(f), |(_, name)| name.as_str())
     }
 }
 

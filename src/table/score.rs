@@ -190,7 +190,7 @@ pub(crate) fn detect_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Dete
 }
 
 /// What scoring keeps of one host.
-struct HostState {
+struct HostState<'a> {
     info: HostInfo,
     score: f64,
     /// The peak row's window, features and support.
@@ -202,14 +202,14 @@ struct HostState {
     /// Its peer group, the peak row's score in it, whether the peak row is
     /// above the threshold, and whether any row was above the whole
     /// population's.
-    role: String,
+    role: &'a str,
     peer_score: Option<f64>,
     above: bool,
     over_all: bool,
 }
 
-impl HostState {
-    fn new(info: HostInfo, role: String) -> HostState {
+impl<'a> HostState<'a> {
+    fn new(info: HostInfo, role: &'a str) -> HostState<'a> {
         HostState {
             info,
             score: f64::NEG_INFINITY,
@@ -254,7 +254,7 @@ impl HostState {
 }
 
 /// A scored host's result (ranked later).
-fn host_result(cfg: &DetectConfig, s: HostState, info: HostInfo) -> Result<HostResult> {
+fn host_result(cfg: &DetectConfig, s: HostState<'_>, info: HostInfo) -> Result<HostResult> {
     let fitted = cfg.fitted.as_ref().context("a model")?;
     let allowed = cfg.allow.host_allowed(info.ip);
     let above = s.above;
@@ -301,7 +301,7 @@ fn host_result(cfg: &DetectConfig, s: HostState, info: HostInfo) -> Result<HostR
         first_flagged_window: s.first_over.map(|w| w as f64),
         internal: info.internal,
         baseline: None,
-        peer_group: s.role,
+        peer_group: s.role.to_string(),
         peer_score: s.peer_score,
     })
 }
@@ -327,27 +327,27 @@ impl<'a> GroupScorers<'a> {
     }
 
     /// Each row's group, and its score in its group's forest with the
-    /// group's threshold (`None`: judged against all hosts only).
+    /// group's threshold (`None`: judged against all hosts only). Only rows
+    /// above the whole population's threshold (`scores`, `threshold`) are
+    /// scored in their group: only there can it change the verdict.
     #[expect(clippy::type_complexity, reason = "two parallel per-row vectors")]
-    /// Only rows above the whole population's threshold (`scores`,
-    /// `threshold`) are scored in their group: only there can it change
-    /// the verdict.
     fn score(
         &self,
-        cfg: &DetectConfig,
+        cfg: &'a DetectConfig,
         batch: &[EntityRow],
         x: ndarray::ArrayView2<'_, f64>,
         (scores, threshold): (&[f64], f64),
-    ) -> Result<(Vec<String>, Vec<Option<(f64, f64)>>)> {
-        let roles: Vec<String> = batch
+    ) -> Result<(Vec<&'a str>, Vec<Option<(f64, f64)>>)> {
+        let roles: Vec<&'a str> = batch
             .iter()
             .map(|r| {
-                let info = host_info(cfg, r);
-                cfg.roles.role_of(crate::peers::RoleFacts {
-                    ip: info.ip,
-                    internal: info.internal,
-                    flows: info.flows,
-                    inbound: info.inbound,
+                cfg.roles.role(crate::peers::RoleFacts {
+                    ip: r.ip,
+                    internal: r
+                        .internal
+                        .unwrap_or_else(|| cfg.profile.network.is_internal(r.ip)),
+                    flows: r.flows,
+                    inbound: r.inbound,
                 })
             })
             .collect();
@@ -389,7 +389,7 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
     let threshold = fitted.threshold;
     let groups = GroupScorers::of(cfg)?;
     let mut stats = ReadStats::default();
-    let mut hosts: HashMap<IpAddr, HostState> = HashMap::default();
+    let mut hosts: HashMap<IpAddr, HostState<'_>> = HashMap::default();
     read_rows(&files, &cfg.features, &mut stats, &mut |mut batch| {
         batch.retain(|r| in_scope(cfg, r));
         batch.iter().try_for_each(|r| check_window(cfg, r))?;
@@ -408,14 +408,12 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
     if hosts.is_empty() {
         return Err(nothing_to("score", &stats));
     }
-    let mut states: Vec<HostState> = hosts.into_values().collect();
+    let mut states: Vec<HostState<'_>> = hosts.into_values().collect();
     states.sort_by_key(|s| s.info.ip);
     let group_reports = if cfg.peer_groups {
         crate::detect::group_reports(
             &fitted.groups,
-            states
-                .iter()
-                .map(|s| (s.role.as_str(), s.over_all && !s.above)),
+            states.iter().map(|s| (s.role, s.over_all && !s.above)),
         )
     } else {
         Vec::new()
