@@ -18,6 +18,12 @@ impl Cidr {
         self.prefix
     }
 
+    /// The network as a key: its family (IPv6 or not) and its address with
+    /// the host bits cleared ([`masked`] of any address inside gives it).
+    pub fn key(&self) -> (bool, u128) {
+        masked(self.addr, self.prefix)
+    }
+
     /// Whether `ip` is inside the range.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
@@ -62,6 +68,26 @@ impl FromStr for Cidr {
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// `ip`'s family (IPv6 or not) and its first `prefix` bits (at most the
+/// family's width), the rest cleared: equal for every address of one
+/// network.
+pub fn masked(ip: IpAddr, prefix: u8) -> (bool, u128) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            (false, u128::from(u32::from(v4) & mask))
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            (true, u128::from(v6) & mask)
+        }
     }
 }
 

@@ -23,6 +23,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use rustc_hash::FxHashMap as HashMap;
+
 use crate::lists::{lines, parse_file};
 use crate::net::Cidr;
 
@@ -77,9 +79,13 @@ pub struct RoleFacts {
 }
 
 /// The roles named in a `--roles` file.
+///
+/// Indexed by prefix length (longest first), each a map from the network to
+/// its role, so a lookup costs one hash per distinct prefix length, not one
+/// comparison per line (an asset inventory has a line per server).
 #[derive(Debug, Clone, Default)]
 pub struct Roles {
-    entries: Vec<(Cidr, String)>,
+    by_prefix: Vec<(bool, u8, HashMap<u128, String>)>,
 }
 
 impl Roles {
@@ -90,7 +96,7 @@ impl Roles {
 
     /// One `NETWORK ROLE` per line (space, tab or comma between them).
     pub fn parse(text: &str) -> Result<Roles> {
-        let mut entries = Vec::new();
+        let mut by_prefix: Vec<(bool, u8, HashMap<u128, String>)> = Vec::new();
         for (n, line) in lines(text) {
             let mut parts = line
                 .split([' ', '\t', ','])
@@ -108,9 +114,23 @@ impl Roles {
                 "line {n}: role '{}' must be 1 to {MAX_NAME} letters, digits, '.', '_' or '-'",
                 crate::util::text::printable(name)
             );
-            entries.push((cidr, name.to_ascii_lowercase()));
+            // A later line for the same network wins.
+            let (v6, net) = cidr.key();
+            let prefix = cidr.prefix();
+            let at = match by_prefix
+                .iter()
+                .position(|(f, p, _)| (*f, *p) == (v6, prefix))
+            {
+                Some(i) => i,
+                None => {
+                    by_prefix.push((v6, prefix, HashMap::default()));
+                    by_prefix.len() - 1
+                }
+            };
+            by_prefix[at].2.insert(net, name.to_ascii_lowercase());
         }
-        Ok(Roles { entries })
+        by_prefix.sort_by(|a, b| b.1.cmp(&a.1));
+        Ok(Roles { by_prefix })
     }
 
     /// The host's group: the longest `--roles` prefix covering it, else
@@ -121,11 +141,13 @@ impl Roles {
 
     /// [`Roles::role_of`], borrowed.
     pub fn role(&self, f: RoleFacts) -> &str {
-        self.entries
+        self.by_prefix
             .iter()
-            .filter(|(net, _)| net.contains(f.ip))
-            .max_by_key(|(net, _)| net.prefix())
-            .map_or_else(|| from_traffic(f), |(_, name)| name.as_str())
+            .find_map(|(v6, prefix, nets)| {
+                let (family, net) = crate::net::masked(f.ip, *prefix);
+                (family == *v6).then(|| nets.get(&net)).flatten()
+            })
+            .map_or_else(|| from_traffic(f), String::as_str)
     }
 }
 
@@ -222,6 +244,16 @@ mod tests {
         assert_eq!(r.role_of(facts("10.0.5.7", true, 900, 0)), "jump-hosts");
         assert_eq!(r.role_of(facts("10.0.6.7", true, 1, 900)), WORKSTATION);
         assert_eq!(r.role_of(facts("8.8.8.8", false, 1, 0)), EXTERNAL);
+        // The same network twice: the later line wins; a /32 inside a /24.
+        let r = Roles::parse(
+            "10.0.5.0/24 a\n10.0.5.0/24 b\n10.0.5.9 c\nfd00::/8 v6\n2001:db8::/64 v6b\n",
+        )
+        .unwrap();
+        assert_eq!(r.role_of(facts("2001:db8::7", true, 1, 0)), "v6b");
+        assert_eq!(r.role_of(facts("10.0.5.7", true, 1, 0)), "b");
+        assert_eq!(r.role_of(facts("10.0.5.9", true, 1, 0)), "c");
+        assert_eq!(r.role_of(facts("fd00::1", true, 1, 0)), "v6");
+        assert_eq!(r.role_of(facts("10.0.6.1", true, 1, 0)), WORKSTATION);
         for bad in [
             "10.0.0.0/8",
             "10.0.0.0/8 a b",
