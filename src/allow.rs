@@ -14,18 +14,15 @@ use anyhow::Result;
 use crate::lists::{lines, parse_file};
 use crate::net::Cidr;
 
-/// One allowlist line.
-#[derive(Debug, Clone)]
-pub struct AllowEntry {
-    pub net: Cidr,
-    /// Empty: the whole host.
-    pub ports: Vec<u16>,
-}
-
-/// Known scanners, backup servers, pollers.
+/// Known scanners, backup servers, pollers: looked up by address with one
+/// hash per distinct prefix length (a flow's source is looked up for every
+/// flow), however many lines.
 #[derive(Debug, Clone, Default)]
 pub struct Allowlist {
-    pub entries: Vec<AllowEntry>,
+    /// Networks allowed whole.
+    hosts: crate::net::CidrMap<()>,
+    /// Networks allowed on some ports.
+    ports: crate::net::CidrMap<Vec<u16>>,
 }
 
 impl Allowlist {
@@ -34,7 +31,7 @@ impl Allowlist {
     }
 
     pub fn parse(text: &str) -> Result<Allowlist> {
-        let mut entries = Vec::new();
+        let mut list = Allowlist::default();
         for (n, line) in lines(text) {
             let mut parts = line.splitn(2, [' ', '\t']);
             let net: Cidr = parts
@@ -53,23 +50,23 @@ impl Allowlist {
                     })
                     .collect::<Result<_>>()?,
             };
-            entries.push(AllowEntry { net, ports });
+            if ports.is_empty() {
+                list.hosts.entry(net, || ());
+            } else {
+                list.ports.entry(net, Vec::new).extend(ports);
+            }
         }
-        Ok(Allowlist { entries })
+        Ok(list)
     }
 
     /// The whole host is allowlisted.
     pub fn host_allowed(&self, ip: IpAddr) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.ports.is_empty() && e.net.contains(ip))
+        self.hosts.matches(ip).next().is_some()
     }
 
     /// Flows from `src` to `port` are allowlisted.
     pub fn flow_allowed(&self, src: IpAddr, port: u16) -> bool {
-        self.entries
-            .iter()
-            .any(|e| !e.ports.is_empty() && e.ports.contains(&port) && e.net.contains(src))
+        !self.ports.is_empty() && self.ports.matches(src).any(|p| p.contains(&port))
     }
 }
 
@@ -85,5 +82,24 @@ mod tests {
         assert!(a.flow_allowed("10.0.1.5".parse().unwrap(), 161));
         assert!(!a.flow_allowed("10.0.1.5".parse().unwrap(), 22));
         assert!(Allowlist::parse("10.0.0.9 http").is_err());
+    }
+
+    /// Every line counts, not only the longest prefix: a /32 with ports
+    /// inside a /24 with others, both lines of one network merged; a v4
+    /// address never matches a v6 network.
+    #[test]
+    fn every_covering_line_counts() {
+        let a = Allowlist::parse(
+            "10.0.1.0/24 161\n10.0.1.5 22\n10.0.1.5 23\n2001:db8::/64 161\n10.0.2.0/24\n",
+        )
+        .unwrap();
+        let ip = |s: &str| s.parse().unwrap();
+        for port in [161, 22, 23] {
+            assert!(a.flow_allowed(ip("10.0.1.5"), port), "{port}");
+        }
+        assert!(!a.flow_allowed(ip("10.0.1.6"), 22));
+        assert!(a.flow_allowed(ip("2001:db8::9"), 161));
+        assert!(!a.flow_allowed(ip("32.1.13.184"), 161));
+        assert!(a.host_allowed(ip("10.0.2.77")) && !a.host_allowed(ip("10.0.1.5")));
     }
 }

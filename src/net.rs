@@ -20,7 +20,7 @@ impl Cidr {
 
     /// The network as a key: its family (IPv6 or not) and its address with
     /// the host bits cleared ([`masked`] of any address inside gives it).
-    pub fn key(&self) -> (bool, u128) {
+    fn key(&self) -> (bool, u128) {
         masked(self.addr, self.prefix)
     }
 
@@ -88,6 +88,60 @@ pub fn masked(ip: IpAddr, prefix: u8) -> (bool, u128) {
                 .unwrap_or(0);
             (true, u128::from(v6) & mask)
         }
+    }
+}
+
+/// Values by network, found by address with one hash look-up per distinct
+/// prefix length (not one comparison per network: an analyst's list may
+/// hold a line per server).
+#[derive(Debug, Clone)]
+pub struct CidrMap<V> {
+    /// (IPv6, prefix length, masked network -> value), longest prefix
+    /// first.
+    groups: Vec<(bool, u8, rustc_hash::FxHashMap<u128, V>)>,
+}
+
+impl<V> Default for CidrMap<V> {
+    fn default() -> Self {
+        CidrMap { groups: Vec::new() }
+    }
+}
+
+impl<V> CidrMap<V> {
+    /// The value of `net`, inserted with `make` when it has none yet.
+    pub fn entry(&mut self, net: Cidr, make: impl FnOnce() -> V) -> &mut V {
+        let (v6, key) = net.key();
+        let at = match self
+            .groups
+            .iter()
+            .position(|(f, p, _)| (*f, *p) == (v6, net.prefix))
+        {
+            Some(i) => i,
+            None => {
+                self.groups
+                    .push((v6, net.prefix, rustc_hash::FxHashMap::default()));
+                self.groups
+                    .sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                self.groups
+                    .iter()
+                    .position(|(f, p, _)| (*f, *p) == (v6, net.prefix))
+                    .expect("just inserted")
+            }
+        };
+        self.groups[at].2.entry(key).or_insert_with(make)
+    }
+
+    /// The values of the networks holding `ip`, longest prefix first.
+    pub fn matches(&self, ip: IpAddr) -> impl Iterator<Item = &V> {
+        self.groups.iter().filter_map(move |(v6, prefix, nets)| {
+            let (family, key) = masked(ip, *prefix);
+            (family == *v6).then(|| nets.get(&key)).flatten()
+        })
+    }
+
+    /// Whether no network is held.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
     }
 }
 

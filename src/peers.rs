@@ -23,8 +23,6 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use rustc_hash::FxHashMap as HashMap;
-
 use crate::lists::{lines, parse_file};
 use crate::net::Cidr;
 
@@ -85,7 +83,7 @@ pub struct RoleFacts {
 /// comparison per line (an asset inventory has a line per server).
 #[derive(Debug, Clone, Default)]
 pub struct Roles {
-    by_prefix: Vec<(bool, u8, HashMap<u128, String>)>,
+    nets: crate::net::CidrMap<String>,
 }
 
 impl Roles {
@@ -96,7 +94,7 @@ impl Roles {
 
     /// One `NETWORK ROLE` per line (space, tab or comma between them).
     pub fn parse(text: &str) -> Result<Roles> {
-        let mut by_prefix: Vec<(bool, u8, HashMap<u128, String>)> = Vec::new();
+        let mut nets = crate::net::CidrMap::default();
         for (n, line) in lines(text) {
             let mut parts = line
                 .split([' ', '\t', ','])
@@ -115,22 +113,9 @@ impl Roles {
                 crate::util::text::printable(name)
             );
             // A later line for the same network wins.
-            let (v6, net) = cidr.key();
-            let prefix = cidr.prefix();
-            let at = match by_prefix
-                .iter()
-                .position(|(f, p, _)| (*f, *p) == (v6, prefix))
-            {
-                Some(i) => i,
-                None => {
-                    by_prefix.push((v6, prefix, HashMap::default()));
-                    by_prefix.len() - 1
-                }
-            };
-            by_prefix[at].2.insert(net, name.to_ascii_lowercase());
+            *nets.entry(cidr, String::new) = name.to_ascii_lowercase();
         }
-        by_prefix.sort_by(|a, b| b.1.cmp(&a.1));
-        Ok(Roles { by_prefix })
+        Ok(Roles { nets })
     }
 
     /// The host's group: the longest `--roles` prefix covering it, else
@@ -141,12 +126,9 @@ impl Roles {
 
     /// [`Roles::role_of`], borrowed.
     pub fn role(&self, f: RoleFacts) -> &str {
-        self.by_prefix
-            .iter()
-            .find_map(|(v6, prefix, nets)| {
-                let (family, net) = crate::net::masked(f.ip, *prefix);
-                (family == *v6).then(|| nets.get(&net)).flatten()
-            })
+        self.nets
+            .matches(f.ip)
+            .next()
             .map_or_else(|| from_traffic(f), String::as_str)
     }
 }
