@@ -51,6 +51,10 @@ pub(crate) struct DetectConfig {
     /// Judge each host against its peer group too (see `peers`); off with
     /// `--no-peer-groups`, or with a model saved without groups.
     pub peer_groups: bool,
+    /// Flows each host started and received over a longer span than the
+    /// run (`watch`: since it started, bounded): what its role is told
+    /// from, when given, instead of the run's own counts.
+    pub role_traffic: Option<std::sync::Arc<rustc_hash::FxHashMap<IpAddr, (u64, u64)>>>,
     /// Repeat the training rows of smaller peer groups up to this many
     /// times (`--peer-balance`; 1: not at all; see `peers::balance`).
     pub peer_balance: usize,
@@ -121,6 +125,7 @@ impl DetectConfig {
             allow: Allowlist::default(),
             roles: crate::peers::Roles::default(),
             peer_groups: true,
+            role_traffic: None,
             peer_balance: crate::peers::DEFAULT_BALANCE,
             preprocessing: Preprocessing::default(),
             detector: DetectorParams::default(),
@@ -871,11 +876,16 @@ fn host_roles(cfg: &DetectConfig, entities: &Entities<'_>) -> Vec<String> {
         .hosts
         .iter()
         .map(|h| {
+            let (flows, inbound) = cfg
+                .role_traffic
+                .as_ref()
+                .and_then(|t| t.get(&h.ip).copied())
+                .unwrap_or((h.flows, h.inbound));
             cfg.roles.role_of(crate::peers::RoleFacts {
                 ip: h.ip,
                 internal: h.internal,
-                flows: h.flows,
-                inbound: h.inbound,
+                flows,
+                inbound,
             })
         })
         .collect()

@@ -1036,6 +1036,10 @@ fn report_watch(
             stats.admin_forgotten,
             "hosts' admin-peer history forgotten past --max-hosts",
         ),
+        (
+            stats.traffic_forgotten,
+            "hosts' traffic counts (their roles) forgotten past --max-hosts",
+        ),
         (stats.idle_closes, "windows closed by --idle-close"),
         (
             stats.incidents_closed,

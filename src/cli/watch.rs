@@ -101,6 +101,9 @@ pub(super) struct WatchStats {
     pub idle_closes: u64,
     /// Hosts whose admin peers were forgotten to stay within the bound.
     pub admin_forgotten: u64,
+    /// Hosts whose traffic counts (their role) were forgotten to stay
+    /// within the bound.
+    pub traffic_forgotten: u64,
     /// Incidents closed after a quiet period, and daily summaries written.
     pub incidents_closed: u64,
     pub summaries: u64,
@@ -216,6 +219,56 @@ impl AdminHistory {
     }
 }
 
+/// The flows each host started and received since `watch` started, so its
+/// role (a server receives more than it starts) does not change with a
+/// quiet window; at most `cap` hosts (the least recently active forgotten
+/// first).
+struct TrafficHistory {
+    hosts: HashMap<IpAddr, (u64, u64, i64)>,
+    cap: usize,
+}
+
+impl TrafficHistory {
+    /// Adds a window's started (`sources`) and received (`inbound`) flows,
+    /// then keeps within the cap; how many hosts were forgotten.
+    fn update(
+        &mut self,
+        sources: impl Iterator<Item = (IpAddr, u64)>,
+        inbound: Vec<(IpAddr, u64)>,
+        window: i64,
+    ) -> u64 {
+        for (ip, n) in sources {
+            let e = self.hosts.entry(ip).or_default();
+            e.0 += n;
+            e.2 = window;
+        }
+        for (ip, n) in inbound {
+            let e = self.hosts.entry(ip).or_default();
+            e.1 += n;
+            e.2 = window;
+        }
+        if self.hosts.len() <= self.cap {
+            return 0;
+        }
+        let mut by_age: Vec<(i64, IpAddr)> = self.hosts.iter().map(|(ip, e)| (e.2, *ip)).collect();
+        by_age.sort_unstable();
+        let excess = self.hosts.len() - self.cap * 9 / 10;
+        for (_, ip) in &by_age[..excess] {
+            self.hosts.remove(ip);
+        }
+        excess as u64
+    }
+
+    /// The (started, received) of `ips`, for their roles.
+    fn counts(
+        &self,
+        ips: impl Iterator<Item = IpAddr>,
+    ) -> rustc_hash::FxHashMap<IpAddr, (u64, u64)> {
+        ips.filter_map(|ip| self.hosts.get(&ip).map(|e| (ip, (e.0, e.1))))
+            .collect()
+    }
+}
+
 struct State<'a, W: Write> {
     cfg: &'a WatchConfig,
     detect: DetectConfig,
@@ -230,6 +283,7 @@ struct State<'a, W: Write> {
     day_hosts: HashSet<IpAddr>,
     day_alerted: HashSet<IpAddr>,
     admin: AdminHistory,
+    traffic: TrafficHistory,
     /// Flows far ahead, waiting for others to confirm the jump.
     held: Vec<HeldFlow>,
     out: W,
@@ -336,7 +390,16 @@ impl<W: Write> State<'_, W> {
         let mut options = self.detect.profile.clone();
         options.allow = self.cfg.allow.clone();
         let builder = std::mem::replace(&mut self.builder, ProfileBuilder::with_options(options));
+        let inbound = builder.inbound_counts();
         let mut profiles = builder.finish();
+        if self.detect.peer_groups {
+            self.stats.traffic_forgotten +=
+                self.traffic
+                    .update(profiles.hosts.iter().map(|h| (h.ip, h.flows)), inbound, w);
+            self.detect.role_traffic = Some(std::sync::Arc::new(
+                self.traffic.counts(profiles.hosts.iter().map(|h| h.ip)),
+            ));
+        }
         if !self.detect.score_external {
             profiles.hosts.retain(|h| h.internal);
         }
@@ -847,6 +910,10 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
             hosts: HashMap::new(),
             cap: cfg.max_hosts,
         },
+        traffic: TrafficHistory {
+            hosts: HashMap::new(),
+            cap: cfg.max_hosts,
+        },
         held: Vec::new(),
         out,
         stats: WatchStats::default(),
@@ -891,4 +958,35 @@ pub(super) fn watch<W: Write>(cfg: &WatchConfig, out: W) -> Result<(WatchStats, 
         eprintln!();
     }
     Ok((state.stats, read_stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrafficHistory;
+    use std::net::IpAddr;
+
+    /// A server that is quiet in a window keeps the counts of the windows
+    /// before (its role does not flip); past the cap the least recently
+    /// active hosts are forgotten, and counted.
+    #[test]
+    fn traffic_counts_add_up_and_stay_bounded() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut t = TrafficHistory {
+            hosts: Default::default(),
+            cap: 10,
+        };
+        let server = ip("10.0.0.2");
+        t.update([(server, 5)].into_iter(), vec![(server, 900)], 1);
+        t.update([(server, 7)].into_iter(), Vec::new(), 2);
+        let c = t.counts([server, ip("10.0.0.3")].into_iter());
+        assert_eq!(c.get(&server), Some(&(12, 900)));
+        assert_eq!(c.len(), 1);
+        let many: Vec<(IpAddr, u64)> = (0..20u8)
+            .map(|i| (IpAddr::from([10, 1, 0, i]), 1))
+            .collect();
+        let forgotten = t.update(many.into_iter(), Vec::new(), 3);
+        assert_eq!(forgotten, 21 - 9);
+        assert_eq!(t.hosts.len(), 9);
+        assert!(!t.hosts.contains_key(&server), "the oldest goes first");
+    }
 }

@@ -392,6 +392,17 @@ impl ProfileBuilder {
         })
     }
 
+    /// Flows to each internal destination so far (those with any).
+    pub fn inbound_counts(&self) -> Vec<(IpAddr, u64)> {
+        self.dst_ids
+            .iter()
+            .filter_map(|(ip, &id)| {
+                let n = self.inbound.get(id as usize).copied().unwrap_or(0);
+                (n > 0).then_some((*ip, n))
+            })
+            .collect()
+    }
+
     /// Flows the allowlist has dropped so far.
     pub fn allowed_flows(&self) -> u64 {
         self.allowed_flows
