@@ -17,6 +17,9 @@ lm=./target/release/latmove
 [ -f "$work/hard.csv.gz" ] || $lm synth --scenario hard --rows 200000 --seed 7 -o "$work/hard.csv.gz" >/dev/null
 [ -f "$work/hard-baseline.csv.gz" ] || $lm synth --scenario hard --benign-only --rows 200000 --seed 8 -o "$work/hard-baseline.csv.gz" >/dev/null
 printf '# the organisation'"'"'s vulnerability scanner\n192.168.10.80\n' > "$work/allow.txt"
+# A network with enough workstations for a peer group of their own (300, as
+# busy as a third of the standard day's ten each).
+[ -f "$work/ws300.csv" ] || $lm synth --workstations 300 --rows 4459090 --seed 42 -o "$work/ws300.csv" >/dev/null
 [ -f "$work/benign-day.csv.gz" ] || $lm synth --benign-only --rows 445909 --seed 12 -o "$work/benign-day.csv.gz" >/dev/null
 # Each host's own past, from a benign day (see docs/monitoring.md).
 rm -rf "$work/past-day" "$work/past-hard"
@@ -47,6 +50,8 @@ run_past() { # name, out, past, args...: each seed on a fresh copy of the past
   run "synthetic day (cross-fitted) | full" day-full "$work/day.csv.gz"
   run_past "synthetic day (cross-fitted, --history of a benign day) | full" day-past "$work/past-day" "$work/day.csv.gz"
   run "synthetic day | Zeek-style rules" day-rules "$work/day.csv.gz" --detector rules
+  run "300 workstations (cross-fitted) | full" ws300-full "$work/ws300.csv"
+  run "300 workstations (cross-fitted, --no-peer-groups) | full" ws300-all "$work/ws300.csv" --no-peer-groups
   run "hard day (--train baseline, --allow) | seed" hard-seed "$work/hard.csv.gz" --train "$work/hard-baseline.csv.gz" --allow "$work/allow.txt" --features seed
   run "hard day (--train baseline, --allow) | full" hard-full "$work/hard.csv.gz" --train "$work/hard-baseline.csv.gz" --allow "$work/allow.txt"
   run_past "hard day (--train baseline, --allow, --history of it) | full" hard-past "$work/past-hard" "$work/hard.csv.gz" --train "$work/hard-baseline.csv.gz" --allow "$work/allow.txt"

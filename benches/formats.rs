@@ -324,6 +324,7 @@ fn main() {
             scenario: latmove::synth::Scenario::Standard,
             benign_only: false,
             run: None,
+            workstations: 10,
         };
         let mut w = BufWriter::new(File::create(&csv).unwrap());
         latmove::synth::write_day(&cfg, &mut w).unwrap();

@@ -81,6 +81,7 @@ fn main() {
             scenario: latmove::synth::Scenario::Standard,
             benign_only: false,
             run: None,
+            workstations: 10,
         };
         let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         latmove::synth::write_day(&cfg, &mut w).unwrap();

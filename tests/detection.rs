@@ -634,3 +634,45 @@ fn peer_balance_ranks_the_attackers_first_on_the_full_day() {
     let m = std::fs::read_to_string(&model).unwrap();
     assert!(m.contains("\"peer_balance\":3"), "{}", &m[m.len() - 400..]);
 }
+
+/// A network with enough workstations for a group of their own (110 at
+/// the 1% budget): the busy workstations that the whole population finds
+/// rare are ordinary among their peers, so far fewer benign hosts are
+/// flagged, and both attackers still are.
+#[test]
+fn peer_groups_quiet_a_network_of_workstations() {
+    let day = synth_day("csv", &["--workstations", "110", "--rows", "500000"]);
+    let dir = tempdir();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "detect",
+            &day,
+            "--no-charts",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = latmove(&args);
+        expect_code(&o, 0);
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        let said = String::from_utf8_lossy(&o.stdout).into_owned();
+        (
+            m["metrics"]["tp"].as_u64().unwrap(),
+            m["metrics"]["fp"].as_u64().unwrap(),
+            said,
+        )
+    };
+    let (tp, fp, said) = run("groups", &[]);
+    let (tp_all, fp_all, _) = run("all", &["--no-peer-groups"]);
+    assert_eq!((tp, tp_all), (2, 2));
+    assert!(
+        said.contains("workstation      112 hosts: 110 training hosts"),
+        "{said}"
+    );
+    assert!(
+        fp <= 5 && fp * 3 < fp_all,
+        "{fp} with peer groups, {fp_all} without"
+    );
+}

@@ -538,6 +538,11 @@ pub struct SynthArgs {
     /// With --days: the day of the attacks (1 = the first).
     #[arg(long, default_value_t = 10, value_name = "K")]
     pub attack_day: usize,
+    /// Workstations (10 to 10000): the CIC-IDS2017 network's ten, then
+    /// more in 10.20.0.0/16, sharing the benign rows (raise --rows with
+    /// them to keep each one as busy). Not with --days.
+    #[arg(long, default_value_t = 10, value_name = "N", conflicts_with = "days")]
+    pub workstations: usize,
 }
 
 /// Runs the parsed command; returns the process exit code.
@@ -1378,6 +1383,15 @@ fn run_synth(a: SynthArgs) -> Result<ExitCode> {
         },
         benign_only: a.benign_only,
         run: None,
+        workstations: {
+            anyhow::ensure!(
+                (10..=synth::MAX_WORKSTATIONS).contains(&a.workstations),
+                "--workstations must be from 10 to {}, got {}",
+                synth::MAX_WORKSTATIONS,
+                a.workstations
+            );
+            a.workstations
+        },
     };
     if let Some(days) = a.days {
         return synth_days(&a, cfg, days);

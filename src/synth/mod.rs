@@ -73,6 +73,24 @@ pub struct SynthConfig {
     pub benign_only: bool,
     /// One day of a run of days (`synth --days`), or a single day.
     pub run: Option<RunDay>,
+    /// Workstations browsing and asking the DC (a single day): the ten of
+    /// the CIC-IDS2017 network, then more in 10.20.0.0/16 (see
+    /// [`workstations`]).
+    pub workstations: usize,
+}
+
+/// The most workstations a day has (`synth --workstations`).
+pub const MAX_WORKSTATIONS: usize = 10_000;
+
+/// `n` workstations: the ten of the victim network, then 10.20.x.y (250 a
+/// /24), so a day can have as many workstations as a real network.
+pub fn workstations(n: usize) -> Vec<Ipv4Addr> {
+    let mut v: Vec<Ipv4Addr> = WORKSTATIONS.iter().copied().take(n).collect();
+    v.extend(
+        (0..n.saturating_sub(WORKSTATIONS.len()))
+            .map(|i| Ipv4Addr::new(10, 20, (i / 250) as u8, (i % 250) as u8 + 1)),
+    );
+    v
 }
 
 /// One day of a run of days with the same hosts (`synth --days N`): the
@@ -469,7 +487,7 @@ fn generate_run_day(cfg: &SynthConfig, day: RunDay) -> (Vec<Spec>, usize) {
     let n = cfg.rows.max(200);
     let scale = n as f64 / TUESDAY_ROWS as f64;
     // The same hosts every day: drawn from the seed alone.
-    let bg = Background::draw(&mut g, scale);
+    let bg = Background::draw(&mut g, scale, WORKSTATIONS.to_vec());
     let updates: Vec<Ipv4Addr> = (0..30).map(|_| public_ip(&mut g.rng)).collect();
     g.rng = ChaCha8Rng::seed_from_u64(
         cfg.seed ^ (day.index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -546,7 +564,7 @@ fn generate(cfg: &SynthConfig) -> (Vec<Spec>, usize) {
     let scan = ((11_000.0 * scale) as usize).max(1500);
     let benign = n.saturating_sub(empty_rows + ftp + ssh + scan);
 
-    let bg = Background::draw(&mut g, scale);
+    let bg = Background::draw(&mut g, scale, workstations(cfg.workstations.max(1)));
     for _ in 0..benign {
         benign_flow(&mut g, &bg);
     }
@@ -572,10 +590,12 @@ struct Background {
     ntp: Vec<Ipv4Addr>,
     mirrors: Vec<Ipv4Addr>,
     favourites: Vec<Vec<Ipv4Addr>>,
+    /// The workstations (`favourites` has one list each).
+    workstations: Vec<Ipv4Addr>,
 }
 
 impl Background {
-    fn draw(g: &mut Gen, scale: f64) -> Background {
+    fn draw(g: &mut Gen, scale: f64, workstations: Vec<Ipv4Addr>) -> Background {
         let web_sites: Vec<Ipv4Addr> = (0..(2500.0 * scale.sqrt()) as usize + 40)
             .map(|_| public_ip(&mut g.rng))
             .collect();
@@ -586,7 +606,7 @@ impl Background {
         let ntp: Vec<Ipv4Addr> = (0..4).map(|_| public_ip(&mut g.rng)).collect();
         let mirrors: Vec<Ipv4Addr> = (0..6).map(|_| public_ip(&mut g.rng)).collect();
         // Each workstation has its own favourite sites.
-        let favourites: Vec<Vec<Ipv4Addr>> = WORKSTATIONS
+        let favourites: Vec<Vec<Ipv4Addr>> = workstations
             .iter()
             .map(|_| {
                 let mut s = web_sites.clone();
@@ -602,6 +622,7 @@ impl Background {
             ntp,
             mirrors,
             favourites,
+            workstations,
         }
     }
 }
@@ -610,8 +631,8 @@ impl Background {
 /// directory traffic, broadcasts, NTP, replies, the web server's clients.
 fn benign_flow(g: &mut Gen, bg: &Background) {
     let t = g.time(DAY_START, DAY_END);
-    let w = g.rng.gen_range(0..WORKSTATIONS.len());
-    let ws = WORKSTATIONS[w];
+    let w = g.rng.gen_range(0..bg.workstations.len());
+    let ws = bg.workstations[w];
     let roll: f64 = g.rng.r#gen();
     if roll < 0.42 {
         let site = popular(&mut g.rng, &bg.favourites[w]);
