@@ -16,6 +16,9 @@ lm=$PWD/target/release/latmove
 [ -f "$work/hard.csv.gz" ] || $lm synth --scenario hard --rows 200000 --seed 7 -o "$work/hard.csv.gz" >/dev/null
 [ -d "$work/weeks" ] || $lm synth --days 14 --seed 5 -o "$work/weeks" >/dev/null
 printf '# the organisation'"'"'s vulnerability scanner\n192.168.10.80\n' > "$work/allow.txt"
+# The same network with 300 workstations (a peer group of their own).
+[ -f "$work/ws300-monday.csv" ] || $lm synth --workstations 300 --rows 4459090 --benign-only --seed 12 -o "$work/ws300-monday.csv" >/dev/null
+[ -f "$work/ws300-tuesday.csv" ] || $lm synth --workstations 300 --rows 4459090 --seed 11 -o "$work/ws300-tuesday.csv" >/dev/null
 
 # run NAME BASELINE "WATCHED..." [OPTIONS...]: train on BASELINE, watch each
 # watched file in turn, once without and once with --history.
@@ -25,7 +28,7 @@ run() {
     local hist=() out=$work/$name-$mode
     rm -rf "$out" && mkdir -p "$out"
     [ $mode = history ] && hist=(--history "$out/history")
-    $lm train "$base" -o "$out/model.json" --out "$out/train" "${hist[@]}" "$@" >/dev/null 2>&1
+    $lm train "$base" -o "$out/model.json" "${hist[@]}" "$@" >/dev/null 2>&1
     : > "$out/alerts.ndjson"
     local passed=0
     for f in $watched; do
@@ -46,3 +49,5 @@ echo "|---|---|---|---|---|---|---|---|"
 run "full day" "$work/monday.csv" "$work/tuesday.csv"
 run "hard day (--allow)" "$work/hard-base.csv.gz" "$work/hard.csv.gz" --allow "$work/allow.txt"
 run "two weeks (days 2-14)" "$work/weeks/day-01.csv.gz" "$(ls "$work"/weeks/day-*.csv.gz | tail -n +2 | tr '\n' ' ')"
+run "300 workstations, --no-peer-groups" "$work/ws300-monday.csv" "$work/ws300-tuesday.csv" --no-peer-groups
+run "300 workstations" "$work/ws300-monday.csv" "$work/ws300-tuesday.csv"
