@@ -578,7 +578,7 @@ fn judge_by_history(
                     .map(|j| table.values[[k, j]])
             };
             let at = entities.window_start[k].or(run_start).unwrap_or(f64::MAX);
-            let mut j = past.judge_naming(r.ip, value, (&peers, at), &pairs);
+            let mut j = past.judge(r.ip, value, (&peers, at), &pairs);
             // Which window: the one shown may be another (the peak).
             if let (Judgement::Beyond(why), Some(start)) = (&mut j, entities.window_start[k]) {
                 why.push_str(&format!(

@@ -199,20 +199,10 @@ impl History {
     }
 
     /// How the window `values` (features by name) reaching `admin_peers`
-    /// compares with `ip`'s past.
-    pub fn judge(
-        &self,
-        ip: IpAddr,
-        value: impl Fn(&str) -> Option<f64>,
-        (admin_peers, at): (&[IpAddr], f64),
-    ) -> Judgement {
-        self.judge_naming(ip, value, (admin_peers, at), &[])
-    }
-
-    /// [`History::judge`], naming in the reason the administration
+    /// compares with `ip`'s past; the reason names the administration
     /// services (`SMB`, `RDP`...) the new peers were reached on, from the
     /// (peer, port) pairs the host used (`admin_pairs`).
-    pub fn judge_naming(
+    pub fn judge(
         &self,
         ip: IpAddr,
         value: impl Fn(&str) -> Option<f64>,
@@ -403,24 +393,30 @@ mod tests {
             .collect();
         h.learn(&seen[..3]);
         let value = |d: f64| move |n: &str| (n == "unique_dst_ips").then_some(d);
-        assert_eq!(h.judge(ip, value(500.0), (&[], 1e9)), Judgement::NoHistory);
+        assert_eq!(
+            h.judge(ip, value(500.0), (&[], 1e9), &[]),
+            Judgement::NoHistory
+        );
         h.learn(&seen[3..]);
         // Usual: 18 (the second largest of 10..19).
-        assert_eq!(h.judge(ip, value(41.0), (&[], 1e9)), Judgement::Usual);
+        assert_eq!(h.judge(ip, value(41.0), (&[], 1e9), &[]), Judgement::Usual);
         assert!(matches!(
-            h.judge(ip, value(42.0), (&[], 1e9)),
+            h.judge(ip, value(42.0), (&[], 1e9), &[]),
             Judgement::Beyond(_)
         ));
         let peers: Vec<IpAddr> = ["10.0.0.9", "10.0.0.10", "10.0.0.11"]
             .iter()
             .map(|p| p.parse().unwrap())
             .collect();
-        assert_eq!(h.judge(ip, value(1.0), (&peers, 1e9)), Judgement::Usual);
+        assert_eq!(
+            h.judge(ip, value(1.0), (&peers, 1e9), &[]),
+            Judgement::Usual
+        );
         let more: Vec<IpAddr> = ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
             .iter()
             .map(|p| p.parse().unwrap())
             .collect();
-        match h.judge(ip, value(1.0), (&more, 1e9)) {
+        match h.judge(ip, value(1.0), (&more, 1e9), &[]) {
             Judgement::Beyond(why) => assert!(why.contains("reached 3 internal hosts"), "{why}"),
             other => panic!("{other:?}"),
         }
@@ -436,7 +432,7 @@ mod tests {
         .iter()
         .map(|(p, port)| (p.parse().unwrap(), *port))
         .collect();
-        match h.judge_naming(ip, value(1.0), (&more, 1e9), &pairs) {
+        match h.judge(ip, value(1.0), (&more, 1e9), &pairs) {
             Judgement::Beyond(why) => assert!(
                 why.starts_with(
                     "reached 3 internal hosts on SMB, RDP it had never contacted in the past "
@@ -469,12 +465,12 @@ mod tests {
             .collect();
         // 10.0.0.20 and .21 (this morning) and .22 (never): three new.
         assert!(matches!(
-            h.judge(ip, value, (&peers, day + 1800.0)),
+            h.judge(ip, value, (&peers, day + 1800.0), &[]),
             Judgement::Beyond(_)
         ));
         // A day later the morning's peers are known.
         assert_eq!(
-            h.judge(ip, value, (&peers[..3], 2.0 * day + 1800.0)),
+            h.judge(ip, value, (&peers[..3], 2.0 * day + 1800.0), &[]),
             Judgement::Usual
         );
     }

@@ -302,6 +302,18 @@ fn watch_raises_one_incident_per_host_and_closes_it_when_quiet() {
     assert_eq!(run("30m"), records);
 }
 
+/// The history tests' day (seed 11: the brute force and the scan, 30,000
+/// rows) and `train` on a benign day (seed 12) into `dir`/m.json, with its
+/// history in `dir`/`hist`; the day's path and train's output.
+fn trained_with_history(dir: &std::path::Path, hist: &str) -> (String, std::process::Output) {
+    let d = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
+    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
+    let out = latmove(&["train", &base, "-o", &d("m.json"), "--history", &d(hist)]);
+    expect_code(&out, 0);
+    (day, out)
+}
+
 /// `--history`: train learns the baseline day's windows per host; `watch`
 /// then judges each host against its own past as well, so the busy
 /// workstations whose ordinary windows are rare among all hosts stay quiet
@@ -313,19 +325,7 @@ fn watch_raises_one_incident_per_host_and_closes_it_when_quiet() {
 fn history_judges_hosts_against_their_own_past_across_restarts() {
     let dir = tempdir();
     let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
-    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
-    let out = latmove(&[
-        "train",
-        &base,
-        "-o",
-        &d("m.json"),
-        "--out",
-        &d("t"),
-        "--history",
-        &d("h"),
-    ]);
-    expect_code(&out, 0);
+    let (day, out) = trained_with_history(dir.path(), "h");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("windows learnt; 400 hosts"),
         "{}",
@@ -584,19 +584,7 @@ fn watch_reports_alerted_host_days_beside_the_budget() {
 fn damaged_history_files_are_refused() {
     let dir = tempdir();
     let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
-    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
-    let out = latmove(&[
-        "train",
-        &base,
-        "-o",
-        &d("m.json"),
-        "--out",
-        &d("t"),
-        "--history",
-        &d("small"),
-    ]);
-    expect_code(&out, 0);
+    let (day, _) = trained_with_history(dir.path(), "small");
     std::fs::copy(d("small/history.json"), d("baseline.json")).unwrap();
     // A file where the directory should be.
     std::fs::write(d("file"), b"x").unwrap();
@@ -772,10 +760,7 @@ fn train_writes_outputs_only_when_asked() {
 fn a_read_only_history_is_left_as_it_was() {
     let dir = tempdir();
     let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
-    let base = synth_day("csv", &["--rows", "30000", "--seed", "12", "--benign-only"]);
-    let trained = latmove(&["train", &base, "-o", &d("m.json"), "--history", &d("h")]);
-    expect_code(&trained, 0);
+    let (day, _) = trained_with_history(dir.path(), "h");
     let state = || std::fs::read(d("h/history.json")).unwrap();
     let before = state();
     let (model, hist) = (d("m.json"), d("h"));

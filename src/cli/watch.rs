@@ -199,24 +199,25 @@ impl AdminHistory {
         seen.len()
     }
 
-    /// Forgets the least recently active hosts past the cap (down to 90%
-    /// of it, so this runs rarely); how many.
+    /// Keeps within the cap; how many hosts were forgotten.
     fn bound(&mut self) -> u64 {
-        if self.hosts.len() <= self.cap {
-            return 0;
-        }
-        let mut by_age: Vec<(i64, IpAddr)> = self
-            .hosts
-            .iter()
-            .map(|(ip, (_, last))| (*last, *ip))
-            .collect();
-        by_age.sort_unstable();
-        let excess = self.hosts.len() - self.cap * 9 / 10;
-        for (_, ip) in &by_age[..excess] {
-            self.hosts.remove(ip);
-        }
-        excess as u64
+        forget_oldest(&mut self.hosts, self.cap, |(_, last)| *last)
     }
+}
+
+/// Forgets the least recently active hosts (`last`: a host's last window)
+/// past `cap`, down to 90% of it so this runs rarely; how many.
+fn forget_oldest<V>(hosts: &mut HashMap<IpAddr, V>, cap: usize, last: impl Fn(&V) -> i64) -> u64 {
+    if hosts.len() <= cap {
+        return 0;
+    }
+    let mut by_age: Vec<(i64, IpAddr)> = hosts.iter().map(|(ip, v)| (last(v), *ip)).collect();
+    by_age.sort_unstable();
+    let excess = hosts.len() - cap * 9 / 10;
+    for (_, ip) in &by_age[..excess] {
+        hosts.remove(ip);
+    }
+    excess as u64
 }
 
 /// The flows each host started and received since `watch` started, so its
@@ -237,26 +238,15 @@ impl TrafficHistory {
         inbound: Vec<(IpAddr, u64)>,
         window: i64,
     ) -> u64 {
-        for (ip, n) in sources {
+        let started = sources.map(|(ip, n)| (ip, (n, 0)));
+        let received = inbound.into_iter().map(|(ip, n)| (ip, (0, n)));
+        for (ip, (out, back)) in started.chain(received) {
             let e = self.hosts.entry(ip).or_default();
-            e.0 += n;
+            e.0 += out;
+            e.1 += back;
             e.2 = window;
         }
-        for (ip, n) in inbound {
-            let e = self.hosts.entry(ip).or_default();
-            e.1 += n;
-            e.2 = window;
-        }
-        if self.hosts.len() <= self.cap {
-            return 0;
-        }
-        let mut by_age: Vec<(i64, IpAddr)> = self.hosts.iter().map(|(ip, e)| (e.2, *ip)).collect();
-        by_age.sort_unstable();
-        let excess = self.hosts.len() - self.cap * 9 / 10;
-        for (_, ip) in &by_age[..excess] {
-            self.hosts.remove(ip);
-        }
-        excess as u64
+        forget_oldest(&mut self.hosts, self.cap, |e| e.2)
     }
 
     /// The (started, received) of `ips`, for their roles.

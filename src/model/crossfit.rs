@@ -151,23 +151,9 @@ pub fn score_with(
     rows: &[usize],
     threads: usize,
 ) -> Result<Vec<f64>> {
-    let scorer = forest.scorer()?;
-    score_jobs(x, &[(&scorer, rows)], threads)
+    score_some_with(&forest.scorer()?, x, rows, threads)
 }
 
-/// Every row of `x` scored with a compiled forest, on `threads` threads
-/// (for batches scored one after another with one compilation).
-pub fn score_rows_with(
-    scorer: &Scorer,
-    x: ArrayView2<'_, f64>,
-    threads: usize,
-) -> Result<Vec<f64>> {
-    let rows: Vec<usize> = (0..x.nrows()).collect();
-    score_jobs(x, &[(scorer, &rows)], threads)
-}
-
-/// Every job's forest, its trees grown in tasks of `TREE_TASK` on
-/// whichever thread is free, so the threads finish together.
 /// `scorer`'s scores of `rows` of `x` (the other rows' are NaN).
 pub fn score_some_with(
     scorer: &Scorer,
@@ -178,6 +164,19 @@ pub fn score_some_with(
     score_jobs(x, &[(scorer, rows)], threads)
 }
 
+/// Every row of `x` scored with a compiled forest, on `threads` threads
+/// (for batches scored one after another with one compilation).
+pub fn score_rows_with(
+    scorer: &Scorer,
+    x: ArrayView2<'_, f64>,
+    threads: usize,
+) -> Result<Vec<f64>> {
+    let rows: Vec<usize> = (0..x.nrows()).collect();
+    score_some_with(scorer, x, &rows, threads)
+}
+
+/// Every job's forest, its trees grown in tasks of `TREE_TASK` on
+/// whichever thread is free, so the threads finish together.
 fn grow(
     params: &IsolationForestParams,
     x: ArrayView2<'_, f64>,

@@ -52,10 +52,3 @@ pub struct PeerGroup {
     /// The group's forest.
     pub forest: IsolationForest,
 }
-
-impl Fitted {
-    /// The group named `name`, when it has a forest of its own.
-    pub fn group(&self, name: &str) -> Option<&PeerGroup> {
-        self.groups.iter().find(|g| g.name == name)
-    }
-}

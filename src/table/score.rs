@@ -326,35 +326,31 @@ impl<'a> GroupScorers<'a> {
         Ok(GroupScorers { groups })
     }
 
-    /// Each row's group, and its score in its group's forest with the
-    /// group's threshold (`None`: judged against all hosts only). Only rows
-    /// above the whole population's threshold (`scores`, `threshold`) are
-    /// scored in their group: only there can it change the verdict.
-    #[expect(clippy::type_complexity, reason = "two parallel per-row vectors")]
+    /// Each row's score in its group's forest, with the group's threshold
+    /// (`None`: judged against all hosts only). Only rows above the whole
+    /// population's threshold (`scores`, `threshold`) are scored in their
+    /// group: only there can it change the verdict.
     fn score(
         &self,
-        cfg: &'a DetectConfig,
+        cfg: &DetectConfig,
         batch: &[EntityRow],
         x: ndarray::ArrayView2<'_, f64>,
         (scores, threshold): (&[f64], f64),
-    ) -> Result<(Vec<&'a str>, Vec<Option<(f64, f64)>>)> {
-        let roles: Vec<&'a str> = batch
-            .iter()
-            .map(|r| {
-                cfg.roles.role(crate::peers::RoleFacts {
-                    ip: r.ip,
-                    internal: r
-                        .internal
-                        .unwrap_or_else(|| cfg.profile.network.is_internal(r.ip)),
-                    flows: r.flows,
-                    inbound: r.inbound,
-                })
-            })
-            .collect();
+    ) -> Result<Vec<Option<(f64, f64)>>> {
+        let above: Vec<(usize, &str)> = if self.groups.is_empty() {
+            Vec::new()
+        } else {
+            (0..batch.len())
+                .filter(|&i| scores[i] > threshold)
+                .map(|i| (i, row_role(cfg, &batch[i])))
+                .collect()
+        };
         let mut peer: Vec<Option<(f64, f64)>> = vec![None; batch.len()];
         for (name, group, t) in &self.groups {
-            let rows: Vec<usize> = (0..batch.len())
-                .filter(|&i| scores[i] > threshold && roles[i] == *name)
+            let rows: Vec<usize> = above
+                .iter()
+                .filter(|(_, role)| role == name)
+                .map(|(i, _)| *i)
                 .collect();
             if rows.is_empty() {
                 continue;
@@ -364,8 +360,20 @@ impl<'a> GroupScorers<'a> {
                 peer[i] = Some((gs[i], *t));
             }
         }
-        Ok((roles, peer))
+        Ok(peer)
     }
+}
+
+/// The peer group of a row's host (a table row carries its host's counts).
+fn row_role<'a>(cfg: &'a DetectConfig, r: &EntityRow) -> &'a str {
+    cfg.roles.role(crate::peers::RoleFacts {
+        ip: r.ip,
+        internal: r
+            .internal
+            .unwrap_or_else(|| cfg.profile.network.is_internal(r.ip)),
+        flows: r.flows,
+        inbound: r.inbound,
+    })
 }
 
 /// Scores the feature table in `paths` with `cfg`'s saved model, in
@@ -396,11 +404,11 @@ pub(crate) fn score_table(cfg: &DetectConfig, paths: &[PathBuf]) -> Result<Detec
         let table = table_of(&batch, &cfg.features)?;
         let x = fitted.preprocessor.transform(&table);
         let scores = crate::model::crossfit::score_rows_with(&scorer, x.view(), cfg.threads)?;
-        let (roles, peer) = groups.score(cfg, &batch, x.view(), (&scores, threshold))?;
-        for (((r, s), role), peer) in batch.into_iter().zip(scores).zip(roles).zip(peer) {
+        let peer = groups.score(cfg, &batch, x.view(), (&scores, threshold))?;
+        for ((r, s), peer) in batch.into_iter().zip(scores).zip(peer) {
             let h = hosts
                 .entry(r.ip)
-                .or_insert_with(|| HostState::new(host_info(cfg, &r), role));
+                .or_insert_with(|| HostState::new(host_info(cfg, &r), row_role(cfg, &r)));
             h.add(r, (s, threshold), peer);
         }
         Ok(())
