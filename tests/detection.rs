@@ -539,12 +539,14 @@ fn peer_groups_veto_what_a_role_explains() {
                 group_of("192.168.10.3"),
                 group_of("192.168.10.9"),
                 group_of("192.168.10.51"),
+                // The least anomalous host, far below the threshold.
+                group_of(&rows.last().unwrap()[ip]),
             ),
             std::fs::read_to_string(alerts).unwrap(),
         )
     };
-    let (said, attacks, benign, (dc, ws, ubuntu), alerts) = run("groups", &[]);
-    let (_, attacks_all, benign_all, (dc_all, _, _), alerts_all) =
+    let (said, attacks, benign, (dc, ws, ubuntu, least), alerts) = run("groups", &[]);
+    let (_, attacks_all, benign_all, (dc_all, _, _, _), alerts_all) =
         run("all", &["--no-peer-groups"]);
     assert_eq!((attacks, attacks_all), (2, 2));
     assert!(benign < benign_all, "{benign} vs {benign_all}");
@@ -561,6 +563,9 @@ fn peer_groups_veto_what_a_role_explains() {
     assert_eq!(ws.0, "workstation");
     assert!(ws.1.parse::<f64>().is_ok(), "{ws:?}");
     assert_eq!(ubuntu.0, "workstation");
+    // A group's score is kept only above the whole population's threshold,
+    // where the group can change the verdict.
+    assert_eq!(least, ("external".to_string(), String::new()));
     // Without peer groups the columns are there, the group's score empty.
     assert_eq!(dc_all.1, "");
     assert!(alerts.contains("\"peer_group\":{\"judged\":\"against its peer group and all hosts\""));
@@ -572,7 +577,7 @@ fn peer_groups_veto_what_a_role_explains() {
         "roles.txt",
         b"# site roles\n192.168.10.51, server\n",
     );
-    let (said, _, _, (_, ws, ubuntu), _) = run("roles", &["--roles", roles.to_str().unwrap()]);
+    let (said, _, _, (_, ws, ubuntu, _), _) = run("roles", &["--roles", roles.to_str().unwrap()]);
     assert_eq!(ubuntu.0, "server");
     assert_eq!(ws.1, "");
     assert!(said.contains("server             3 hosts"), "{said}");
