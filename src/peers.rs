@@ -52,12 +52,11 @@ pub fn min_group_hosts(budget: Option<f64>) -> usize {
 }
 
 /// How many times a smaller group's training rows are repeated at most
-/// (`--peer-balance`), by default: not at all. Measured over five seeds,
-/// 3 ranks the full synthetic day's brute-forcer second instead of eighth
-/// (average precision 1.00 with every seed, 0.63-1.00 unbalanced) but
-/// makes the hard day's modest lateral mover look more like the
-/// workstations it now knows better: `watch` alerts it 75 minutes after its
-/// first lateral flow instead of 30 (docs/method.md).
+/// (`--peer-balance`), by default: not at all. Measured over 25 seeds,
+/// 3 ranks the full synthetic day's brute-forcer second to fourth instead
+/// of up to eighth, but makes the hard day's modest lateral mover look
+/// more like the workstations it now knows better: `watch` alerts it 75
+/// minutes after its first lateral flow instead of 30 (docs/method.md).
 pub const DEFAULT_BALANCE: usize = 1;
 
 /// The longest group name accepted in `--roles`.
