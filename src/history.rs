@@ -59,6 +59,11 @@ const NEW_PEERS: usize = 3;
 const VERSION: u32 = 1;
 /// The file in the history directory.
 const FILE: &str = "history.json";
+/// How far (seconds) a window may start after the run's 99th percentile
+/// of window starts and still be learnt: a day. Further, it is a clock
+/// error (one flow dated 2099 would otherwise make every host's past
+/// older than the retention period, and forget it).
+const AHEAD: f64 = 86_400.0;
 
 /// Every host's past.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,6 +92,53 @@ pub struct HostPast {
     top: Vec<Vec<(f64, f64)>>,
     /// Admin peers: (peer, first reached, last reached).
     peers: Vec<(IpAddr, f64, f64)>,
+}
+
+/// Hosts a history forgot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forgot {
+    /// Last seen more than the retention period before the newest window.
+    pub expired: usize,
+    /// The least recently seen, past the bound on hosts.
+    pub evicted: usize,
+}
+
+impl Forgot {
+    /// Adds another's counts.
+    pub fn add(&mut self, o: Forgot) {
+        self.expired += o.expired;
+        self.evicted += o.evicted;
+    }
+
+    /// "N hosts forgotten (...)" or nothing.
+    pub fn describe(&self, retention_days: f64) -> Option<String> {
+        let mut why = Vec::new();
+        if self.expired > 0 {
+            why.push(format!(
+                "{} last seen over {retention_days} days before the newest window",
+                self.expired
+            ));
+        }
+        if self.evicted > 0 {
+            why.push(format!(
+                "{} least recently seen past --history-max-hosts",
+                self.evicted
+            ));
+        }
+        (!why.is_empty()).then(|| format!("hosts forgotten: {}", why.join(", ")))
+    }
+}
+
+/// What learning a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Learnt {
+    /// Windows learnt.
+    pub windows: usize,
+    /// Windows not learnt: they start more than a day after the run's
+    /// 99th percentile of window starts (a clock error).
+    pub ahead: usize,
+    /// Hosts forgotten after learning.
+    pub forgot: Forgot,
 }
 
 /// One window a run saw, to learn from.
@@ -180,7 +232,9 @@ impl History {
         h.retention_secs = retention_secs;
         h.max_hosts = max_hosts;
         h.max_peers = max_peers;
-        h.bound();
+        if let Some(what) = h.bound().describe(h.retention_days()) {
+            eprintln!("latmove: {}: on loading, {what}", path.display());
+        }
         Ok(h)
     }
 
@@ -262,9 +316,27 @@ impl History {
         }
     }
 
-    /// Learns the windows of a run, then keeps within the bounds.
-    pub fn learn(&mut self, seen: &[Observation]) {
+    /// The retention period in days.
+    pub fn retention_days(&self) -> f64 {
+        self.retention_secs / 86_400.0
+    }
+
+    /// Learns the windows of a run, but those starting more than [`AHEAD`]
+    /// after the run's 99th percentile of window starts (a clock error),
+    /// then keeps within the bounds.
+    pub fn learn(&mut self, seen: &[Observation]) -> Learnt {
+        let mut starts: Vec<f64> = seen.iter().map(|o| o.start).collect();
+        starts.sort_by(f64::total_cmp);
+        let limit = starts
+            .get((starts.len().saturating_sub(1)) * 99 / 100)
+            .map_or(f64::INFINITY, |q| q + AHEAD);
+        let mut learnt = Learnt::default();
         for o in seen {
+            if o.start > limit {
+                learnt.ahead += 1;
+                continue;
+            }
+            learnt.windows += 1;
             self.newest = self.newest.max(o.start);
             let h = self.hosts.entry(o.ip).or_insert_with(|| HostPast {
                 first_seen: o.start,
@@ -291,14 +363,20 @@ impl History {
                 }
             }
         }
-        self.bound();
+        learnt.forgot = self.bound();
+        learnt
     }
 
     /// Forgets what is past the retention period and what is past the
-    /// bounds (least recently seen first).
-    pub fn bound(&mut self) {
+    /// bounds (least recently seen first); the hosts forgotten.
+    pub fn bound(&mut self) -> Forgot {
         let oldest = self.newest - self.retention_secs;
+        let before = self.hosts.len();
         self.hosts.retain(|_, h| h.last_seen >= oldest);
+        let mut forgot = Forgot {
+            expired: before - self.hosts.len(),
+            evicted: 0,
+        };
         for h in self.hosts.values_mut() {
             for top in &mut h.top {
                 top.retain(|(_, t)| *t >= oldest);
@@ -321,7 +399,9 @@ impl History {
             for (_, ip) in &by_age[..excess] {
                 self.hosts.remove(ip);
             }
+            forgot.evicted = excess;
         }
+        forgot
     }
 }
 
@@ -487,8 +567,15 @@ mod tests {
             let peers: Vec<&str> = peers.iter().map(String::as_str).collect();
             seen.push(obs(&ip, f64::from(i) * 60.0, 3.0, &peers));
         }
-        h.learn(&seen);
+        let learnt = h.learn(&seen);
         assert_eq!(h.hosts(), 10);
+        assert_eq!(
+            learnt.forgot,
+            Forgot {
+                expired: 0,
+                evicted: 40
+            }
+        );
         // The ten seen last: 10.0.0.40 to 10.0.0.49.
         assert!(h.hosts.keys().all(|ip| match ip {
             IpAddr::V4(v) => v.octets()[3] >= 40,
@@ -496,7 +583,51 @@ mod tests {
         }));
         assert!(h.hosts.values().all(|p| p.peers.len() <= 4));
         // A day later, only the new host remains.
-        h.learn(&[obs("10.1.1.1", 49.0 * 60.0 + 86_401.0, 1.0, &[])]);
+        let learnt = h.learn(&[obs("10.1.1.1", 49.0 * 60.0 + 86_401.0, 1.0, &[])]);
+        assert_eq!(h.hosts(), 1);
+        assert_eq!(learnt.forgot.expired, 10);
+        assert!(
+            learnt
+                .forgot
+                .describe(h.retention_days())
+                .unwrap()
+                .contains("10 last seen over 1 days")
+        );
+    }
+
+    /// A window dated far after the rest of a run (a clock error) is not
+    /// learnt, so it cannot age every other host's past out; a whole run
+    /// that late is learnt, and forgets what the retention period says.
+    #[test]
+    fn a_clock_error_does_not_forget_the_past() {
+        let mut h = History::new(30.0 * 86_400.0, 1000, 100);
+        let day: Vec<Observation> = (0..200)
+            .map(|i| {
+                obs(
+                    &format!("10.0.{}.{}", i / 100, i % 100),
+                    900.0 * f64::from(i % 30),
+                    3.0,
+                    &[],
+                )
+            })
+            .collect();
+        assert_eq!(h.learn(&day).windows, 200);
+        let mut next = day.clone();
+        for o in &mut next {
+            o.start += 86_400.0;
+        }
+        next.push(obs("10.0.0.1", 86_400.0 * 365.0 * 80.0, 3.0, &[]));
+        let learnt = h.learn(&next);
+        assert_eq!((learnt.windows, learnt.ahead), (200, 1));
+        assert_eq!(learnt.forgot, Forgot::default());
+        assert_eq!(h.hosts(), 200);
+        // Two months later, every window of the run: the past expires.
+        let later: Vec<Observation> = (0..3)
+            .map(|i| obs("10.5.0.1", 61.0 * 86_400.0 + 900.0 * f64::from(i), 3.0, &[]))
+            .collect();
+        let learnt = h.learn(&later);
+        assert_eq!((learnt.windows, learnt.ahead), (3, 0));
+        assert_eq!(learnt.forgot.expired, 200);
         assert_eq!(h.hosts(), 1);
     }
 }

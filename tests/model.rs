@@ -581,6 +581,67 @@ fn watch_reports_alerted_host_days_beside_the_budget() {
 
 /// A damaged history file (cut, or a host with too few feature lists) is
 /// refused with exit 2 and a message, before any window is scored.
+/// One flow dated 80 years ahead (a clock error) in a run with `--history`
+/// is not learnt, so the other hosts' past does not age out of the
+/// retention period; the summary says so, as it says what it forgets.
+#[test]
+fn a_clock_error_does_not_erase_the_history() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let (day, _) = trained_with_history(dir.path(), "h");
+    let text = std::fs::read_to_string(&day).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let benign = lines
+        .iter()
+        .find(|l| l.contains(",192.168.10.19,") && l.ends_with(",BENIGN"))
+        .unwrap();
+    let odd = benign.replace("/2017 ", "/2099 ");
+    assert_ne!(&odd, benign);
+    lines.push(odd);
+    std::fs::write(d("day.csv"), lines.join("\n") + "\n").unwrap();
+    let out = latmove(&[
+        "score",
+        "--model",
+        &d("m.json"),
+        &d("day.csv"),
+        "--history",
+        &d("h"),
+        "--no-charts",
+        "--out",
+        &d("o"),
+    ]);
+    expect_code(&out, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 windows not learnt: they start over a day after"),
+        "{err}"
+    );
+    assert!(!err.contains("hosts forgotten"), "{err}");
+    // A run two months later forgets, and says how many.
+    let later: Vec<String> = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| l.replace("/7/2017 ", "/9/2017 "))
+        .collect();
+    std::fs::write(d("later.csv"), later.join("\n") + "\n").unwrap();
+    let out = latmove(&[
+        "score",
+        "--model",
+        &d("m.json"),
+        &d("later.csv"),
+        "--history",
+        &d("h"),
+        "--no-charts",
+        "--out",
+        &d("o2"),
+    ]);
+    expect_code(&out, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hosts forgotten: ") && err.contains(" last seen over 30 days before"),
+        "{err}"
+    );
+}
+
 #[test]
 fn damaged_history_files_are_refused() {
     let dir = tempdir();

@@ -366,14 +366,23 @@ fn learn_and_save(
         eprintln!("History: read only, {} left as it was", dir.display());
         return Ok(());
     }
-    past.learn(&d.observations);
+    let learnt = past.learn(&d.observations);
     let path = past.save(dir)?;
     eprintln!(
         "History: {} windows learnt; {} hosts in {}",
-        d.observations.len(),
+        learnt.windows,
         past.hosts(),
         path.display()
     );
+    if learnt.ahead > 0 {
+        eprintln!(
+            "  {} windows not learnt: they start over a day after the rest of the input (a clock error?)",
+            learnt.ahead
+        );
+    }
+    if let Some(what) = learnt.forgot.describe(past.retention_days()) {
+        eprintln!("  {what}");
+    }
     Ok(())
 }
 
@@ -1046,6 +1055,14 @@ fn report_watch(
         (
             stats.traffic_forgotten,
             "hosts' traffic counts (their roles) forgotten past --max-hosts",
+        ),
+        (
+            stats.history_forgot.expired as u64,
+            "hosts' own past forgotten, last seen over the retention period before the newest window",
+        ),
+        (
+            stats.history_forgot.evicted as u64,
+            "hosts' own past forgotten past --history-max-hosts",
         ),
         (stats.idle_closes, "windows closed by --idle-close"),
         (

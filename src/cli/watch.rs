@@ -104,6 +104,8 @@ pub(super) struct WatchStats {
     /// Hosts whose traffic counts (their role) were forgotten to stay
     /// within the bound.
     pub traffic_forgotten: u64,
+    /// Hosts the history (`--history`) forgot.
+    pub history_forgot: crate::history::Forgot,
     /// Incidents closed after a quiet period, and daily summaries written.
     pub incidents_closed: u64,
     pub summaries: u64,
@@ -417,7 +419,8 @@ impl<W: Write> State<'_, W> {
         self.detect.run_window_start = Some(start);
         let mut d = detect_with_training(&self.detect, profiles, None, ReadStats::default())?;
         if let Some(past) = self.detect.history.as_mut() {
-            std::sync::Arc::make_mut(past).learn(&d.observations);
+            let learnt = std::sync::Arc::make_mut(past).learn(&d.observations);
+            self.stats.history_forgot.add(learnt.forgot);
             if self.stats.windows_closed.is_multiple_of(HISTORY_SAVE_EVERY) {
                 self.save_history()?;
             }
