@@ -59,6 +59,8 @@ const NEW_PEERS: usize = 3;
 const VERSION: u32 = 1;
 /// The file in the history directory.
 const FILE: &str = "history.json";
+/// The lock a run that will write the history holds, beside it.
+const LOCK: &str = "history.lock";
 /// How far (seconds) a window may start after the run's 99th percentile
 /// of window starts and still be learnt: a day. Further, it is a clock
 /// error (one flow dated 2099 would otherwise make every host's past
@@ -79,6 +81,9 @@ pub struct History {
     /// The newest flow time learnt (`f64::MIN` before any).
     newest: f64,
     hosts: BTreeMap<IpAddr, HostPast>,
+    /// The directory's lock, held while a run that will write it lives.
+    #[serde(skip)]
+    lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// One host's past.
@@ -188,12 +193,27 @@ impl History {
             max_peers,
             newest: f64::MIN,
             hosts: BTreeMap::new(),
+            lock: None,
         }
     }
 
     /// The history in `dir`, or an empty one when it has none yet; the
-    /// bounds given replace the saved ones.
+    /// bounds given replace the saved ones. To be written (`write`), the
+    /// directory is created and locked for as long as the history (or a
+    /// clone) lives: another run that would write it is refused, so two
+    /// runs never overwrite each other's learning.
     pub fn load(
+        dir: &Path,
+        (retention_secs, max_hosts, max_peers): (f64, usize, usize),
+        write: bool,
+    ) -> Result<History> {
+        let lock = if write { Some(lock(dir)?) } else { None };
+        let mut h = History::read(dir, retention_secs, max_hosts, max_peers)?;
+        h.lock = lock;
+        Ok(h)
+    }
+
+    fn read(
         dir: &Path,
         retention_secs: f64,
         max_hosts: usize,
@@ -402,6 +422,38 @@ impl History {
             forgot.evicted = excess;
         }
         forgot
+    }
+}
+
+/// `dir` (created if needed) locked for writing its history.
+fn lock(dir: &Path) -> Result<std::sync::Arc<std::fs::File>> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the history directory {}", dir.display()))?;
+    let path = dir.join(LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(std::sync::Arc::new(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "--history {}: another latmove run is writing this history ({} is locked); wait for it \
+             to end, or judge against the history without learning with --history-read-only",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+            eprintln!(
+                "latmove: {}: this file system cannot lock; do not run two latmove on this history at once",
+                path.display()
+            );
+            Ok(std::sync::Arc::new(file))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
     }
 }
 

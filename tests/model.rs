@@ -642,6 +642,50 @@ fn a_clock_error_does_not_erase_the_history() {
     );
 }
 
+/// A run that will write a history locks it; another that would write it
+/// meanwhile is refused (exit 2, naming the lock), one that only reads it
+/// (`--history-read-only`) goes ahead, and once the lock is let go the
+/// writer does too.
+#[test]
+fn two_runs_never_write_one_history_at_once() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let (day, _) = trained_with_history(dir.path(), "h");
+    let (model, hist, out_dir) = (d("m.json"), d("h"), d("o"));
+    let score = |extra: &[&str]| {
+        let mut args = vec![
+            "score",
+            "--model",
+            &model,
+            &day,
+            "--history",
+            &hist,
+            "--no-charts",
+            "--out",
+            &out_dir,
+        ];
+        args.extend_from_slice(extra);
+        latmove(&args)
+    };
+    let held = std::fs::File::open(d("h/history.lock")).unwrap();
+    held.lock().unwrap();
+    let out = score(&[]);
+    expect_code(&out, 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another latmove run is writing this history")
+            && err.contains("history.lock is locked"),
+        "{err}"
+    );
+    let before = std::fs::read(d("h/history.json")).unwrap();
+    expect_code(&score(&["--history-read-only"]), 0);
+    assert_eq!(std::fs::read(d("h/history.json")).unwrap(), before);
+    drop(held);
+    let out = score(&[]);
+    expect_code(&out, 0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("windows learnt"));
+}
+
 #[test]
 fn damaged_history_files_are_refused() {
     let dir = tempdir();

@@ -346,9 +346,8 @@ impl HistoryArgs {
         );
         Ok(Some(crate::history::History::load(
             dir,
-            self.history_days * 86_400.0,
-            self.history_max_hosts,
-            4096,
+            (self.history_days * 86_400.0, self.history_max_hosts, 4096),
+            !self.history_read_only,
         )?))
     }
 }
