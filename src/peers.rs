@@ -4,7 +4,8 @@
 //! (an internal host that receives more flows than it starts: it mostly
 //! answers) or `workstation` (any other internal host). `--roles FILE`
 //! names a group for addresses and networks (`10.0.5.0/24 server`; the
-//! longest prefix wins; any name of letters, digits, `.`, `_` and `-`).
+//! longest prefix wins; a network given two roles is refused; any name of
+//! letters, digits, `.`, `_` and `-`).
 //!
 //! Each group with enough training hosts to calibrate the budget on (at
 //! least one host in the budget: 1 / budget hosts, 100 at 1%, and never
@@ -91,9 +92,11 @@ impl Roles {
         parse_file(path, Roles::parse)
     }
 
-    /// One `NETWORK ROLE` per line (space, tab or comma between them).
+    /// One `NETWORK ROLE` per line (space, tab or comma between them); a
+    /// network named twice must have the same role both times.
     pub fn parse(text: &str) -> Result<Roles> {
         let mut nets = crate::net::CidrMap::default();
+        let mut first: std::collections::HashMap<Cidr, usize> = std::collections::HashMap::new();
         for (n, line) in lines(text) {
             let mut parts = line
                 .split([' ', '\t', ','])
@@ -111,8 +114,18 @@ impl Roles {
                 "line {n}: role '{}' must be 1 to {MAX_NAME} letters, digits, '.', '_' or '-'",
                 crate::util::text::printable(name)
             );
-            // A later line for the same network wins.
-            *nets.entry(cidr, String::new) = name.to_ascii_lowercase();
+            let name = name.to_ascii_lowercase();
+            let role = nets.entry(cidr, String::new);
+            if let Some(&line) = first.get(&cidr) {
+                anyhow::ensure!(
+                    *role == name,
+                    "line {n}: {net} is '{role}' on line {line} and '{name}' here; give a network one role",
+                    net = crate::util::text::printable(net),
+                );
+            } else {
+                first.insert(cidr, n);
+                *role = name;
+            }
         }
         Ok(Roles { nets })
     }
@@ -225,13 +238,21 @@ mod tests {
         assert_eq!(r.role_of(facts("10.0.5.7", true, 900, 0)), "jump-hosts");
         assert_eq!(r.role_of(facts("10.0.6.7", true, 1, 900)), WORKSTATION);
         assert_eq!(r.role_of(facts("8.8.8.8", false, 1, 0)), EXTERNAL);
-        // The same network twice: the later line wins; a /32 inside a /24.
+        // The same network twice with one role; a /32 inside a /24.
         let r = Roles::parse(
-            "10.0.5.0/24 a\n10.0.5.0/24 b\n10.0.5.9 c\nfd00::/8 v6\n2001:db8::/64 v6b\n",
+            "10.0.5.0/24 b\n10.0.5.0/24 B\n10.0.5.9 c\nfd00::/8 v6\n2001:db8::/64 v6b\n",
         )
         .unwrap();
         assert_eq!(r.role_of(facts("2001:db8::7", true, 1, 0)), "v6b");
         assert_eq!(r.role_of(facts("10.0.5.7", true, 1, 0)), "b");
+        // With two roles it is refused, both lines named.
+        let e = Roles::parse("# x\n10.0.5.0/24 a\n10.0.5.9 c\n10.0.5.0/24 b\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "line 4: 10.0.5.0/24 is 'a' on line 2 and 'b' here; give a network one role"
+        );
         assert_eq!(r.role_of(facts("10.0.5.9", true, 1, 0)), "c");
         assert_eq!(r.role_of(facts("fd00::1", true, 1, 0)), "v6");
         assert_eq!(r.role_of(facts("10.0.6.1", true, 1, 0)), WORKSTATION);
