@@ -341,9 +341,9 @@ impl History {
         self.retention_secs / 86_400.0
     }
 
-    /// Learns the windows of a run, but those starting more than [`AHEAD`]
-    /// after the run's 99th percentile of window starts (a clock error),
-    /// then keeps within the bounds.
+    /// Learns the windows of a run, but those starting more than a day
+    /// (`AHEAD`) after the run's 99th percentile of window starts (a clock
+    /// error), then keeps within the bounds.
     pub fn learn(&mut self, seen: &[Observation]) -> Learnt {
         let mut starts: Vec<f64> = seen.iter().map(|o| o.start).collect();
         starts.sort_by(f64::total_cmp);
