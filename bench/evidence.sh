@@ -13,10 +13,8 @@ mkdir -p "$work"
 cargo build --release --quiet
 lm=./target/release/latmove
 
-[ -f "$work/day.csv.gz" ] || $lm synth --rows 445909 --seed 42 -o "$work/day.csv.gz" >/dev/null
-[ -f "$work/hard.csv.gz" ] || $lm synth --scenario hard --rows 200000 --seed 7 -o "$work/hard.csv.gz" >/dev/null
-[ -f "$work/hard-baseline.csv.gz" ] || $lm synth --scenario hard --benign-only --rows 200000 --seed 8 -o "$work/hard-baseline.csv.gz" >/dev/null
-printf '# the organisation'"'"'s vulnerability scanner\n192.168.10.80\n' > "$work/allow.txt"
+# shellcheck source=bench/days.sh
+. bench/days.sh
 # A network with enough workstations for a peer group of their own (300, as
 # busy as a third of the standard day's ten each).
 [ -f "$work/ws300.csv" ] || $lm synth --workstations 300 --rows 4459090 --seed 42 -o "$work/ws300.csv" >/dev/null

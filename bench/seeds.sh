@@ -19,10 +19,8 @@ extra=${EXTRA:-}
 mkdir -p "$work"
 cargo build --release --quiet
 lm=./target/release/latmove
-[ -f "$work/day.csv.gz" ] || $lm synth --rows 445909 --seed 42 -o "$work/day.csv.gz" >/dev/null
-[ -f "$work/hard.csv.gz" ] || $lm synth --scenario hard --rows 200000 --seed 7 -o "$work/hard.csv.gz" >/dev/null
-[ -f "$work/hard-baseline.csv.gz" ] || $lm synth --scenario hard --benign-only --rows 200000 --seed 8 -o "$work/hard-baseline.csv.gz" >/dev/null
-printf '# the organisation'"'"'s vulnerability scanner\n192.168.10.80\n' > "$work/allow.txt"
+# shellcheck source=bench/days.sh
+. bench/days.sh
 real=../shared/data/cic-ids2017-improved-samples
 out="$work/seeds"
 rm -rf "$out" && mkdir -p "$out"
