@@ -686,6 +686,78 @@ fn two_runs_never_write_one_history_at_once() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("windows learnt"));
 }
 
+/// A model, a history and alerts kept in the flows' own directory are
+/// not read back as flows (each said once), so the next run on that
+/// directory reads what it read before; named as an input, each is
+/// refused for what it is.
+#[test]
+fn latmove_own_files_beside_the_flows_are_not_read() {
+    let dir = tempdir();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    std::fs::create_dir(d("flows")).unwrap();
+    let day = synth_day("csv", &["--rows", "30000", "--seed", "11"]);
+    std::fs::copy(&day, d("flows/day.csv")).unwrap();
+    let first = latmove(&["detect", &d("flows"), "--no-charts", "--out", &d("o1")]);
+    expect_code(&first, 0);
+    let rows = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find(|l| l.trim_start().starts_with("rows read"))
+            .unwrap()
+            .to_string()
+    };
+    let out = latmove(&[
+        "train",
+        &d("flows"),
+        "-o",
+        &d("flows/model.json"),
+        "--history",
+        &d("flows/past"),
+    ]);
+    expect_code(&out, 0);
+    let out = latmove(&[
+        "score",
+        "--model",
+        &d("flows/model.json"),
+        &d("flows"),
+        "--history",
+        &d("flows/past"),
+        "--alerts",
+        &d("flows/alerts.ndjson"),
+        "--no-charts",
+        "--out",
+        &d("o2"),
+    ]);
+    expect_code(&out, 0);
+    assert_eq!(rows(&out), rows(&first));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for (file, kind) in [("model.json", "model"), ("past/history.json", "history")] {
+        let said = format!(
+            "not reading {}: latmove's own {kind} file",
+            d(&format!("flows/{file}"))
+        );
+        assert_eq!(err.matches(&said).count(), 1, "{err}");
+    }
+    assert!(std::fs::metadata(d("flows/alerts.ndjson")).unwrap().len() > 0);
+    let again = latmove(&["detect", &d("flows"), "--no-charts", "--out", &d("o3")]);
+    expect_code(&again, 0);
+    assert_eq!(rows(&again), rows(&first));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("latmove's own alerts file"));
+    for (file, kind) in [
+        ("model.json", "model"),
+        ("past/history.json", "history"),
+        ("alerts.ndjson", "alerts"),
+    ] {
+        let out = latmove(&["detect", &d(&format!("flows/{file}")), "--out", &d("o4")]);
+        expect_code(&out, 2);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("latmove's own {kind} file, not flows")),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn damaged_history_files_are_refused() {
     let dir = tempdir();

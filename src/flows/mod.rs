@@ -476,19 +476,21 @@ fn collect_csvs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
             .map(|n| n.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
         if ours && is_latmove_output(&name) {
-            // Said once a file, however often the inputs are listed.
-            static SAID: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
-            if let Ok(mut said) = SAID.lock()
-                && !said.contains(&path)
-            {
-                eprintln!("latmove: not reading {}: latmove wrote it", path.display());
-                said.push(path);
-            }
+            not_reading(path, "latmove wrote it");
             continue;
         }
         if path.is_dir() {
             collect_csvs(&path, out)?;
         } else if is_flow_file_name(&name) {
+            // A model, history or alerts file latmove wrote beside the
+            // flows (`train -o`, `--history`, `--alerts`) is not read back.
+            if is_json_name(&name)
+                && let Ok(head) = formats::head_of(&path, formats::HEAD_BYTES)
+                && let Some(kind) = formats::latmove_json(&head)
+            {
+                not_reading(path, &format!("latmove's own {kind} file"));
+                continue;
+            }
             out.push(path);
         }
     }
@@ -510,6 +512,26 @@ pub fn is_flow_file_name(name: &str) -> bool {
         .iter()
         .any(|e| base.ends_with(e))
         || (base.ends_with(".log") && base.starts_with("conn"))
+}
+
+/// Says a file in an input directory is not read, and why: once a file,
+/// however often the inputs are listed.
+fn not_reading(path: PathBuf, why: &str) {
+    static SAID: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    if let Ok(mut said) = SAID.lock()
+        && !said.contains(&path)
+    {
+        eprintln!("latmove: not reading {}: {why}", path.display());
+        said.push(path);
+    }
+}
+
+/// Whether a (lower-case) file name is JSON lines, plain or `.gz`.
+fn is_json_name(name: &str) -> bool {
+    let base = name.strip_suffix(".gz").unwrap_or(name);
+    [".json", ".jsonl", ".ndjson"]
+        .iter()
+        .any(|e| base.ends_with(e))
 }
 
 /// Whether a file or directory name is one latmove writes into an output
@@ -656,6 +678,7 @@ pub fn read_flows_threads<F: FnMut(&Flow<'_>)>(
             stats.files.push(path.clone());
             continue;
         }
+        formats::refuse_own(path)?;
         let reader = open_maybe_gz_counted(path, bar.as_ref()).map_err(|source| ReadError::Io {
             path: path.clone(),
             source,

@@ -142,11 +142,63 @@ pub fn is_parquet(path: &Path) -> bool {
         .is_ok_and(|()| &magic == PARQUET_MAGIC)
 }
 
+/// Which of latmove's own JSON files starts with `head` (its first bytes,
+/// gunzipped), if any: a model, a history or ECS alerts. Told from the
+/// order latmove writes their first fields in, since a model or a history
+/// is one line of megabytes.
+pub fn latmove_json(head: &[u8]) -> Option<&'static str> {
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let line = head.split(|b| *b == b'\n').next().unwrap_or(head);
+    let has = |needle: &[u8]| line.windows(needle.len()).any(|w| w == needle);
+    if line.starts_with(br#"{"format":"latmove-model""#) {
+        Some("model")
+    } else if line.starts_with(br#"{"version":"#) && has(br#","retention_secs":"#) {
+        Some("history")
+    } else if line.starts_with(br#"{"@timestamp":"#) && has(br#""module":"latmove""#) {
+        Some("alerts")
+    } else {
+        None
+    }
+}
+
+/// The first `n` bytes of a file (at most), gunzipped when it is gzip.
+pub fn head_of(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let gz = std::io::BufRead::fill_buf(&mut file)?.starts_with(&[0x1f, 0x8b]);
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::bufread::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut head = Vec::with_capacity(n);
+    reader.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// How many first bytes [`latmove_json`] looks at.
+pub const HEAD_BYTES: usize = 4096;
+
+/// An error for a model, history or alerts file latmove wrote, given as
+/// flows (unless `--format` says what it is).
+pub fn refuse_own(path: &Path) -> Result<(), ReadError> {
+    if forced().is_none()
+        && let Ok(head) = head_of(path, HEAD_BYTES)
+        && let Some(kind) = latmove_json(&head)
+    {
+        return Err(ReadError::UnknownFormat {
+            path: path.to_path_buf(),
+            seen: format!("latmove's own {kind} file, not flows"),
+        });
+    }
+    Ok(())
+}
+
 /// The format of a file, from its first line (after gunzipping).
 pub fn sniff_file(path: &Path) -> Result<Format, ReadError> {
     if is_parquet(path) {
         return Ok(Format::Parquet);
     }
+    refuse_own(path)?;
     // The first line only: a gzip file is inflated here, on this thread,
     // as far as the line reader asks.
     let io = |source| ReadError::Io {
@@ -183,6 +235,9 @@ pub fn detect(path: &Path, first: &[u8]) -> Result<Format, ReadError> {
     }
     if first.starts_with(b"#separator") || first.starts_with(b"#fields") {
         return Ok(Format::Zeek);
+    }
+    if let Some(kind) = latmove_json(first) {
+        return Err(unknown(&format!("latmove's own {kind} file, not flows")));
     }
     if first.starts_with(b"{") {
         let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(first)
