@@ -155,9 +155,9 @@ pub struct DetectArgs {
     /// host-days raise an alert.
     #[arg(long, value_name = "B", conflicts_with = "contamination")]
     pub alert_budget: Option<f64>,
-    /// Trees in the forest (each cross-fitting fold grows its own). 200,
-    /// not scikit-learn's 100: with 100 the real CIC-IDS2017 rows lose an
-    /// attacker at 7 seeds in 100, with 200 at 2 (docs/method.md).
+    /// Trees in the forest (each cross-fitting fold grows its own); fewer
+    /// leave more to the seed (docs/method.md: with 100, the real
+    /// CIC-IDS2017 rows lose a bot at 7 seeds in 100; with 200, at 2).
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub trees: usize,
     /// Subsample size per tree (psi = min(this, training hosts)).
