@@ -367,7 +367,7 @@ impl History {
             });
             h.first_seen = h.first_seen.min(o.start);
             h.last_seen = h.last_seen.max(o.start);
-            h.windows += 1;
+            h.windows = h.windows.saturating_add(1);
             for (top, &v) in h.top.iter_mut().zip(&o.values) {
                 top.push((v, o.start));
                 top.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
