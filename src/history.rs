@@ -425,6 +425,38 @@ impl History {
     }
 }
 
+/// Loads `data` as a history file (for fuzzing): it must be refused or
+/// loaded, and a loaded history must judge, learn, bound and save without
+/// panicking.
+pub fn check_load(data: &[u8]) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join(FILE), data).expect("writing the history");
+    let Ok(mut h) = History::load(dir.path(), (30.0 * 86_400.0, 50, 8), false) else {
+        return;
+    };
+    let ips: Vec<IpAddr> = h.hosts.keys().take(20).copied().collect();
+    let pairs: Vec<(IpAddr, u16)> = ips.iter().map(|ip| (*ip, 445)).collect();
+    for (i, &ip) in ips.iter().enumerate() {
+        for at in [f64::MIN, 0.0, h.newest, h.newest + 1e9, f64::MAX] {
+            let _ = h.judge(ip, |_| Some(i as f64 * 1e3), (&ips, at), &pairs);
+        }
+    }
+    let seen: Vec<Observation> = ips
+        .iter()
+        .enumerate()
+        .map(|(i, &ip)| Observation {
+            ip,
+            start: h.newest + i as f64,
+            values: vec![i as f64; TRACKED.len()],
+            admin_peers: ips.clone(),
+        })
+        .collect();
+    let _ = h.learn(&seen);
+    let _ = h.bound();
+    h.save(dir.path()).expect("saving the history");
+    History::load(dir.path(), (30.0 * 86_400.0, 50, 8), false).expect("reloading what was saved");
+}
+
 /// `dir` (created if needed) locked for writing its history.
 fn lock(dir: &Path) -> Result<std::sync::Arc<std::fs::File>> {
     std::fs::create_dir_all(dir)
@@ -645,6 +677,55 @@ mod tests {
                 .unwrap()
                 .contains("10 last seen over 1 days")
         );
+    }
+
+    /// A saved history and 300 mutations of it (bytes changed, cut,
+    /// digits replaced by extreme numbers) go through the fuzz target's
+    /// check: refused or loaded, and a loaded one judges, learns and saves.
+    #[test]
+    fn damaged_histories_are_refused_or_used_never_panic() {
+        let mut h = History::new(30.0 * 86_400.0, 100, 100);
+        let seen: Vec<Observation> = (0..40)
+            .map(|i| {
+                let ip = format!("10.0.0.{}", i % 8);
+                obs(
+                    &ip,
+                    900.0 * f64::from(i),
+                    f64::from(i),
+                    &["10.0.0.9", "10.0.0.10"],
+                )
+            })
+            .collect();
+        h.learn(&seen);
+        let bytes = serde_json::to_vec(&h).unwrap();
+        check_load(&bytes);
+        let mut state: u64 = 7;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as usize
+        };
+        for k in 0..300 {
+            let mut m = bytes.clone();
+            match k % 3 {
+                0 => {
+                    let i = next() % m.len();
+                    m[i] = b"0123456789-.e,:[]{}\"x"[next() % 21];
+                }
+                1 => m.truncate(next() % m.len()),
+                _ => {
+                    let text = String::from_utf8(m).unwrap();
+                    let big = ["1e308", "-1e308", "18446744073709551615", "0", "-0.0"][next() % 5];
+                    let at = next() % text.len();
+                    let end = text[at..]
+                        .find([',', ']', '}'])
+                        .map_or(text.len(), |e| at + e);
+                    m = format!("{}{big}{}", &text[..at], &text[end..]).into_bytes();
+                }
+            }
+            check_load(&m);
+        }
     }
 
     /// A window dated far after the rest of a run (a clock error) is not
