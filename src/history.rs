@@ -83,7 +83,7 @@ pub struct History {
     hosts: BTreeMap<IpAddr, HostPast>,
     /// The directory's lock, held while a run that will write it lives.
     #[serde(skip)]
-    lock: Option<std::sync::Arc<std::fs::File>>,
+    lock: Option<std::sync::Arc<DirLock>>,
 }
 
 /// One host's past.
@@ -457,11 +457,38 @@ pub fn check_load(data: &[u8]) {
     History::load(dir.path(), (30.0 * 86_400.0, 50, 8), false).expect("reloading what was saved");
 }
 
+/// A history directory's lock. A directory the run created is removed
+/// again when the lock is let go without a history saved in it (a run
+/// that failed leaves nothing behind).
+#[derive(Debug)]
+struct DirLock {
+    _file: std::fs::File,
+    dir: PathBuf,
+    created: bool,
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        if self.created && !self.dir.join(FILE).exists() {
+            let _ = std::fs::remove_file(self.dir.join(LOCK));
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
 /// `dir` (created if needed) locked for writing its history.
-fn lock(dir: &Path) -> Result<std::sync::Arc<std::fs::File>> {
+fn lock(dir: &Path) -> Result<std::sync::Arc<DirLock>> {
+    let created = !dir.exists();
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the history directory {}", dir.display()))?;
     let path = dir.join(LOCK);
+    let held = |file| {
+        std::sync::Arc::new(DirLock {
+            _file: file,
+            dir: dir.to_path_buf(),
+            created,
+        })
+    };
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -469,7 +496,7 @@ fn lock(dir: &Path) -> Result<std::sync::Arc<std::fs::File>> {
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(std::sync::Arc::new(file)),
+        Ok(()) => Ok(held(file)),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
             "--history {}: another latmove run is writing this history ({} is locked); wait for it \
              to end, or judge against the history without learning with --history-read-only",
@@ -481,7 +508,7 @@ fn lock(dir: &Path) -> Result<std::sync::Arc<std::fs::File>> {
                 "latmove: {}: this file system cannot lock; do not run two latmove on this history at once",
                 path.display()
             );
-            Ok(std::sync::Arc::new(file))
+            Ok(held(file))
         }
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("locking {}", path.display()))

@@ -684,6 +684,21 @@ fn two_runs_never_write_one_history_at_once() {
     let out = score(&[]);
     expect_code(&out, 0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("windows learnt"));
+    // A run that fails leaves no history directory it created behind.
+    std::fs::write(d("bad.csv"), "not,a,flow,file\n").unwrap();
+    let out = latmove(&[
+        "score",
+        "--model",
+        &model,
+        &d("bad.csv"),
+        "--history",
+        &d("new"),
+        "--no-charts",
+        "--out",
+        &out_dir,
+    ]);
+    expect_code(&out, 2);
+    assert!(!dir.path().join("new").exists());
 }
 
 /// A model, a history and alerts kept in the flows' own directory are
