@@ -314,6 +314,29 @@ fn trained_with_history(dir: &std::path::Path, hist: &str) -> (String, std::proc
     (day, out)
 }
 
+/// `score --model MODEL INPUT --history HIST --no-charts --out OUT`, and
+/// `extra`.
+fn score_with_history(
+    (model, input): (&str, &str),
+    hist: &str,
+    out: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "score",
+        "--model",
+        model,
+        input,
+        "--history",
+        hist,
+        "--no-charts",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    latmove(&args)
+}
+
 /// `--history`: train learns the baseline day's windows per host; `watch`
 /// then judges each host against its own past as well, so the busy
 /// workstations whose ordinary windows are rare among all hosts stay quiet
@@ -599,17 +622,7 @@ fn a_clock_error_does_not_erase_the_history() {
     assert_ne!(&odd, benign);
     lines.push(odd);
     std::fs::write(d("day.csv"), lines.join("\n") + "\n").unwrap();
-    let out = latmove(&[
-        "score",
-        "--model",
-        &d("m.json"),
-        &d("day.csv"),
-        "--history",
-        &d("h"),
-        "--no-charts",
-        "--out",
-        &d("o"),
-    ]);
+    let out = score_with_history((&d("m.json"), &d("day.csv")), &d("h"), &d("o"), &[]);
     expect_code(&out, 0);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -623,17 +636,7 @@ fn a_clock_error_does_not_erase_the_history() {
         .map(|l| l.replace("/7/2017 ", "/9/2017 "))
         .collect();
     std::fs::write(d("later.csv"), later.join("\n") + "\n").unwrap();
-    let out = latmove(&[
-        "score",
-        "--model",
-        &d("m.json"),
-        &d("later.csv"),
-        "--history",
-        &d("h"),
-        "--no-charts",
-        "--out",
-        &d("o2"),
-    ]);
+    let out = score_with_history((&d("m.json"), &d("later.csv")), &d("h"), &d("o2"), &[]);
     expect_code(&out, 0);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -651,22 +654,7 @@ fn two_runs_never_write_one_history_at_once() {
     let dir = tempdir();
     let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
     let (day, _) = trained_with_history(dir.path(), "h");
-    let (model, hist, out_dir) = (d("m.json"), d("h"), d("o"));
-    let score = |extra: &[&str]| {
-        let mut args = vec![
-            "score",
-            "--model",
-            &model,
-            &day,
-            "--history",
-            &hist,
-            "--no-charts",
-            "--out",
-            &out_dir,
-        ];
-        args.extend_from_slice(extra);
-        latmove(&args)
-    };
+    let score = |extra: &[&str]| score_with_history((&d("m.json"), &day), &d("h"), &d("o"), extra);
     let held = std::fs::File::open(d("h/history.lock")).unwrap();
     held.lock().unwrap();
     let out = score(&[]);
@@ -686,17 +674,7 @@ fn two_runs_never_write_one_history_at_once() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("windows learnt"));
     // A run that fails leaves no history directory it created behind.
     std::fs::write(d("bad.csv"), "not,a,flow,file\n").unwrap();
-    let out = latmove(&[
-        "score",
-        "--model",
-        &model,
-        &d("bad.csv"),
-        "--history",
-        &d("new"),
-        "--no-charts",
-        "--out",
-        &out_dir,
-    ]);
+    let out = score_with_history((&d("m.json"), &d("bad.csv")), &d("new"), &d("o"), &[]);
     expect_code(&out, 2);
     assert!(!dir.path().join("new").exists());
 }
@@ -730,19 +708,12 @@ fn latmove_own_files_beside_the_flows_are_not_read() {
         &d("flows/past"),
     ]);
     expect_code(&out, 0);
-    let out = latmove(&[
-        "score",
-        "--model",
-        &d("flows/model.json"),
-        &d("flows"),
-        "--history",
+    let out = score_with_history(
+        (&d("flows/model.json"), &d("flows")),
         &d("flows/past"),
-        "--alerts",
-        &d("flows/alerts.ndjson"),
-        "--no-charts",
-        "--out",
         &d("o2"),
-    ]);
+        &["--alerts", &d("flows/alerts.ndjson")],
+    );
     expect_code(&out, 0);
     assert_eq!(rows(&out), rows(&first));
     let err = String::from_utf8_lossy(&out.stderr);
