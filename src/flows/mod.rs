@@ -451,6 +451,14 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReadError> {
             found.sort();
             out.extend(found);
         } else if p.is_file() {
+            // Named as an input, latmove's own model, history or alerts is
+            // refused for what it is (one a directory holds is skipped).
+            if let Some(kind) = formats::own_json(p) {
+                return Err(ReadError::UnknownFormat {
+                    path: p.clone(),
+                    seen: format!("latmove's own {kind} file, not flows"),
+                });
+            }
             out.push(p.clone());
         } else if p.exists() {
             return Err(ReadError::NotAFile { path: p.clone() });
@@ -485,8 +493,7 @@ fn collect_csvs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
             // A model, history or alerts file latmove wrote beside the
             // flows (`train -o`, `--history`, `--alerts`) is not read back.
             if is_json_name(&name)
-                && let Ok(head) = formats::head_of(&path, formats::HEAD_BYTES)
-                && let Some(kind) = formats::latmove_json(&head)
+                && let Some(kind) = formats::own_json(&path)
             {
                 not_reading(path, &format!("latmove's own {kind} file"));
                 continue;
@@ -508,8 +515,9 @@ pub fn is_flow_file_name(name: &str) -> bool {
     if name.ends_with(".parquet") {
         return true;
     }
-    [".csv", ".tsv", ".binetflow", ".json", ".jsonl", ".ndjson"]
+    [".csv", ".tsv", ".binetflow"]
         .iter()
+        .chain(JSON_SUFFIXES)
         .any(|e| base.ends_with(e))
         || (base.ends_with(".log") && base.starts_with("conn"))
 }
@@ -526,12 +534,13 @@ fn not_reading(path: PathBuf, why: &str) {
     }
 }
 
+/// The names of JSON lines files.
+const JSON_SUFFIXES: &[&str] = &[".json", ".jsonl", ".ndjson"];
+
 /// Whether a (lower-case) file name is JSON lines, plain or `.gz`.
 fn is_json_name(name: &str) -> bool {
     let base = name.strip_suffix(".gz").unwrap_or(name);
-    [".json", ".jsonl", ".ndjson"]
-        .iter()
-        .any(|e| base.ends_with(e))
+    JSON_SUFFIXES.iter().any(|e| base.ends_with(e))
 }
 
 /// Whether a file or directory name is one latmove writes into an output
@@ -678,7 +687,6 @@ pub fn read_flows_threads<F: FnMut(&Flow<'_>)>(
             stats.files.push(path.clone());
             continue;
         }
-        formats::refuse_own(path)?;
         let reader = open_maybe_gz_counted(path, bar.as_ref()).map_err(|source| ReadError::Io {
             path: path.clone(),
             source,

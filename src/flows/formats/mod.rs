@@ -178,19 +178,15 @@ pub fn head_of(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
 /// How many first bytes [`latmove_json`] looks at.
 pub const HEAD_BYTES: usize = 4096;
 
-/// An error for a model, history or alerts file latmove wrote, given as
-/// flows (unless `--format` says what it is).
-pub fn refuse_own(path: &Path) -> Result<(), ReadError> {
-    if forced().is_none()
-        && let Ok(head) = head_of(path, HEAD_BYTES)
-        && let Some(kind) = latmove_json(&head)
-    {
-        return Err(ReadError::UnknownFormat {
-            path: path.to_path_buf(),
-            seen: format!("latmove's own {kind} file, not flows"),
-        });
+/// Which of latmove's own JSON files `path` is, if any (none when
+/// `--format` says what it is).
+pub fn own_json(path: &Path) -> Option<&'static str> {
+    if forced().is_some() {
+        return None;
     }
-    Ok(())
+    head_of(path, HEAD_BYTES)
+        .ok()
+        .and_then(|head| latmove_json(&head))
 }
 
 /// The format of a file, from its first line (after gunzipping).
@@ -198,7 +194,6 @@ pub fn sniff_file(path: &Path) -> Result<Format, ReadError> {
     if is_parquet(path) {
         return Ok(Format::Parquet);
     }
-    refuse_own(path)?;
     // The first line only: a gzip file is inflated here, on this thread,
     // as far as the line reader asks.
     let io = |source| ReadError::Io {
