@@ -298,10 +298,18 @@ pub struct PeerArgs {
 }
 
 impl PeerArgs {
+    /// The roles `--roles` names (none without it).
+    fn roles(&self) -> Result<crate::peers::Roles> {
+        match &self.roles {
+            Some(f) => crate::peers::Roles::from_file(f).context("--roles"),
+            None => Ok(crate::peers::Roles::default()),
+        }
+    }
+
     /// Applies the options to `cfg`.
     fn apply(&self, cfg: &mut DetectConfig) -> Result<()> {
-        if let Some(f) = &self.roles {
-            cfg.roles = crate::peers::Roles::from_file(f).context("--roles")?;
+        if self.roles.is_some() {
+            cfg.roles = self.roles()?;
         }
         if self.no_peer_groups {
             cfg.peer_groups = false;
@@ -995,10 +1003,7 @@ fn run_watch(a: WatchArgs) -> Result<ExitCode> {
             None => crate::allow::Allowlist::default(),
         },
         history: None,
-        roles: match &a.peers.roles {
-            Some(f) => crate::peers::Roles::from_file(f).context("--roles")?,
-            None => crate::peers::Roles::default(),
-        },
+        roles: a.peers.roles()?,
         peer_groups: !a.peers.no_peer_groups,
         history_read_only: a.past.history_read_only,
     };
