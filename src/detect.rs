@@ -420,20 +420,11 @@ pub(crate) fn score_entities(
     let folds = cfg.cross_fit.assign(&training.hosts, entities.hosts.len());
     let roles = host_roles(cfg, entities);
     let mut fit = fit_and_score(cfg, table, (entities, &roles), &folds, training.hosts.len())?;
-    let peaks = Peaks::of(entities, &fit.scores, &[]);
     let threshold = match &cfg.fitted {
         Some(f) if cfg.detector.kind == DetectorKind::Forest => f.threshold,
-        _ => cfg.detector.threshold(|| {
-            if cfg.per_host_day {
-                host_day_peaks(entities, &training.hosts, &fit.scores)
-            } else {
-                training
-                    .hosts
-                    .iter()
-                    .map(|&h| peaks.score(h, &fit.scores))
-                    .collect()
-            }
-        }),
+        _ => cfg
+            .detector
+            .threshold(|| calibration_scores(cfg, entities, &training.hosts, &fit.scores)),
     };
     // The forest carries the run's threshold (a saved model shows it).
     fit.forest.threshold = threshold;
@@ -490,6 +481,21 @@ pub(crate) fn score_entities(
         groups,
         peer_balance: cfg.balance(),
     })
+}
+
+/// What a threshold is calibrated on: each training host's highest score,
+/// or with `--alert-budget` its highest in each day.
+fn calibration_scores(
+    cfg: &DetectConfig,
+    entities: &Entities<'_>,
+    training: &[usize],
+    scores: &[f64],
+) -> Vec<f64> {
+    if cfg.per_host_day {
+        host_day_peaks(entities, training, scores)
+    } else {
+        host_peaks(entities, training, scores)
+    }
 }
 
 /// The training hosts' highest score in each day they were seen (a
@@ -964,13 +970,9 @@ impl PeerFit {
             let (mut forest, scores) =
                 crossfit::grow_and_score(&params, fit.x.view(), &jobs, cfg.threads)
                     .with_context(|| format!("peer group '{name}'"))?;
-            let threshold = cfg.detector.threshold(|| {
-                if cfg.per_host_day {
-                    host_day_peaks(entities, &hosts, &scores)
-                } else {
-                    host_peaks(entities, &hosts, &scores)
-                }
-            });
+            let threshold = cfg
+                .detector
+                .threshold(|| calibration_scores(cfg, entities, &hosts, &scores));
             forest.threshold = threshold;
             fitted.push((in_group(name), scores));
             out.groups.push(crate::model::PeerGroup {
@@ -1084,11 +1086,6 @@ impl Peaks {
             }
         }
         Peaks { peak }
-    }
-
-    /// A host's score: its highest entity's.
-    fn score(&self, h: usize, scores: &[f64]) -> f64 {
-        self.peak[h].map_or(0.0, |e| scores[e])
     }
 }
 
