@@ -83,7 +83,8 @@ pub struct RoleFacts {
 /// comparison per line (an asset inventory has a line per server).
 #[derive(Debug, Clone, Default)]
 pub struct Roles {
-    nets: crate::net::CidrMap<String>,
+    /// Each network's role and the line that named it first.
+    nets: crate::net::CidrMap<(String, usize)>,
 }
 
 impl Roles {
@@ -96,7 +97,6 @@ impl Roles {
     /// network named twice must have the same role both times.
     pub fn parse(text: &str) -> Result<Roles> {
         let mut nets = crate::net::CidrMap::default();
-        let mut first: std::collections::HashMap<Cidr, usize> = std::collections::HashMap::new();
         for (n, line) in lines(text) {
             let mut parts = line
                 .split([' ', '\t', ','])
@@ -115,17 +115,13 @@ impl Roles {
                 crate::util::text::printable(name)
             );
             let name = name.to_ascii_lowercase();
-            let role = nets.entry(cidr, String::new);
-            if let Some(&line) = first.get(&cidr) {
-                anyhow::ensure!(
-                    *role == name,
-                    "line {n}: {net} is '{role}' on line {line} and '{name}' here; give a network one role",
-                    net = crate::util::text::printable(net),
-                );
-            } else {
-                first.insert(cidr, n);
-                *role = name;
-            }
+            // One network however written (10.0.5.9/24 is 10.0.5.0/24).
+            let (role, line) = nets.entry(cidr, || (name.clone(), n));
+            anyhow::ensure!(
+                *role == name,
+                "line {n}: {net} is '{role}' on line {line} and '{name}' here; give a network one role",
+                net = crate::util::text::printable(net),
+            );
         }
         Ok(Roles { nets })
     }
@@ -141,7 +137,7 @@ impl Roles {
         self.nets
             .matches(f.ip)
             .next()
-            .map_or_else(|| from_traffic(f), String::as_str)
+            .map_or_else(|| from_traffic(f), |(role, _)| role.as_str())
     }
 }
 
@@ -245,7 +241,8 @@ mod tests {
         .unwrap();
         assert_eq!(r.role_of(facts("2001:db8::7", true, 1, 0)), "v6b");
         assert_eq!(r.role_of(facts("10.0.5.7", true, 1, 0)), "b");
-        // With two roles it is refused, both lines named.
+        // With two roles it is refused, both lines named, however the
+        // network is written.
         let e = Roles::parse("# x\n10.0.5.0/24 a\n10.0.5.9 c\n10.0.5.0/24 b\n")
             .unwrap_err()
             .to_string();
@@ -253,6 +250,10 @@ mod tests {
             e,
             "line 4: 10.0.5.0/24 is 'a' on line 2 and 'b' here; give a network one role"
         );
+        let e = Roles::parse("10.0.5.0/24 a\n10.0.5.9/24 b\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("line 2: 10.0.5.9/24 is 'a' on line 1"), "{e}");
         assert_eq!(r.role_of(facts("10.0.5.9", true, 1, 0)), "c");
         assert_eq!(r.role_of(facts("fd00::1", true, 1, 0)), "v6");
         assert_eq!(r.role_of(facts("10.0.6.1", true, 1, 0)), WORKSTATION);
